@@ -1,0 +1,47 @@
+/**
+ * Logs: pino, one JSON object per line.
+ *
+ * Workers write one line per job outcome with conversationId, jobId, type, attempt,
+ * durationMs and result (and the error, on failure). Payloads are never logged, and
+ * neither are secrets or customer data (e-mail, phone, name, address, summary): the code
+ * does not pass them to the logger, and the redaction below censors them should one slip
+ * into a logged object anyway.
+ */
+import { pino, type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
+
+export type { Logger };
+
+const SENSITIVE_KEYS = [
+  'payload', 'data', 'outcome', 'customer', 'email', 'phone', 'name', 'address', 'summary', 'metadata',
+  'secret', 'password', 'token', 'apiKey', 'authToken', 'authorization', 'webhookSecret',
+];
+
+// `name` at the top level is the logger's own name; customer names sit one level down.
+export const REDACT_PATHS = [
+  ...SENSITIVE_KEYS.filter((key) => key !== 'name'),
+  ...SENSITIVE_KEYS.map((key) => `*.${key}`),
+];
+
+export interface LoggerOptions {
+  level?: LevelWithSilent;
+  /** Where lines go; standard output by default. */
+  destination?: DestinationStream;
+  name?: string;
+}
+
+export function createLogger(options: LoggerOptions = {}): Logger {
+  return pino(
+    {
+      name: options.name ?? 'aftercall',
+      level: options.level ?? 'info',
+      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+      base: { pid: process.pid },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    options.destination ?? pino.destination({ dest: 1, sync: true }),
+  );
+}
+
+/** A logger that writes nothing, for library use without logging. */
+export const silentLogger: Logger = pino({ level: 'silent' });

@@ -1,0 +1,170 @@
+/**
+ * The shared job handler: what every worker runs for every job, whatever its type.
+ *
+ * 1. Read the job back and validate it (envelope and the type's payload schema). Data
+ *    that fails is dead-lettered with reason `invalid`; the worker keeps running.
+ * 2. Check expiry at pickup: a job whose expiresAt has passed is dead-lettered with
+ *    reason `expired`; the provider is not called.
+ * 3. A scoped task (a booking's reminder) that is no longer its scope's current task
+ *    (replaced or cancelled while it was being picked up) completes without delivery.
+ * 4. Deliver through the type's processor and port, with the idempotency key.
+ * 5. On failure, decide:
+ *    - terminal error: dead-letter now, reason `terminal`;
+ *    - retryable, but this was the last attempt: dead-letter, reason `exhausted`;
+ *    - retryable, but the next attempt (after backoff, or the provider's Retry-After)
+ *      would start after expiresAt: dead-letter now, reason `expired`;
+ *    - otherwise hand BullMQ the delay and let it schedule the retry.
+ *
+ * Dead-lettering moves the job out of the active list into the type's dead-letter store
+ * in one script that checks this worker's lock (dead-letter-active.lua), so it happens
+ * once even when processes race. The handler then throws BullMQ's DelayedError, which
+ * tells BullMQ the job has been moved already and must not be finished again.
+ *
+ * Every outcome is one log line: conversationId, jobId, type, attempt, durationMs,
+ * result, and reason and error when it failed. Never the payload.
+ */
+import { DelayedError, type Job } from 'bullmq';
+import type { Logger } from '../logger.js';
+import { retryDelay, RetryScheduledError, type RetryPolicy } from '../queues/backoff.js';
+import { parseJobData } from '../queues/job-data.js';
+import type { TypeKeys } from '../queues/keys.js';
+import { callScript, type RedisClient } from '../queues/scripts.js';
+import type { DeliveryPort, DeliveryReceipt } from '../providers/delivery-port.js';
+import { RetryableDeliveryError, TerminalDeliveryError } from '../providers/delivery-errors.js';
+import type { AnyTaskDefinition, TaskConfig } from '../tasks/catalog.js';
+import { formatDuration, toIso, type Clock } from '../time.js';
+import type { DeadLetterReason } from '../queues/dead-letter-queue.js';
+
+export type JobResult = 'completed' | 'retrying' | 'dead_lettered' | 'superseded';
+
+export interface JobOutcomeEvent {
+  type: string;
+  jobId: string;
+  conversationId?: string;
+  attempt: number;
+  durationMs: number;
+  result: JobResult;
+  reason?: DeadLetterReason;
+  error?: string;
+  /** When the task was created (epoch ms), for latency. */
+  createdAt?: number;
+  provider?: string;
+  /** Whether the provider was called in this attempt. */
+  calledProvider: boolean;
+}
+
+export interface JobHandlerOptions {
+  definition: AnyTaskDefinition;
+  config: TaskConfig;
+  port: DeliveryPort;
+  keys: TypeKeys;
+  client: RedisClient;
+  retryPolicy: RetryPolicy;
+  clock: Clock;
+  logger: Logger;
+  /** Called once per job outcome (metrics). */
+  onOutcome?: (event: JobOutcomeEvent) => void;
+}
+
+interface Failure {
+  kind: 'retryable' | 'terminal';
+  message: string;
+  retryAfterMs?: number;
+}
+
+function classify(error: unknown): Failure {
+  if (error instanceof TerminalDeliveryError) return { kind: 'terminal', message: error.message };
+  if (error instanceof RetryableDeliveryError) {
+    return {
+      kind: 'retryable',
+      message: error.message,
+      ...(error.details.retryAfterMs !== undefined && { retryAfterMs: error.details.retryAfterMs }),
+    };
+  }
+  const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  return { kind: 'retryable', message: `unexpected error: ${message}` };
+}
+
+export function createJobHandler(options: JobHandlerOptions) {
+  const { definition, config, port, keys, client, retryPolicy, clock, logger } = options;
+
+  return async function handleJob(job: Job, token?: string, signal?: AbortSignal): Promise<DeliveryReceipt | { superseded: true }> {
+    const startedAt = clock();
+    const jobId = job.id!;
+    const attempt = job.attemptsMade + 1;
+    const parsed = parseJobData(definition, job.data);
+    const conversationId = parsed.ok ? parsed.data.conversationId : parsed.envelope.conversationId;
+    const createdAt = parsed.ok ? parsed.data.createdAt : parsed.envelope.createdAt;
+
+    const report = (event: Omit<JobOutcomeEvent, 'type' | 'jobId' | 'attempt' | 'durationMs' | 'conversationId' | 'createdAt'>) => {
+      const full: JobOutcomeEvent = {
+        type: definition.type, jobId, attempt, durationMs: clock() - startedAt,
+        ...(conversationId !== undefined && { conversationId }),
+        ...(createdAt !== undefined && { createdAt }),
+        ...event,
+      };
+      const level = full.result === 'dead_lettered' ? 'warn' : 'info';
+      logger[level]({
+        conversationId: full.conversationId, jobId, type: full.type, attempt, durationMs: full.durationMs,
+        result: full.result, ...(full.reason && { reason: full.reason }), ...(full.error && { error: full.error }),
+      }, `job ${full.result}`);
+      options.onOutcome?.(full);
+    };
+
+    const deadLetter = async (reason: DeadLetterReason, message: string, attempts: number, calledProvider: boolean): Promise<never> => {
+      const code = await callScript<number>(client, 'deadLetterActive', keys.job(jobId), [
+        keys.base, jobId, token ?? '', reason, `${reason}: ${message}`, attempts, clock(),
+      ]);
+      if (code !== 0) {
+        // The lock is no longer ours (the job stalled and another worker took it): that
+        // worker decides. BullMQ will fail to finish it here too and move on.
+        throw new Error(`could not dead-letter job ${jobId} (${reason}): lock lost (code ${code})`);
+      }
+      report({ result: 'dead_lettered', reason, error: message, calledProvider });
+      throw new DelayedError(`dead-lettered: ${reason}`);
+    };
+
+    if (!parsed.ok) {
+      const detail = parsed.issues.map((issue) => `${issue.path}: ${issue.message}`).join('; ');
+      return deadLetter('invalid', `job data does not match the ${definition.type} schema: ${detail}`, job.attemptsMade, false);
+    }
+    const task = parsed.data;
+    const now = clock();
+    if (now >= task.expiresAt) {
+      return deadLetter('expired', `expired at pickup: expiresAt ${toIso(task.expiresAt)} passed ${formatDuration(now - task.expiresAt)} before`, job.attemptsMade, false);
+    }
+    if (task.scopeId !== undefined) {
+      const current = await client.hget(keys.scope(task.scopeId), 'jobId');
+      if (current !== null && current !== jobId) {
+        report({ result: 'superseded', calledProvider: false });
+        return { superseded: true };
+      }
+    }
+
+    try {
+      const receipt = await definition.process(
+        {
+          type: definition.type, jobId, idempotencyKey: task.idempotencyKey, conversationId: task.conversationId,
+          attempt, createdAt: task.createdAt, expiresAt: task.expiresAt, payload: task.payload,
+        },
+        port,
+        signal ?? new AbortController().signal,
+      );
+      report({ result: 'completed', provider: receipt.provider, calledProvider: true });
+      return receipt;
+    } catch (error) {
+      const failure = classify(error);
+      if (failure.kind === 'terminal') return deadLetter('terminal', failure.message, attempt, true);
+      if (attempt >= config.attempts) {
+        return deadLetter('exhausted', `${failure.message} (attempt ${attempt} of ${config.attempts})`, attempt, true);
+      }
+      const delay = retryDelay(attempt, retryPolicy, failure.retryAfterMs);
+      const nextAttemptAt = clock() + delay;
+      if (nextAttemptAt >= task.expiresAt) {
+        return deadLetter('expired', `${failure.message}; the next attempt (in ${formatDuration(delay)}) would start after expiresAt ${toIso(task.expiresAt)}`, attempt, true);
+      }
+      report({ result: 'retrying', error: failure.message, calledProvider: true });
+      throw new RetryScheduledError(failure.message, delay);
+    }
+  };
+}

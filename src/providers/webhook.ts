@@ -1,0 +1,104 @@
+/**
+ * The generic delivery adapter: an HTTP POST of JSON to the URL configured for the task's
+ * type, signed per the Standard Webhooks specification (https://www.standardwebhooks.com).
+ *
+ * Headers:
+ *   webhook-id         the idempotency key; HTTP headers carry ASCII only, so a key with
+ *                      other characters travels percent-encoded (see `asciiKey`);
+ *                      receivers deduplicate on it
+ *   webhook-timestamp  seconds since the epoch
+ *   webhook-signature  v1,<base64 HMAC-SHA256 of "id.timestamp.body"> with WEBHOOK_SECRET
+ *   idempotency-key    the same ASCII form, for receivers that look there
+ * Body: { type, idempotencyKey (the key itself), conversationId, jobId, attempt,
+ *         createdAt, expiresAt (ISO-8601), payload }
+ *
+ * Responses: 2xx delivered; 408, 429 and 5xx retryable (Retry-After honoured); every
+ * other status terminal; redirects are not followed (terminal: the URL is wrong);
+ * network errors and the per-request timeout (default 10 s) retryable.
+ */
+import { Webhook } from 'standardwebhooks';
+import { asciiKey } from '../queues/job-id.js';
+import { toIso } from '../time.js';
+import { classifyHttpStatus, parseRetryAfter, RetryableDeliveryError, TerminalDeliveryError } from './delivery-errors.js';
+import type { DeliveryPort, DeliveryReceipt, DeliveryRequest } from './delivery-port.js';
+
+export interface WebhookDeliveryOptions {
+  /** Destination URL by task type. */
+  urls: Readonly<Record<string, string | undefined>>;
+  /** Signing secret in `whsec_<base64>` form. */
+  secret: string;
+  timeoutMs?: number;
+  now?: () => number;
+}
+
+export const WEBHOOK_PROVIDER = 'webhook';
+
+export function webhookBody(request: DeliveryRequest): string {
+  return JSON.stringify({
+    type: request.type,
+    idempotencyKey: request.idempotencyKey,
+    conversationId: request.conversationId,
+    jobId: request.jobId,
+    attempt: request.attempt,
+    createdAt: toIso(request.createdAt),
+    expiresAt: toIso(request.expiresAt),
+    payload: request.payload,
+  });
+}
+
+export function createWebhookDelivery(options: WebhookDeliveryOptions): DeliveryPort {
+  const signer = new Webhook(options.secret);
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const now = options.now ?? Date.now;
+
+  return {
+    provider: WEBHOOK_PROVIDER,
+    async deliver(request: DeliveryRequest, signal: AbortSignal): Promise<DeliveryReceipt> {
+      const url = options.urls[request.type];
+      if (!url) {
+        throw new TerminalDeliveryError(`no webhook URL configured for ${request.type}`, {
+          provider: WEBHOOK_PROVIDER,
+          configuration: true,
+        });
+      }
+      const body = webhookBody(request);
+      const id = asciiKey(request.idempotencyKey);
+      const sentAt = new Date(now());
+      let response: Response;
+      try {
+        response = await fetch(url, {
+          method: 'POST',
+          redirect: 'manual',
+          signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]),
+          headers: {
+            'content-type': 'application/json',
+            'user-agent': 'aftercall',
+            'webhook-id': id,
+            'webhook-timestamp': String(Math.floor(sentAt.getTime() / 1000)),
+            'webhook-signature': signer.sign(id, sentAt, body),
+            'idempotency-key': id,
+          },
+          body,
+        });
+      } catch (error) {
+        const cause = error as Error;
+        const reason = cause.name === 'TimeoutError' ? `timed out after ${timeoutMs} ms` : cause.message;
+        throw new RetryableDeliveryError(`webhook request failed: ${reason}`, { provider: WEBHOOK_PROVIDER });
+      }
+      // The body is not needed; reading it frees the connection.
+      await response.arrayBuffer().catch(() => undefined);
+      const kind = classifyHttpStatus(response.status);
+      if (!kind) return { provider: WEBHOOK_PROVIDER, status: response.status };
+      const message = `webhook answered HTTP ${response.status}`;
+      if (kind === 'retryable') {
+        const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), now());
+        throw new RetryableDeliveryError(message, {
+          provider: WEBHOOK_PROVIDER,
+          status: response.status,
+          ...(retryAfterMs !== undefined && { retryAfterMs }),
+        });
+      }
+      throw new TerminalDeliveryError(message, { provider: WEBHOOK_PROVIDER, status: response.status });
+    },
+  };
+}

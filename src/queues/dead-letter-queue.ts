@@ -1,0 +1,191 @@
+/**
+ * The dead-letter queue: whatever could not be done, with the reason.
+ *
+ * Each task type's dead-letter store is BullMQ's failed set of its queue (same hash
+ * slot), with the job kept whole: its data, its attempts, its last error. Jobs get there
+ * only through aftercall's own scripts, which take a job out of its list and into the
+ * store in one step and record the reason:
+ *   expired    its expiresAt passed before it could be delivered (at pickup, by the
+ *              retry horizon, by the sweeper, or already when it was enqueued)
+ *   exhausted  every attempt failed with a retryable error
+ *   terminal   the provider refused it in a way a retry cannot fix
+ *   invalid    its data did not match its schema when a worker read it
+ * A job BullMQ fails by itself (a job that kept crashing its workers, stalled beyond the
+ * limit) has no recorded reason and counts as `exhausted`.
+ *
+ * Nothing consumes the store automatically. Entries stay until they are replayed (the job
+ * goes back to its queue with fresh attempts, optionally a new expiry) or purged. While
+ * an entry exists, the same idempotency key is not enqueued again.
+ *
+ * The stores are presented as one dead-letter queue: `list` and `counts` span all types.
+ */
+import type { RedisClient } from './scripts.js';
+import { callScript } from './scripts.js';
+import { typeKeys } from './keys.js';
+import { allTaskDefinitions, type TaskType } from '../tasks/catalog.js';
+import { toIso } from '../time.js';
+
+export const DEAD_LETTER_REASONS = ['expired', 'exhausted', 'terminal', 'invalid'] as const;
+export type DeadLetterReason = (typeof DEAD_LETTER_REASONS)[number];
+
+export interface DeadLetterEntry {
+  type: TaskType;
+  /** The original job id. */
+  jobId: string;
+  idempotencyKey: string | null;
+  conversationId: string | null;
+  reason: DeadLetterReason;
+  lastError: string | null;
+  /** Provider calls made. */
+  attempts: number;
+  createdAt: string | null;
+  expiresAt: string | null;
+  deadLetteredAt: string | null;
+  payload: unknown;
+}
+
+export interface ListOptions {
+  types?: readonly TaskType[];
+  reason?: DeadLetterReason;
+  /** At most this many entries, newest first; default 1000. */
+  limit?: number;
+}
+
+export type DeadLetterCounts = Record<TaskType, Record<DeadLetterReason, number>>;
+
+const HASH_BATCH = 500;
+
+function isReason(value: string | undefined): value is DeadLetterReason {
+  return DEAD_LETTER_REASONS.includes(value as DeadLetterReason);
+}
+
+/** A dead-letter entry from a job hash (HGETALL); undefined when the hash is gone. */
+export function entryFromJobHash(type: TaskType, jobId: string, hash: Record<string, string>): DeadLetterEntry | undefined {
+  if (!hash.data && !hash.finishedOn) return undefined;
+  let data: Record<string, unknown> = {};
+  let payload: unknown = hash.data ?? null;
+  try {
+    const parsed: unknown = JSON.parse(hash.data ?? 'null');
+    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) {
+      data = parsed as Record<string, unknown>;
+      payload = 'payload' in data ? data.payload : parsed;
+    } else {
+      payload = parsed;
+    }
+  } catch {
+    // Unreadable data (an `invalid` entry): the raw text is the payload.
+  }
+  const text = (value: unknown) => (typeof value === 'string' ? value : null);
+  const time = (value: unknown) => (typeof value === 'number' && Number.isFinite(value) ? toIso(value) : null);
+  return {
+    type,
+    jobId,
+    idempotencyKey: text(data.idempotencyKey),
+    conversationId: text(data.conversationId),
+    reason: isReason(hash.deadLetterReason) ? hash.deadLetterReason : 'exhausted',
+    lastError: hash.failedReason ?? null,
+    attempts: Number(hash.atm ?? 0),
+    createdAt: time(data.createdAt) ?? time(Number(hash.timestamp)),
+    expiresAt: time(data.expiresAt),
+    deadLetteredAt: time(Number(hash.finishedOn)),
+    payload,
+  };
+}
+
+export class DeadLetterQueue {
+  constructor(
+    private readonly client: RedisClient,
+    private readonly prefix: string,
+  ) {}
+
+  private types(types?: readonly TaskType[]): TaskType[] {
+    return types?.length ? [...types] : allTaskDefinitions().map((definition) => definition.type);
+  }
+
+  /** Entries across types, newest first. */
+  async list(options: ListOptions = {}): Promise<DeadLetterEntry[]> {
+    const limit = options.limit ?? 1000;
+    const types = this.types(options.types);
+    const ids = await Promise.all(
+      types.map((type) => this.client.zrevrange(typeKeys(this.prefix, type).failed, 0, options.reason ? -1 : limit - 1)),
+    );
+    const entries: DeadLetterEntry[] = [];
+    for (const [index, type] of types.entries()) {
+      const keys = typeKeys(this.prefix, type);
+      const jobIds = ids[index]!;
+      for (let start = 0; start < jobIds.length; start += HASH_BATCH) {
+        const batch = jobIds.slice(start, start + HASH_BATCH);
+        const pipeline = this.client.pipeline();
+        for (const jobId of batch) pipeline.hgetall(keys.job(jobId));
+        const replies = (await pipeline.exec()) ?? [];
+        batch.forEach((jobId, at) => {
+          const entry = entryFromJobHash(type, jobId, (replies[at]?.[1] ?? {}) as Record<string, string>);
+          if (entry && (!options.reason || entry.reason === options.reason)) entries.push(entry);
+        });
+        if (!options.reason && entries.length >= limit) break;
+      }
+    }
+    entries.sort((a, b) => (b.deadLetteredAt ?? '').localeCompare(a.deadLetteredAt ?? ''));
+    return entries.slice(0, limit);
+  }
+
+  /**
+   * Dead-letter depth by type and reason. One pipeline per type (each type lives in its
+   * own hash slot), all sent at once: one round trip whatever the depth.
+   */
+  async counts(types?: readonly TaskType[]): Promise<DeadLetterCounts> {
+    const selected = this.types(types);
+    const replies = await Promise.all(
+      selected.map((type) => {
+        const keys = typeKeys(this.prefix, type);
+        return this.client.pipeline().zcard(keys.failed).hgetall(keys.deadLetterCounts).exec();
+      }),
+    );
+    const counts = {} as DeadLetterCounts;
+    selected.forEach((type, index) => {
+      const [[, total], [, byReason]] = replies[index] as [[unknown, number], [unknown, Record<string, string>]];
+      const row = Object.fromEntries(
+        DEAD_LETTER_REASONS.map((reason) => [reason, Math.max(0, Number(byReason[reason] ?? 0))]),
+      ) as Record<DeadLetterReason, number>;
+      // Jobs BullMQ failed by itself carry no reason and count as exhausted.
+      const recorded = DEAD_LETTER_REASONS.reduce((sum, reason) => sum + row[reason], 0);
+      row.exhausted += Math.max(0, Number(total) - recorded);
+      counts[type] = row;
+    });
+    return counts;
+  }
+
+  /**
+   * Puts an entry back on its queue with fresh attempts. `expiresAt` gives it a new expiry
+   * (required when the old one has passed: the job would only expire again). Returns
+   * false when the job is not in the dead-letter queue (already replayed or purged).
+   */
+  async replay(type: TaskType, jobId: string, options: { expiresAt?: number; now?: number } = {}): Promise<boolean> {
+    const keys = typeKeys(this.prefix, type);
+    const raw = await this.client.hget(keys.job(jobId), 'data');
+    if (raw === null) return false;
+    let data: Record<string, unknown>;
+    try {
+      data = JSON.parse(raw) as Record<string, unknown>;
+    } catch {
+      throw new Error(`cannot replay ${type} job ${jobId}: its data is not JSON (purge it instead)`);
+    }
+    const now = options.now ?? Date.now();
+    const expiresAt = options.expiresAt ?? (typeof data.expiresAt === 'number' ? data.expiresAt : Number.NaN);
+    if (!Number.isFinite(expiresAt) || expiresAt <= now) {
+      throw new Error(
+        `cannot replay ${type} job ${jobId}: it expired at ${Number.isFinite(expiresAt) ? toIso(expiresAt) : '(unknown)'}; ` +
+          'give it a new expiry (--extend <duration>)',
+      );
+    }
+    const updated = options.expiresAt === undefined ? '' : JSON.stringify({ ...data, runAt: now, expiresAt });
+    const replayed = await callScript<number>(this.client, 'replayDeadLetter', keys.job(jobId), [keys.base, jobId, updated, expiresAt]);
+    return replayed === 1;
+  }
+
+  /** Deletes an entry for good. Returns false when it is not in the dead-letter queue. */
+  async purge(type: TaskType, jobId: string): Promise<boolean> {
+    const keys = typeKeys(this.prefix, type);
+    return (await callScript<number>(this.client, 'purgeDeadLetter', keys.job(jobId), [keys.base, jobId])) === 1;
+  }
+}

@@ -1,0 +1,59 @@
+-- Shared by every aftercall script; the loader puts it in front of each one.
+--
+-- A task type's keys all start with `base` (`<prefix>:{<type>}:`) and share one hash
+-- slot, so these functions may touch any key of that type. They read and write BullMQ's
+-- own structures (wait/delayed/active lists and sets, the job hash, the events stream)
+-- in the same way BullMQ's scripts do, and nothing else of BullMQ's.
+local rcall = redis.call
+
+local function maxEvents(base)
+  return rcall("HGET", base .. "meta", "opts.maxLenEvents") or 10000
+end
+
+local function emit(base, ...)
+  rcall("XADD", base .. "events", "MAXLEN", "~", maxEvents(base), "*", ...)
+end
+
+-- Takes a job that is waiting or delayed out of its list or set, and returns the state
+-- it was in, or false when it is not pending (active, finished, or missing). An active
+-- job holds a lock; it is never touched. `waitDirection` is -1 to search the wait list
+-- from its consuming end (old jobs) or 1 from its producing end (a job just added).
+local function takePending(base, jobId, waitDirection)
+  local jobKey = base .. jobId
+  if rcall("EXISTS", jobKey) == 0 then return false end
+  if rcall("HEXISTS", jobKey, "finishedOn") == 1 then return false end
+  if rcall("EXISTS", jobKey .. ":lock") == 1 then return false end
+  if rcall("ZREM", base .. "delayed", jobId) == 1 then return "delayed" end
+  if rcall("ZREM", base .. "prioritized", jobId) == 1 then return "prioritized" end
+  if rcall("LPOS", base .. "active", jobId) then return false end
+  if rcall("LREM", base .. "wait", waitDirection, jobId) == 1 then return "waiting" end
+  if rcall("LREM", base .. "paused", waitDirection, jobId) == 1 then return "waiting" end
+  return false
+end
+
+-- Moves a job that is no longer in any list into the type's dead-letter store (BullMQ's
+-- failed set, kept forever), with its reason, and counts it.
+local function deadLetter(base, jobId, reason, message, attempts, now, prev)
+  local jobKey = base .. jobId
+  rcall("ZADD", base .. "failed", now, jobId)
+  rcall("HSET", jobKey, "failedReason", message, "finishedOn", now, "atm", attempts,
+    "deadLetterReason", reason)
+  rcall("HINCRBY", base .. "dead-letter-counts", reason, 1)
+  rcall("ZREM", base .. "expiry", jobId)
+  emit(base, "event", "failed", "jobId", jobId, "failedReason", message, "prev", prev)
+end
+
+-- Deletes a pending job that `takePending` took out (a replaced or cancelled reminder).
+local function deleteTaken(base, jobId)
+  local jobKey = base .. jobId
+  rcall("DEL", jobKey, jobKey .. ":logs")
+  rcall("ZREM", base .. "expiry", jobId)
+  emit(base, "event", "removed", "jobId", jobId, "prev", "waiting")
+end
+
+-- { 0, runAt, expiresAt } of an existing job, read from its data (written by aftercall).
+local function existingTimes(jobKey)
+  local ok, data = pcall(cjson.decode, rcall("HGET", jobKey, "data") or "{}")
+  if not ok or type(data) ~= "table" then return { 0 } end
+  return { 0, tostring(data["runAt"] or ""), tostring(data["expiresAt"] or "") }
+end

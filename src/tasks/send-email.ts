@@ -1,0 +1,46 @@
+/**
+ * send_email: the confirmation, reschedule notice or cancellation notice of a booking,
+ * sent to the customer's e-mail address. Worthless once the customer has stopped
+ * waiting for it: expires 30 minutes after the call by default.
+ */
+import { z } from 'zod';
+import { BOOKING_OUTCOMES, bookingSchema, customerSchema } from '../producers/conversation-outcome.js';
+import { fromIso, MINUTE } from '../time.js';
+import { conversationTaskKey } from '../queues/job-id.js';
+import { defineTask, deliverPayload } from './task-definition.js';
+
+export const EMAIL_KINDS = {
+  booked: 'booking_confirmation',
+  rescheduled: 'reschedule_notice',
+  cancelled: 'cancellation_notice',
+} as const;
+
+const payloadSchema = z.strictObject({
+  kind: z.enum(Object.values(EMAIL_KINDS) as [string, ...string[]]),
+  customer: customerSchema.omit({ phone: true }).required({ email: true }),
+  booking: bookingSchema,
+});
+
+export const sendEmail = defineTask({
+  type: 'send_email',
+  description: 'Booking confirmation, reschedule or cancellation notice by e-mail',
+  webhookUrlVariable: 'EMAIL_WEBHOOK_URL',
+  defaults: { attempts: 3, settings: { expiresAfter: 30 * MINUTE } },
+  settingDescriptions: { expiresAfter: 'expires this long after the conversation ended' },
+  payloadSchema,
+  appliesTo: (outcome) => BOOKING_OUTCOMES.includes(outcome.outcome) && !!outcome.customer.email && !!outcome.booking,
+  idempotencyKey: (outcome) => conversationTaskKey(outcome.conversationId, 'send_email'),
+  buildPayload: (outcome) => ({
+    kind: EMAIL_KINDS[outcome.outcome as keyof typeof EMAIL_KINDS],
+    customer: {
+      id: outcome.customer.id,
+      email: outcome.customer.email!,
+      ...(outcome.customer.name !== undefined && { name: outcome.customer.name }),
+      ...(outcome.customer.locale !== undefined && { locale: outcome.customer.locale }),
+    },
+    booking: outcome.booking!,
+  }),
+  runAt: (_outcome, _settings, now) => now,
+  expiresAt: (outcome, settings) => fromIso(outcome.endedAt) + settings.expiresAfter,
+  process: deliverPayload,
+});

@@ -1,0 +1,166 @@
+/**
+ * One fleet process: BullMQ workers for the selected task types (one queue per type,
+ * `concurrency` jobs at once per queue), the expiry sweeper, and a clean shutdown.
+ * Run many side by side; they share the work through Redis.
+ *
+ * Start-up refuses a task type that is switched on but has nowhere to go (no webhook URL,
+ * no signing secret), naming the variable. Connections reconnect forever: a Redis restart
+ * pauses the process, it does not stop it.
+ *
+ * Shutdown (SIGTERM, SIGINT, or `close()`): stop taking jobs, let active jobs finish
+ * within the grace period (default 25 s), then close. Jobs still running when the grace
+ * period ends keep their lock until it lapses and are then picked up by another process
+ * (BullMQ's stalled-job recovery), as are the jobs of a process killed with SIGKILL; the
+ * idempotency key keeps the delivery single.
+ */
+import { hostname } from 'node:os';
+import { Worker } from 'bullmq';
+import type { AftercallConfig } from './config.js';
+import { ConfigError } from './config.js';
+import { startExpirySweeper, type ExpirySweeper, type SweepResult } from './expiry-sweeper.js';
+import { createLogger, type Logger } from './logger.js';
+import { createJobHandler, type JobOutcomeEvent } from './processors/job-handler.js';
+import type { DeliveryPort } from './providers/delivery-port.js';
+import { createWebhookDelivery } from './providers/webhook.js';
+import { backoffStrategy } from './queues/backoff.js';
+import { createRedisConnection, describeRedisUrl } from './queues/connection.js';
+import { queueName, typeKeys } from './queues/keys.js';
+import { defineScripts } from './queues/scripts.js';
+import { resolveTaskConfigs, taskDefinition, taskTypes, type TaskType } from './tasks/catalog.js';
+import { systemClock, type Clock } from './time.js';
+import type { FieldIssue } from './validation-error.js';
+
+export interface WorkerProcessOptions {
+  config: AftercallConfig;
+  /** Task types to serve; default every type that is switched on. */
+  queues?: readonly TaskType[];
+  /** Jobs at once per queue; default WORKER_CONCURRENCY. */
+  concurrency?: number;
+  /** Delivery port per type, in place of the configured webhook (tests, native providers). */
+  ports?: Partial<Record<TaskType, DeliveryPort>>;
+  /** Take part in the expiry sweep; default SWEEPER_ENABLED. */
+  sweeper?: boolean;
+  clock?: Clock;
+  logger?: Logger;
+  onOutcome?: (event: JobOutcomeEvent) => void;
+  onSweep?: (result: SweepResult) => void;
+}
+
+export interface FleetWorker {
+  readonly name: string;
+  readonly queues: readonly TaskType[];
+  /** Resolves once every queue's worker is running. */
+  readonly ready: Promise<void>;
+  /** Graceful shutdown; resolves when the process may exit. */
+  close(): Promise<void>;
+}
+
+/** The ports for the served types; throws ConfigError naming each missing variable. */
+export function resolvePorts(config: AftercallConfig, queues: readonly TaskType[], given: WorkerProcessOptions['ports'] = {}): Record<TaskType, DeliveryPort> {
+  const issues: FieldIssue[] = [];
+  const needsWebhook = queues.filter((type) => !given[type]);
+  for (const type of needsWebhook) {
+    if (!config.webhook.urls[type]) {
+      const variable = taskDefinition(type).webhookUrlVariable;
+      issues.push({ path: variable, message: `required: ${type} is switched on and this worker serves it, but it has no destination (set ${variable}, or switch the type off with TASK_${type.toUpperCase()}_ENABLED=false)` });
+    }
+  }
+  if (needsWebhook.length && !config.webhook.secret) {
+    issues.push({ path: 'WEBHOOK_SECRET', message: 'required: webhooks are signed (Standard Webhooks); expected whsec_ followed by a base64 key' });
+  }
+  if (issues.length) throw new ConfigError(issues);
+  const webhook = needsWebhook.length
+    ? createWebhookDelivery({ urls: config.webhook.urls, secret: config.webhook.secret!, timeoutMs: config.webhook.timeoutMs })
+    : undefined;
+  return Object.fromEntries(queues.map((type) => [type, given[type] ?? webhook!])) as Record<TaskType, DeliveryPort>;
+}
+
+export async function startWorker(options: WorkerProcessOptions): Promise<FleetWorker> {
+  const { config } = options;
+  const logger = options.logger ?? createLogger({ level: config.logLevel });
+  const clock = options.clock ?? systemClock;
+  const taskConfigs = resolveTaskConfigs(config.tasks);
+  const queues = options.queues ?? taskTypes.filter((type) => taskConfigs.get(type)!.enabled);
+  const ports = resolvePorts(config, queues, options.ports);
+  const name = `${hostname()}:${process.pid}`;
+  const client = createRedisConnection('worker', { url: config.redisUrl, name: `aftercall-worker:${name}` });
+  defineScripts(client);
+
+  const workers = queues.map((type) => {
+    const definition = taskDefinition(type);
+    const handler = createJobHandler({
+      definition,
+      config: taskConfigs.get(type)!,
+      port: ports[type],
+      keys: typeKeys(config.prefix, type),
+      client,
+      retryPolicy: config.retry,
+      clock,
+      logger,
+      ...(options.onOutcome && { onOutcome: options.onOutcome }),
+    });
+    const worker = new Worker(queueName(type), handler, {
+      connection: client,
+      prefix: config.prefix,
+      name,
+      concurrency: options.concurrency ?? config.worker.concurrency,
+      lockDuration: config.worker.lockDurationMs,
+      stalledInterval: config.worker.stalledIntervalMs,
+      maxStalledCount: config.worker.maxStalledCount,
+      settings: { backoffStrategy: backoffStrategy(config.retry) },
+    });
+    worker.on('error', (error) => logger.error({ type, err: error.message }, 'worker error'));
+    worker.on('failed', (job, error) => {
+      // Jobs the handler dead-letters never get here; this is BullMQ failing a job by
+      // itself (a job that crashed its workers too often).
+      if (job && error.name !== 'RetryScheduledError') {
+        logger.warn({ type, jobId: job.id, attempt: job.attemptsMade, result: 'dead_lettered', reason: 'exhausted', error: error.message }, 'job failed');
+      }
+    });
+    return worker;
+  });
+
+  let sweeper: ExpirySweeper | undefined;
+  if (options.sweeper ?? config.sweeper.enabled) {
+    sweeper = await startExpirySweeper({
+      client,
+      prefix: config.prefix,
+      intervalMs: config.sweeper.intervalMs,
+      batchSize: config.sweeper.batchSize,
+      dedupeWindowMs: config.dedupeWindowMs,
+      logger,
+      clock,
+      workerName: name,
+      ...(options.onSweep && { onSweep: options.onSweep }),
+    });
+  }
+
+  const ready = Promise.all(workers.map((worker) => worker.waitUntilReady())).then(() => {
+    logger.info({ queues, concurrency: options.concurrency ?? config.worker.concurrency, redis: describeRedisUrl(config.redisUrl), sweeper: !!sweeper }, 'worker started');
+  });
+
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= (async () => {
+      logger.info({ graceMs: config.worker.shutdownGraceMs }, 'worker stopping: no new jobs, waiting for active ones');
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = await Promise.race([
+        Promise.all(workers.map((worker) => worker.close())).then(() => false),
+        new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(true), config.worker.shutdownGraceMs);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (timedOut) {
+        logger.warn('grace period over: jobs still running will be picked up by another worker');
+        await Promise.all(workers.map((worker) => worker.close(true)));
+      }
+      await sweeper?.close();
+      await client.quit().catch(() => client.disconnect());
+      logger.info('worker stopped');
+    })();
+    return closing;
+  };
+
+  return { name, queues, ready, close };
+}
