@@ -2,7 +2,7 @@
  * The `aftercall` command.
  *
  *   aftercall worker [--queues a,b] [--concurrency N] [--no-sweeper]
- *   aftercall enqueue [FILE|-]
+ *   aftercall enqueue [--shift-to-now] [FILE|-]
  *   aftercall status <conversationId> [--json]
  *   aftercall dlq list|replay|purge ...
  *   aftercall sweep
@@ -31,10 +31,11 @@ Usage:
   aftercall worker [--queues ${taskTypes.slice(0, 2).join(',')}] [--concurrency N] [--no-sweeper]
       Run one worker process for the given task types (default: all that are on).
       Concurrency is per queue. Stops cleanly on SIGTERM/SIGINT.
-  aftercall enqueue [FILE|-]
+  aftercall enqueue [--shift-to-now] [FILE|-]
       Enqueue outcomes: one JSON outcome, a JSON array, or NDJSON (default: stdin).
       Prints one JSON result per accepted outcome; rejected ones go to stderr with
       their line number and field errors; exits 1 if any was rejected.
+      --shift-to-now moves each outcome's times so that it ends now (for examples).
   aftercall status <conversationId> [--json]
       The tasks of a conversation and their states.
   aftercall dlq list [--type T] [--reason R] [--limit N] [--json]

@@ -1,12 +1,16 @@
 /**
- * `aftercall enqueue [FILE|-]`: outcomes from a file or standard input into the fleet.
+ * `aftercall enqueue [--shift-to-now] [FILE|-]`: outcomes from a file or standard input
+ * into the fleet.
  *
  * The input is one outcome as JSON (pretty-printed or not), a JSON array of outcomes, or
- * NDJSON (one outcome per line). Each accepted outcome prints its result as one JSON
+ * NDJSON (one outcome per line). `--shift-to-now` moves every time in an outcome
+ * (endedAt, booking.startsAt, callback.notAfter) by the same amount so that the
+ * conversation ends now: handy for examples and recorded fixtures. Each accepted outcome prints its result as one JSON
  * line on stdout; each rejected one prints `line N: ...` with its field errors on stderr.
  * Exit code 1 when any outcome was rejected or could not be enqueued, 0 otherwise.
  */
 import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
 import type { AftercallConfig } from '../config.js';
 import { createProducer } from '../producers/producer.js';
 import { OutcomeValidationError } from '../validation-error.js';
@@ -42,10 +46,36 @@ export function splitInput(text: string): Item[] {
 
 const WINDOW = 32;
 
+/** Moves an outcome's times so that it ends at `now`; leaves anything unreadable alone. */
+export function shiftToNow(value: unknown, now: number): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  const outcome = value as Record<string, unknown>;
+  const endedAt = typeof outcome.endedAt === 'string' ? Date.parse(outcome.endedAt) : Number.NaN;
+  if (Number.isNaN(endedAt)) return value;
+  const delta = now - endedAt;
+  const shift = (text: unknown) => {
+    const ms = typeof text === 'string' ? Date.parse(text) : Number.NaN;
+    return Number.isNaN(ms) ? text : new Date(ms + delta).toISOString();
+  };
+  const shifted: Record<string, unknown> = { ...outcome, endedAt: new Date(now).toISOString() };
+  for (const [field, time] of [['booking', 'startsAt'], ['callback', 'notAfter']] as const) {
+    const part = outcome[field];
+    if (typeof part === 'object' && part !== null && time in part) {
+      shifted[field] = { ...part, [time]: shift((part as Record<string, unknown>)[time]) };
+    }
+  }
+  return shifted;
+}
+
 export async function enqueueCommand(args: string[], config: AftercallConfig, io: CommandIO): Promise<number> {
-  const source = args[0] ?? '-';
+  const { values, positionals } = parseArgs({ args, options: { 'shift-to-now': { type: 'boolean' } }, allowPositionals: true });
+  const source = positionals[0] ?? '-';
   const text = source === '-' ? await readAll(io.stdin) : await readFile(source, 'utf8');
   const items = splitInput(text);
+  if (values['shift-to-now']) {
+    const now = Date.now();
+    for (const item of items) item.value = shiftToNow(item.value, now);
+  }
   if (!items.length) {
     io.stderr.write('aftercall enqueue: no outcome in the input\n');
     return 1;

@@ -30,7 +30,7 @@ import { encodeKeyPart } from '../queues/job-id.js';
 import { DEFAULT_PREFIX, queueName, typeKeys } from '../queues/keys.js';
 import { BACKOFF_STRATEGY } from '../queues/backoff.js';
 import { defineScripts, queueScript, type RedisClient } from '../queues/scripts.js';
-import { resolveTaskConfigs, type TaskConfigs, type TaskOverrides, type TaskType } from '../tasks/catalog.js';
+import { resolveTaskConfigs, taskTypes, type TaskConfigs, type TaskOverrides, type TaskType } from '../tasks/catalog.js';
 import { HOUR, systemClock, toIso, type Clock } from '../time.js';
 
 export interface ProducerOptions {
@@ -100,15 +100,24 @@ export function createProducer(options: ProducerOptions = {}): Producer {
     options.connection ?? createRedisConnection('producer', { url: redisUrl, timeoutMs, name: 'aftercall-producer' });
   defineScripts(client);
 
-  const queues = new Map<TaskType, Queue>();
-  const queueFor = (type: TaskType) => {
-    let queue = queues.get(type);
-    if (!queue) {
-      queue = new Queue(queueName(type), { connection: client, prefix });
-      queue.on('error', () => undefined); // surfaced by the calls themselves
-      queues.set(type, queue);
-    }
+  // One BullMQ Queue per type, made at start-up: each checks the Redis version once when
+  // it connects, which must not cost a round trip in the voice agent's call.
+  const makeQueue = (type: TaskType) => {
+    const queue = new Queue(queueName(type), { connection: client, prefix });
+    queue.on('error', () => undefined); // surfaced by the calls themselves
     return queue;
+  };
+  const queues = new Map<TaskType, Queue>(taskTypes.map((type) => [type, makeQueue(type)]));
+  const clientOf = async (type: TaskType) => {
+    const queue = queues.get(type)!;
+    try {
+      return { queue, bullClient: await queue.getBackend().client };
+    } catch (error) {
+      // Its start-up check failed (Redis went away mid-way): the next call uses a new one.
+      queues.set(type, makeQueue(type));
+      void queue.close().catch(() => undefined);
+      throw error;
+    }
   };
   const jobOptions = (task: PlannedTask, now: number): JobsOptions => ({
     jobId: task.jobId,
@@ -126,8 +135,8 @@ export function createProducer(options: ProducerOptions = {}): Producer {
     const types = new Set<TaskType>([...plan.tasks.map((task) => task.type), ...plan.scopeChanges.map((change) => change.type)]);
     const sent = await Promise.all(
       [...types].map(async (type) => {
-        const queue = queueFor(type);
-        const bullTransaction = (await queue.getBackend().client).multi();
+        const { queue, bullClient } = await clientOf(type);
+        const bullTransaction = bullClient.multi();
         // BullMQ's transaction is an ioredis MULTI with BullMQ's scripts; ours are defined
         // on the same connection, so both kinds of script go into the same MULTI.
         const transaction = bullTransaction as unknown as ChainableCommander;

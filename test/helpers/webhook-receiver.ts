@@ -1,0 +1,94 @@
+/**
+ * A real HTTP receiver on loopback that verifies Standard Webhooks signatures and records
+ * every delivery. Tests script its answers per request.
+ */
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Webhook } from 'standardwebhooks';
+import { WEBHOOK_SECRET } from './redis.js';
+
+export interface Receipt {
+  path: string;
+  webhookId: string;
+  headers: IncomingHttpHeaders;
+  body: {
+    type: string;
+    idempotencyKey: string;
+    conversationId: string;
+    jobId: string;
+    attempt: number;
+    createdAt: string;
+    expiresAt: string;
+    payload: unknown;
+  };
+  receivedAt: number;
+  signatureValid: boolean;
+}
+
+export interface Answer {
+  status?: number;
+  headers?: Record<string, string>;
+  /** Wait this long before answering. */
+  delayMs?: number;
+}
+
+export interface WebhookReceiver {
+  url: string;
+  receipts: Receipt[];
+  /** Decides the answer to each request; 200 by default. */
+  answer: (receipt: Receipt) => Answer | Promise<Answer>;
+  uniqueKeys(): Set<string>;
+  waitFor(predicate: (receipts: Receipt[]) => boolean, timeoutMs?: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startReceiver(secret = WEBHOOK_SECRET): Promise<WebhookReceiver> {
+  const verifier = new Webhook(secret);
+  const receiver: WebhookReceiver = {
+    url: '',
+    receipts: [],
+    answer: () => ({ status: 200 }),
+    uniqueKeys: () => new Set(receiver.receipts.map((receipt) => receipt.body.idempotencyKey)),
+    async waitFor(predicate, timeoutMs = 20_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (!predicate(receiver.receipts)) {
+        if (Date.now() > deadline) throw new Error(`receiver: condition not met within ${timeoutMs} ms (${receiver.receipts.length} receipts)`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    },
+    close: () => new Promise((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
+  };
+  const server: Server = createServer((request, response) => {
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('end', async () => {
+      const raw = Buffer.concat(chunks).toString('utf8');
+      let signatureValid = true;
+      try {
+        verifier.verify(raw, request.headers as Record<string, string>);
+      } catch {
+        signatureValid = false;
+      }
+      const receipt: Receipt = {
+        path: request.url ?? '/',
+        webhookId: String(request.headers['webhook-id']),
+        headers: request.headers,
+        body: JSON.parse(raw) as Receipt['body'],
+        receivedAt: Date.now(),
+        signatureValid,
+      };
+      receiver.receipts.push(receipt);
+      const answer = await receiver.answer(receipt);
+      if (answer.delayMs) await new Promise((resolve) => setTimeout(resolve, answer.delayMs));
+      if (response.destroyed) return;
+      response.writeHead(answer.status ?? 200, { 'content-type': 'application/json', ...answer.headers });
+      response.end('{}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  receiver.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return receiver;
+}

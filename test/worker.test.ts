@@ -1,0 +1,157 @@
+import { Queue } from 'bullmq';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createProducer } from '../src/producers/producer.js';
+import { DeadLetterQueue } from '../src/queues/dead-letter-queue.js';
+import { asciiKey } from '../src/queues/job-id.js';
+import { queueName } from '../src/queues/keys.js';
+import { conversationStatus } from '../src/status.js';
+import { startWorker, type FleetWorker } from '../src/worker.js';
+import { bookedOutcome, resolvedOutcome } from './helpers/outcomes.js';
+import { redis, REDIS_URL, removePrefix, testConfig, uniquePrefix } from './helpers/redis.js';
+import { waitUntil } from './helpers/wait.js';
+import { startReceiver, type Answer, type Receipt, type WebhookReceiver } from './helpers/webhook-receiver.js';
+
+const prefix = uniquePrefix('worker');
+const client = redis();
+const dlq = new DeadLetterQueue(client, prefix);
+let receiver: WebhookReceiver;
+let worker: FleetWorker;
+let clockOffset = 0;
+const producer = createProducer({ redisUrl: REDIS_URL, prefix });
+/** Per-conversation scripted answers: the n-th request of a conversation gets answers[n]. */
+const scripts = new Map<string, Answer[]>();
+
+beforeAll(async () => {
+  receiver = await startReceiver();
+  receiver.answer = (receipt: Receipt) => {
+    const script = scripts.get(receipt.body.conversationId);
+    if (!script) return { status: 200 };
+    const seen = receiver.receipts.filter((r) => r.body.idempotencyKey === receipt.body.idempotencyKey).length;
+    return script[Math.min(seen - 1, script.length - 1)]!;
+  };
+  worker = await startWorker({ config: testConfig(prefix, receiver.url), concurrency: 4, sweeper: false, clock: () => Date.now() + clockOffset });
+  await worker.ready;
+});
+
+afterAll(async () => {
+  await worker.close();
+  await producer.close();
+  await receiver.close();
+  await removePrefix(client, prefix);
+  client.disconnect();
+});
+
+const receiptsOf = (conversationId: string, type?: string) =>
+  receiver.receipts.filter((receipt) => receipt.body.conversationId === conversationId && (!type || receipt.body.type === type));
+const statusOf = async (conversationId: string, type: string) =>
+  (await conversationStatus(client, prefix, conversationId)).find((entry) => entry.type === type);
+const settled = (conversationId: string, type: string) =>
+  waitUntil(() => statusOf(conversationId, type), (status) => status?.state === 'completed' || status?.state === 'dead_lettered', `${type} of ${conversationId} to finish`);
+
+describe('worker', () => {
+  it('delivers each task once, signed, with the idempotency key as webhook-id and in the body', async () => {
+    const conversationId = 'deliver: Ünïcode/1';
+    const result = await producer.conversationEnded(resolvedOutcome(conversationId, Date.now(), { surveyOptIn: false }));
+    for (const task of result.tasks) await settled(conversationId, task.type);
+    const receipts = receiptsOf(conversationId);
+    expect(receipts.map((receipt) => receipt.body.type).sort()).toEqual(['update_crm', 'update_ticket']);
+    for (const receipt of receipts) {
+      const task = result.tasks.find((entry) => entry.type === receipt.body.type)!;
+      expect(receipt.signatureValid).toBe(true);
+      expect(receipt.body.idempotencyKey).toBe(task.idempotencyKey);
+      expect(receipt.webhookId).toBe(asciiKey(task.idempotencyKey));
+      expect(receipt.headers['idempotency-key']).toBe(asciiKey(task.idempotencyKey));
+      expect(receipt.body.expiresAt).toBe(task.expiresAt);
+      expect(receipt.path).toBe(receipt.body.type === 'update_crm' ? '/crm' : '/tickets');
+    }
+    const crm = receipts.find((receipt) => receipt.body.type === 'update_crm')!;
+    expect(crm.body.payload).toMatchObject({ conversationId, outcome: 'resolved', customer: { email: 'grace@example.com' } });
+    expect(await statusOf(conversationId, 'update_crm')).toMatchObject({ state: 'completed', attempts: 1, lastError: null });
+  });
+
+  it('retries a retryable failure with backoff, then completes', async () => {
+    const conversationId = 'retry-then-ok';
+    scripts.set(conversationId, [{ status: 503 }, { status: 500 }, { status: 200 }]);
+    await producer.conversationEnded(resolvedOutcome(conversationId, Date.now(), { ticket: undefined }));
+    await settled(conversationId, 'update_crm');
+    expect(receiptsOf(conversationId, 'update_crm').map((receipt) => receipt.body.attempt)).toEqual([1, 2, 3]);
+    expect(await statusOf(conversationId, 'update_crm')).toMatchObject({ state: 'completed', attempts: 3, lastError: 'webhook answered HTTP 500' });
+  });
+
+  it('honours Retry-After on 429', async () => {
+    const conversationId = 'rate-limited';
+    scripts.set(conversationId, [{ status: 429, headers: { 'retry-after': '1' } }, { status: 200 }]);
+    await producer.conversationEnded(resolvedOutcome(conversationId, Date.now(), { ticket: undefined }));
+    await settled(conversationId, 'update_crm');
+    const [first, second] = receiptsOf(conversationId, 'update_crm');
+    expect(second!.receivedAt - first!.receivedAt).toBeGreaterThanOrEqual(1_000);
+  });
+
+  it('dead-letters a terminal failure at once, with reason terminal and one attempt', async () => {
+    const conversationId = 'terminal';
+    scripts.set(conversationId, [{ status: 422 }]);
+    const result = await producer.conversationEnded(resolvedOutcome(conversationId, Date.now(), { ticket: undefined }));
+    await settled(conversationId, 'update_crm');
+    expect(receiptsOf(conversationId)).toHaveLength(1);
+    const entries = (await dlq.list()).filter((entry) => entry.conversationId === conversationId);
+    expect(entries).toEqual([
+      expect.objectContaining({ type: 'update_crm', jobId: result.tasks[0]!.jobId, reason: 'terminal', attempts: 1, lastError: 'terminal: webhook answered HTTP 422' }),
+    ]);
+    expect(await statusOf(conversationId, 'update_crm')).toMatchObject({ state: 'dead_lettered', deadLetterReason: 'terminal', attempts: 1 });
+  });
+
+  it('dead-letters after the last attempt with reason exhausted', async () => {
+    const conversationId = 'exhausted';
+    scripts.set(conversationId, [{ status: 503 }]);
+    await producer.conversationEnded(resolvedOutcome(conversationId, Date.now(), { ticket: undefined }));
+    await settled(conversationId, 'update_crm');
+    expect(receiptsOf(conversationId)).toHaveLength(5);
+    const [entry] = (await dlq.list({ reason: 'exhausted' })).filter((e) => e.conversationId === conversationId);
+    expect(entry).toMatchObject({ reason: 'exhausted', attempts: 5 });
+    expect(entry!.lastError).toMatch(/HTTP 503 \(attempt 5 of 5\)/);
+  });
+
+  it('dead-letters at once when the next attempt would start after the expiry (retry horizon)', async () => {
+    const conversationId = 'retry-horizon';
+    scripts.set(conversationId, [{ status: 503, headers: { 'retry-after': String(5 * 3_600) } }]);
+    await producer.conversationEnded(bookedOutcome(conversationId, Date.now(), { surveyOptIn: false, customer: { id: 'c' } }));
+    await settled(conversationId, 'update_crm');
+    expect(receiptsOf(conversationId, 'update_crm')).toHaveLength(1);
+    const [entry] = (await dlq.list({ reason: 'expired' })).filter((e) => e.conversationId === conversationId);
+    expect(entry).toMatchObject({ type: 'update_crm', reason: 'expired', attempts: 1 });
+    expect(entry!.lastError).toMatch(/would start after expiresAt/);
+  });
+
+  it('dead-letters a job whose expiry passed before pickup without calling the provider', async () => {
+    const conversationId = 'expired-at-pickup';
+    clockOffset = 5 * 3_600_000; // the worker sees the future: every task of this outcome has expired
+    try {
+      await producer.conversationEnded(resolvedOutcome(conversationId));
+      await settled(conversationId, 'update_crm');
+      await settled(conversationId, 'update_ticket');
+    } finally {
+      clockOffset = 0;
+    }
+    expect(receiptsOf(conversationId, 'update_crm')).toHaveLength(0);
+    const entries = (await dlq.list({ reason: 'expired' })).filter((e) => e.conversationId === conversationId);
+    expect(entries.map((entry) => [entry.type, entry.attempts])).toEqual([['update_crm', 0]]);
+    expect(entries[0]!.lastError).toMatch(/^expired: expired at pickup/);
+    // update_ticket (24 h) had not expired yet and was delivered
+    expect(receiptsOf(conversationId, 'update_ticket')).toHaveLength(1);
+  });
+
+  it('dead-letters malformed job data as invalid and keeps running', async () => {
+    const queue = new Queue(queueName('update_crm'), { connection: client, prefix });
+    await queue.add('update_crm', { type: 'update_crm', conversationId: 'garbage', idempotencyKey: 'garbage:update_crm', createdAt: 'yesterday' }, { jobId: 'garbage%3Aupdate_crm' });
+    await queue.add('update_crm', 'not even an object' as unknown as object, { jobId: 'garbage2%3Aupdate_crm' });
+    await waitUntil(() => dlq.list({ reason: 'invalid' }), (entries) => entries.length === 2, 'two invalid entries');
+    const entries = await dlq.list({ reason: 'invalid' });
+    expect(entries.map((entry) => entry.jobId).sort()).toEqual(['garbage%3Aupdate_crm', 'garbage2%3Aupdate_crm']);
+    expect(entries.find((entry) => entry.jobId === 'garbage%3Aupdate_crm')!.lastError).toMatch(/createdAt/);
+    await queue.close();
+    // still serving
+    await producer.conversationEnded(resolvedOutcome('after-garbage', Date.now(), { ticket: undefined }));
+    await settled('after-garbage', 'update_crm');
+    expect(await statusOf('after-garbage', 'update_crm')).toMatchObject({ state: 'completed' });
+  });
+});
