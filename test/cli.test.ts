@@ -1,0 +1,93 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { BIN } from './helpers/child-worker.js';
+import { bookedOutcome, resolvedOutcome } from './helpers/outcomes.js';
+import { redis, REDIS_URL, removePrefix, uniquePrefix } from './helpers/redis.js';
+
+const prefix = uniquePrefix('cli');
+const client = redis();
+const root = fileURLToPath(new URL('..', import.meta.url));
+
+afterAll(async () => {
+  await removePrefix(client, prefix);
+  client.disconnect();
+});
+
+function run(command: string, args: string[], input = '', env: Record<string, string> = {}) {
+  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    const child = spawn(command, args, {
+      cwd: root,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', REDIS_URL, AFTERCALL_PREFIX: prefix, LOG_LEVEL: 'silent', ...env },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(input);
+  });
+}
+const aftercall = (args: string[], input?: string, env?: Record<string, string>) => run(process.execPath, [BIN, ...args], input, env);
+
+describe('the aftercall command', () => {
+  it('works through npx in a checkout', async () => {
+    const { code, stdout } = await run('npx', ['--no-install', 'aftercall', '--help']);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/aftercall worker/);
+  });
+
+  it('enqueue takes NDJSON, prints one result per accepted line and each rejected line with its number', async () => {
+    const lines = [
+      JSON.stringify(resolvedOutcome('cli-1')),
+      '{"conversationId":"cli-2","endedAt":"yesterday","outcome":"resolved","customer":{"id":"c"}}',
+      '',
+      'not json',
+      JSON.stringify(bookedOutcome('cli-3')),
+    ].join('\n');
+    const { code, stdout, stderr } = await aftercall(['enqueue', '-'], lines);
+    expect(code).toBe(1);
+    const results = stdout.trim().split('\n').map((line) => JSON.parse(line) as { conversationId: string });
+    expect(results.map((result) => result.conversationId)).toEqual(['cli-1', 'cli-3']);
+    expect(stderr).toMatch(/^line 2: rejected: endedAt: expected the end of the conversation as an ISO-8601 date-time/m);
+    expect(stderr).toMatch(/^line 4: not valid JSON/m);
+    expect(stderr).not.toMatch(/line 1|line 3|line 5/);
+  });
+
+  it('enqueue takes one pretty-printed outcome from a file and exits 0', async () => {
+    const { code, stdout, stderr } = await aftercall(['enqueue', '--shift-to-now', 'examples/booked.json']);
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    const result = JSON.parse(stdout) as { tasks: { type: string; expired: boolean }[] };
+    expect(result.tasks.map((task) => task.type)).toEqual(['send_email', 'update_crm', 'schedule_reminder', 'follow_up_survey']);
+    expect(result.tasks.every((task) => !task.expired)).toBe(true);
+  });
+
+  it('status prints a JSON array, empty with exit 0 for an unknown conversation', async () => {
+    const known = await aftercall(['status', 'cli-1', '--json']);
+    expect(known.code).toBe(0);
+    expect((JSON.parse(known.stdout) as { type: string; state: string }[]).map((entry) => [entry.type, entry.state])).toEqual([
+      ['update_crm', 'waiting'],
+      ['update_ticket', 'waiting'],
+    ]);
+    const unknown = await aftercall(['status', 'nobody', '--json']);
+    expect(unknown).toMatchObject({ code: 0, stdout: '[]\n' });
+    const table = await aftercall(['status', 'cli-1']);
+    expect(table.stdout).toMatch(/^type\s+state\s+attempts/);
+  });
+
+  it('dlq list prints a JSON array, and explains bad arguments', async () => {
+    await aftercall(['sweep'], '', {});
+    const empty = await aftercall(['dlq', 'list', '--json']);
+    expect(empty).toMatchObject({ code: 0, stdout: '[]\n' });
+    const bad = await aftercall(['dlq', 'list', '--type', 'fax']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--type: expected one of send_email/);
+  });
+
+  it('exits 1 naming the variable when the configuration is invalid', async () => {
+    const { code, stderr } = await aftercall(['status', 'x'], '', { REDIS_URL: 'http://localhost:6379' });
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/REDIS_URL: expected a redis:\/\/ or rediss:\/\/ URL/);
+  });
+});
