@@ -6,12 +6,12 @@
  *    nothing reaches Redis.
  * 2. Plan it with the task catalog (plan.ts): which tasks, which keys, when each runs and
  *    expires.
- * 3. Enqueue the whole plan in one round trip: one MULTI per task type (each in its own
- *    hash slot, so this works on Redis Cluster too), all sent at once. Each MULTI writes
- *    the job with BullMQ's own add script together with its expiry-index entry; a task
- *    that is already expired goes on into the dead-letter queue in the same MULTI; a
- *    reminder claims its booking in the same MULTI (replacing or removing the previous
- *    one).
+ * 3. Enqueue the whole plan in one round trip: one script per task (enqueue-task.lua),
+ *    all written before any reply is awaited (on Redis Cluster, each to the shard of its
+ *    type's slot). The script runs BullMQ's own add script, unchanged, and in the same
+ *    atomic step indexes the job by expiry, counts it, moves a task that is already
+ *    expired into the dead-letter queue, and for a reminder claims its booking
+ *    (replacing or removing the booking's previous reminder).
  * 4. Resolve with the job ids. The job id is derived from the idempotency key, so a
  *    repeated outcome (concurrent, or long after the first jobs completed) names the
  *    existing jobs and creates nothing: `created` is false for them.
@@ -21,15 +21,15 @@
  * replayed or purged. With Redis unreachable the call rejects within the deadline
  * (default 2 s) with RedisUnavailableError instead of hanging the voice agent.
  */
-import { Job, Queue, type IRedisTransaction, type JobsOptions } from 'bullmq';
-import type { ChainableCommander } from 'ioredis';
+import { Queue, type JobsOptions } from 'bullmq';
 import { parseConversationOutcome } from './conversation-outcome.js';
-import { planOutcome, type Plan, type PlannedTask, type ScopeOnlyChange, type SkipReason } from './plan.js';
+import { planOutcome, type Plan, type PlannedTask, type SkipReason } from './plan.js';
 import { createRedisConnection, describeRedisUrl, whenReady } from '../queues/connection.js';
 import { encodeKeyPart } from '../queues/job-id.js';
 import { DEFAULT_PREFIX, queueName, typeKeys } from '../queues/keys.js';
 import { BACKOFF_STRATEGY } from '../queues/backoff.js';
-import { defineScripts, queueScript, type RedisClient } from '../queues/scripts.js';
+import { bullmqAddCommand } from '../queues/bullmq-add.js';
+import { callScript, callScriptWithKeys, defineScripts, type RedisClient } from '../queues/scripts.js';
 import { resolveTaskConfigs, taskTypes, type TaskConfigs, type TaskOverrides, type TaskType } from '../tasks/catalog.js';
 import { HOUR, systemClock, toIso, type Clock } from '../time.js';
 
@@ -100,25 +100,14 @@ export function createProducer(options: ProducerOptions = {}): Producer {
     options.connection ?? createRedisConnection('producer', { url: redisUrl, timeoutMs, name: 'aftercall-producer' });
   defineScripts(client);
 
-  // One BullMQ Queue per type, made at start-up: each checks the Redis version once when
-  // it connects, which must not cost a round trip in the voice agent's call.
-  const makeQueue = (type: TaskType) => {
-    const queue = new Queue(queueName(type), { connection: client, prefix });
-    queue.on('error', () => undefined); // surfaced by the calls themselves
-    return queue;
-  };
-  const queues = new Map<TaskType, Queue>(taskTypes.map((type) => [type, makeQueue(type)]));
-  const clientOf = async (type: TaskType) => {
-    const queue = queues.get(type)!;
-    try {
-      return { queue, bullClient: await queue.getBackend().client };
-    } catch (error) {
-      // Its start-up check failed (Redis went away mid-way): the next call uses a new one.
-      queues.set(type, makeQueue(type));
-      void queue.close().catch(() => undefined);
-      throw error;
-    }
-  };
+  // One BullMQ Queue per type, made once: it builds each add's command (bullmq-add.ts).
+  const queues = new Map<TaskType, Queue>(
+    taskTypes.map((type) => {
+      const queue = new Queue(queueName(type), { connection: client, prefix });
+      queue.on('error', () => undefined); // surfaced by the calls themselves
+      return [type, queue];
+    }),
+  );
   const jobOptions = (task: PlannedTask, now: number): JobsOptions => ({
     jobId: task.jobId,
     timestamp: now,
@@ -132,153 +121,101 @@ export function createProducer(options: ProducerOptions = {}): Producer {
 
   async function enqueue(plan: Plan, now: number): Promise<EnqueueResult> {
     await whenReady(client, timeoutMs);
-    const types = new Set<TaskType>([...plan.tasks.map((task) => task.type), ...plan.scopeChanges.map((change) => change.type)]);
-    const sent = await Promise.all(
-      [...types].map(async (type) => {
-        const { queue, bullClient } = await clientOf(type);
-        const bullTransaction = bullClient.multi();
-        // BullMQ's transaction is an ioredis MULTI with BullMQ's scripts; ours are defined
-        // on the same connection, so both kinds of script go into the same MULTI.
-        const transaction = bullTransaction as unknown as ChainableCommander;
-        const readers = queueType(
-          transaction,
-          bullTransaction,
-          queue,
-          plan.tasks.filter((task) => task.type === type),
-          plan.scopeChanges.filter((change) => change.type === type),
-          plan.conversationId,
-          now,
-        );
-        const replies = (await transaction.exec()) ?? [];
-        return readers(replies);
-      }),
-    );
-    const result: EnqueueResult = { conversationId: plan.conversationId, tasks: [], skipped: [...plan.skipped] };
-    for (const entries of sent) {
-      for (const entry of entries) {
-        if ('reason' in entry) result.skipped.push(entry);
-        else result.tasks.push(entry);
+    const types = [...new Set<TaskType>([...plan.tasks.map((task) => task.type), ...plan.scopeChanges.map((change) => change.type)])];
+    // One command per task, all written to the connection before any reply is awaited: one
+    // round trip. (Plain commands rather than an ioredis pipeline: a pipeline object per
+    // call costs the voice agent's process slow garbage collections.) On a cluster, each
+    // command goes to the shard of its type's slot.
+    const pending: Promise<Entry | undefined>[] = [];
+    for (const type of types) {
+      const queue = queues.get(type)!;
+      const keys = typeKeys(prefix, type);
+      const conversation = encodeKeyPart(plan.conversationId);
+      for (const task of plan.tasks) {
+        if (task.type !== type) continue;
+        const add = bullmqAddCommand(queue, task.type, task.data, jobOptions(task, now), task.jobId);
+        const scope = task.scope
+          ? [keys.scope(task.scope.id), task.scope.action, task.scope.version, conversation, task.idempotencyKey, recordTtl(task.expiresAt, now)]
+          : ['', '', 0, '', '', 0];
+        const reply = callScriptWithKeys<unknown[]>(client, add.script, [
+          ...add.keysAndArgs,
+          keys.base, task.jobId, task.expiresAt, task.runAt, now, task.expired ? 1 : 0,
+          'expired: already past expiresAt when the outcome was enqueued',
+          ...scope,
+        ]);
+        pending.push(settleTask(task, reply));
+      }
+      for (const change of plan.scopeChanges) {
+        if (change.type !== type) continue;
+        const settled = callScript(client, 'settleScope', keys.scope(change.scope.id), [
+          keys.base, change.scope.action, change.scope.version, conversation, now, recordTtl(0, now),
+        ]);
+        pending.push(step(settled, change.type, 'settle').then(() => undefined));
       }
     }
-    const order = (type: TaskType) => [...types].indexOf(type);
-    result.tasks.sort((a, b) => order(a.type) - order(b.type));
+    const entries = await Promise.all(pending);
+    const result: EnqueueResult = { conversationId: plan.conversationId, tasks: [], skipped: [...plan.skipped] };
+    for (const entry of entries) {
+      if (!entry) continue;
+      if ('reason' in entry) result.skipped.push(entry);
+      else result.tasks.push(entry);
+    }
     return result;
   }
 
   type Entry = EnqueuedTask | { type: TaskType; reason: SkipReason };
-  type Replies = [Error | null, unknown][];
 
-  /** Queues one type's commands on its transaction; returns the reader of their replies. */
-  function queueType(
-    transaction: ChainableCommander,
-    bullTransaction: IRedisTransaction,
-    queue: Queue,
-    tasks: PlannedTask[],
-    scopeChanges: ScopeOnlyChange[],
-    conversationId: string,
-    now: number,
-  ): (replies: Replies) => Entry[] {
-    const keys = typeKeys(prefix, tasks[0]?.type ?? scopeChanges[0]!.type);
-    const backend = queue.getBackend();
-    const readers: ((replies: Replies, at: number) => [Entry | undefined, number])[] = [];
+  /** Redis answered with an error: EnqueueError; no answer (timeout, connection lost) is left to conversationEnded. */
+  async function step<T>(promise: Promise<T>, type: TaskType, name: string): Promise<T> {
+    try {
+      return await promise;
+    } catch (error) {
+      if ((error as Error).name !== 'ReplyError') throw error;
+      throw new EnqueueError(`enqueueing ${type} failed at ${name}: ${(error as Error).message}`, { cause: error });
+    }
+  }
 
-    for (const task of tasks) {
-      if (task.scope) {
-        queueScript(transaction, 'claimScope', keys.scope(task.scope.id), [
-          keys.base, task.scope.action, task.jobId, task.scope.version, encodeKeyPart(conversationId),
-          task.idempotencyKey, task.expiresAt, now, recordTtl(task.expiresAt, now), task.runAt,
-        ]);
-      } else {
-        queueScript(transaction, 'prepareAdd', keys.job(task.jobId), [keys.base, task.jobId, task.expiresAt]);
-      }
-      const job = new Job(queue, task.type, task.data, jobOptions(task, now), task.jobId);
-      // Queues BullMQ's add script on the transaction synchronously (the promise only
-      // reports its reply, which we read from exec() below).
-      backend.addJobToTransaction(bullTransaction, job.asJSON(), task.jobId, {}, queue.keys).catch(() => undefined);
-      if (task.scope) queueScript(transaction, 'settleScope', `${keys.base}scope-txn`, [keys.base, task.jobId]);
-      if (task.expired) {
-        queueScript(transaction, 'expireJobs', keys.expiry, [
-          keys.base, now, 'expired: already past expiresAt when the outcome was enqueued', 1, now, 1, task.jobId,
-        ]);
-      }
-      readers.push((replies, at) => {
-        const first = reply(replies, at, task, 'prepare');
-        reply(replies, at + 1, task, 'add');
-        let next = at + 2;
-        let decision = 'current';
-        if (task.scope) decision = String(reply(replies, next++, task, 'settle'));
-        if (task.expired) reply(replies, next++, task, 'expire');
-        if (decision === 'stale') return [{ type: task.type, reason: 'superseded' }, next];
-        const [created, runAt, expiresAt] = task.scope
-          ? [(first as unknown[])[1] === 1, (first as unknown[])[2], (first as unknown[])[3]]
-          : [(first as unknown[])[0] === 1, (first as unknown[])[1], (first as unknown[])[2]];
-        const entry: EnqueuedTask = {
-          type: task.type,
-          jobId: task.jobId,
-          idempotencyKey: task.idempotencyKey,
-          runAt: toIso(created || !runAt ? task.runAt : Number(runAt)),
-          expiresAt: toIso(created || !expiresAt ? task.expiresAt : Number(expiresAt)),
-          created,
-          expired: task.expired,
-        };
-        return [entry, next];
-      });
-    }
-    for (const change of scopeChanges) {
-      queueScript(transaction, 'claimScope', keys.scope(change.scope.id), [
-        keys.base, change.scope.action, '', change.scope.version, encodeKeyPart(conversationId), '', 0, now,
-        recordTtl(0, now), 0,
-      ]);
-      readers.push((replies, at) => {
-        reply(replies, at, change, 'claim');
-        return [undefined, at + 1];
-      });
-    }
-    return (replies) => {
-      const entries: Entry[] = [];
-      let at = 0;
-      for (const read of readers) {
-        const [entry, next] = read(replies, at);
-        if (entry) entries.push(entry);
-        at = next;
-      }
-      return entries;
+  async function settleTask(task: PlannedTask, reply: Promise<unknown[]>): Promise<Entry> {
+    const [outcome, ...rest] = await step(reply, task.type, 'enqueue');
+    if (outcome === 'stale') return { type: task.type, reason: 'superseded' };
+    if (outcome === 'error') throw new EnqueueError(`enqueueing ${task.type} failed: BullMQ's add answered ${String(rest[0])}`);
+    const created = outcome === 'created';
+    const [runAt, expiresAt] = rest;
+    return {
+      type: task.type,
+      jobId: task.jobId,
+      idempotencyKey: task.idempotencyKey,
+      runAt: toIso(created || !runAt ? task.runAt : Number(runAt)),
+      expiresAt: toIso(created || !expiresAt ? task.expiresAt : Number(expiresAt)),
+      created,
+      expired: task.expired,
     };
   }
 
-  function reply(replies: Replies, at: number, task: { type: TaskType }, step: string): unknown {
-    const [error, value] = replies[at] ?? [new Error('missing reply'), undefined];
-    if (error) throw new EnqueueError(`enqueueing ${task.type} failed at ${step}: ${error.message}`);
-    if (typeof value === 'number' && value < 0) throw new EnqueueError(`enqueueing ${task.type} failed at ${step}: BullMQ error code ${value}`);
-    return value;
-  }
+  const unavailable = (detail: string, cause?: unknown) =>
+    new RedisUnavailableError(
+      `${where} ${detail}; the outcome may not have been enqueued (calling conversationEnded again is safe: it is idempotent)`,
+      cause === undefined ? undefined : { cause },
+    );
+  // The connection aftercall makes bounds every command (commandTimeout); a connection
+  // given by the caller may not, so its calls race a deadline of their own.
+  const commandsAreBounded = ownsConnection && Number((client as { options?: { commandTimeout?: number } }).options?.commandTimeout) > 0;
 
   async function conversationEnded(input: unknown): Promise<EnqueueResult> {
     const outcome = parseConversationOutcome(input);
     const now = clock();
     const plan = planOutcome(outcome, taskConfigs, now);
     let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(
-            new RedisUnavailableError(
-              `${where} did not answer within ${timeoutMs} ms; ` +
-                'the outcome may not have been enqueued (calling conversationEnded again is safe: it is idempotent)',
-            ),
-          ),
-        timeoutMs,
-      );
-    });
     try {
+      if (commandsAreBounded) return await enqueue(plan, now);
+      const deadline = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(unavailable(`did not answer within ${timeoutMs} ms`)), timeoutMs);
+      });
       return await Promise.race([enqueue(plan, now), deadline]);
     } catch (error) {
       if (error instanceof RedisUnavailableError || error instanceof EnqueueError) throw error;
-      throw new RedisUnavailableError(
-        `${where} failed: ${(error as Error).message}; ` +
-          'the outcome may not have been enqueued (calling conversationEnded again is safe: it is idempotent)',
-        { cause: error },
-      );
+      const message = (error as Error).message;
+      throw unavailable(/timed out/i.test(message) ? `did not answer within ${timeoutMs} ms` : `failed: ${message}`, error);
     } finally {
       clearTimeout(timer);
     }

@@ -57,3 +57,45 @@ local function existingTimes(jobKey)
   if not ok or type(data) ~= "table" then return { 0 } end
   return { 0, tostring(data["runAt"] or ""), tostring(data["expiresAt"] or "") }
 end
+
+
+-- Makes a task the current one of its scope (a reminder of its booking). Outcomes carry a
+-- version (their endedAt) and a scope only moves forward:
+-- - `same`:    the scope already points at this task (a repeated outcome);
+-- - `stale`:   a newer outcome changed the scope: nothing changes;
+-- - `current`: the scope now points at this task (for a cancellation: at none); the
+--              previous task, if still waiting or delayed, is removed, and the record of
+--              the conversation that created it says `replaced` or `cancelled`.
+-- The record of this task's conversation (for status) is written unless stale.
+local function claimScope(base, scopeKey, action, newJobId, version, conversation, idempotencyKey,
+                          expiresAt, runAt, now, ttl)
+  local current = rcall("HMGET", scopeKey, "jobId", "version", "conversation")
+  local currentJob = current[1] or ""
+  local currentVersion = tonumber(current[2] or "-1")
+  if newJobId ~= "" and currentJob == newJobId then
+    -- same: nothing to move
+  elseif currentVersion > version then
+    return "stale"
+  else
+    if currentJob ~= "" and currentJob ~= newJobId and takePending(base, currentJob, -1) then
+      deleteTaken(base, currentJob)
+      if current[3] then
+        local record = base .. "conversation:" .. current[3]
+        if rcall("HGET", record, "jobId") == currentJob then
+          rcall("HSET", record, "state", action == "cancel" and "cancelled" or "replaced",
+            "supersededBy", newJobId, "supersededAt", now)
+        end
+      end
+    end
+    rcall("HSET", scopeKey, "jobId", newJobId, "version", version, "conversation", conversation)
+    if rcall("PTTL", scopeKey) < ttl then rcall("PEXPIRE", scopeKey, ttl) end
+  end
+  if newJobId ~= "" then
+    local record = base .. "conversation:" .. conversation
+    rcall("HSET", record, "jobId", newJobId, "idempotencyKey", idempotencyKey, "runAt", runAt,
+      "expiresAt", expiresAt)
+    rcall("HDEL", record, "state", "supersededBy", "supersededAt")
+    if rcall("PTTL", record) < ttl then rcall("PEXPIRE", record, ttl) end
+  end
+  return (newJobId ~= "" and currentJob == newJobId) and "same" or "current"
+end

@@ -1,20 +1,13 @@
 --[[
-  Runs just after BullMQ's add in the MULTI that claim-scope.lua opened. When the claim
-  was `stale` and the add created the job, the job is taken out again: no worker has
-  seen it, since nothing runs between the commands of a MULTI.
+  A scope change that adds no task: a cancellation of a booking (its pending reminder is
+  removed), or a reschedule whose new reminder was skipped (too late to be useful).
+  See claimScope in helpers.lua.
 
-  KEYS[1] base .. 'scope-txn'
-  ARGV[1] base, ARGV[2] jobId
+  KEYS[1] the scope record (hash: jobId, version, conversation)
+  ARGV[1] base, ARGV[2] action (replace|cancel), ARGV[3] version (ms),
+  ARGV[4] encoded conversation id, ARGV[5] now (ms), ARGV[6] record ttl (ms)
 
-  Returns the decision of claim-scope.lua.
+  Returns the decision: `current` or `stale`.
 ]]
-local base, jobId = ARGV[1], ARGV[2]
-local txn = rcall("GET", KEYS[1]) or "current:0"
-rcall("DEL", KEYS[1])
-local decision, created = string.match(txn, "^(%a+):(%d)$")
-if decision == "stale" and created == "1" then
-  if takePending(base, jobId, 1) then
-    deleteTaken(base, jobId)
-  end
-end
-return decision
+return claimScope(ARGV[1], KEYS[1], ARGV[2], "", tonumber(ARGV[3]), ARGV[4], "", "0", "0", ARGV[5],
+  tonumber(ARGV[6]))

@@ -1,0 +1,94 @@
+// Sweeper scaling: the time of one sweep that dead-letters 1,000 expired jobs, among
+// 10,000 / 100,000 (/ 1,000,000) live jobs. Its cost must follow the expired jobs, not
+// the backlog. Also counts Redis calls that blocked for more than 10 ms (SLOWLOG).
+//
+// Layouts:
+//   waiting-oldest  expired jobs are the oldest waiting jobs (a FIFO queue whose tasks
+//                   share one expiry offset: the usual case)
+//   delayed         expired jobs are delayed jobs (reminders, retries) among delayed ones
+//   waiting-random  expired jobs spread at random through the waiting backlog (only
+//                   possible when expiry offsets vary within one type); the worst case
+import { Queue } from 'bullmq';
+import { sweepExpiredJobs } from '../dist/index.js';
+import { acrossRounds, redis, removePrefix } from './lib.mjs';
+
+const TYPE = 'update_crm';
+const CHUNK = 2_000;
+
+async function build(client, prefix, { live, expired, layout, now }) {
+  const queue = new Queue(`{${TYPE}}`, { connection: client, prefix });
+  const base = `${prefix}:{${TYPE}}:`;
+  const total = live + expired;
+  // positions of the expired jobs in insertion order (insertion order = age)
+  const expiredAt = new Set();
+  if (layout === 'waiting-random') {
+    while (expiredAt.size < expired) expiredAt.add(Math.floor(Math.random() * total));
+  } else {
+    for (let i = 0; i < expired; i += 1) expiredAt.add(i); // the oldest
+  }
+  for (let start = 0; start < total; start += CHUNK) {
+    const jobs = [];
+    const index = [];
+    for (let i = start; i < Math.min(total, start + CHUNK); i += 1) {
+      const isExpired = expiredAt.has(i);
+      const jobId = `bench-${i}%3A${TYPE}`;
+      const expiresAt = isExpired ? now - 1_000 : now + 3_600_000;
+      jobs.push({
+        name: TYPE,
+        data: { type: TYPE, conversationId: `bench-${i}`, idempotencyKey: `bench-${i}:${TYPE}`, createdAt: now, runAt: now, expiresAt, payload: { n: i } },
+        opts: { jobId, timestamp: now, ...(layout === 'delayed' && { delay: 3_600_000 }), removeOnFail: false },
+      });
+      index.push(expiresAt, jobId);
+    }
+    await queue.addBulk(jobs);
+    await client.zadd(`${base}expiry`, ...index);
+  }
+  await queue.close();
+}
+
+export async function sweeperScaling({ quick }) {
+  const sizes = quick ? [1_000, 5_000] : [10_000, 100_000, 1_000_000];
+  const layouts = ['waiting-oldest', 'delayed', 'waiting-random'];
+  const expired = quick ? 200 : 1_000;
+  const client = redis();
+  const [, slowlogThreshold] = await client.config('GET', 'slowlog-log-slower-than');
+  await client.config('SET', 'slowlog-log-slower-than', '10000');
+  const results = [];
+  try {
+    for (const layout of layouts) {
+      for (const live of sizes) {
+        // 1,000,000-job rounds take minutes to build: fewer rounds there.
+        const rounds = quick ? 1 : live >= 1_000_000 ? 2 : 5;
+        if (layout === 'waiting-random' && live >= 1_000_000) continue; // the worst case is clear by 100,000
+        const times = [];
+        let slowCalls = 0;
+        let calls = 0;
+        for (let round = 0; round < rounds; round += 1) {
+          const prefix = `bench-sweep-${process.pid}-${round}`;
+          const now = Date.now();
+          await build(client, prefix, { live, expired, layout, now });
+          await client.slowlog('RESET');
+          const result = await sweepExpiredJobs(client, { prefix, now, batchSize: 200, types: [TYPE] });
+          slowCalls += (await client.slowlog('GET', 128)).length;
+          calls += result.calls;
+          if (result.expired[TYPE] !== expired) throw new Error(`sweep dead-lettered ${result.expired[TYPE]} of ${expired}`);
+          times.push(result.durationMs);
+          await removePrefix(client, prefix);
+        }
+        results.push({ layout, live, expired, ms: acrossRounds(times), redisCallsPerSweep: calls / rounds, callsOver10ms: slowCalls });
+        process.stderr.write(`  sweeper ${layout} ${live}: ${acrossRounds(times).median.toFixed(1)} ms\n`);
+      }
+    }
+  } finally {
+    await client.config('SET', 'slowlog-log-slower-than', String(slowlogThreshold));
+    client.disconnect();
+  }
+  const at = (layout, live) => results.find((row) => row.layout === layout && row.live === live)?.ms.median;
+  const small = sizes[0];
+  const large = sizes.at(-1);
+  const ratios = Object.fromEntries(
+    ['waiting-oldest', 'delayed'].map((layout) => [layout, at(layout, large) / at(layout, small)]),
+  );
+  const met = Object.values(ratios).every((ratio) => ratio <= 1.5) && results.filter((row) => row.layout !== 'waiting-random').every((row) => row.callsOver10ms === 0);
+  return { rows: results, ratios, smallest: small, largest: large, goal: { metric: `time at ${large} / time at ${small}`, limit: 1.5, met } };
+}
