@@ -59,17 +59,19 @@ function report() {
       'One sweep that dead-letters the expired jobs among a live backlog of one type (batches of 200 per Redis call).',
       '`calls > 10 ms` counts Redis calls in SLOWLOG above 10 ms during the sweeps.',
       '',
-      '| layout | live jobs | expired | sweep (ms) | Redis calls | calls > 10 ms |',
-      '|---|---|---|---|---|---|',
-      ...s.rows.map((row) => `| ${row.layout} | ${row.live.toLocaleString('en-US')} | ${row.expired.toLocaleString('en-US')} | ${fmt(row.ms.median, 1)} (${fmt(row.ms.min, 1)}..${fmt(row.ms.max, 1)}) | ${row.redisCallsPerSweep} | ${row.callsOver10ms} |`),
+      '| layout | live jobs | expired | dead-lettered by the sweep | sweep (ms) | Redis calls | calls > 10 ms |',
+      '|---|---|---|---|---|---|---|',
+      ...s.rows.map((row) => `| ${row.layout} | ${row.live.toLocaleString('en-US')} | ${row.expired.toLocaleString('en-US')} | ${row.deadLettered.toLocaleString('en-US')} | ${fmt(row.ms.median, 1)} (${fmt(row.ms.min, 1)}..${fmt(row.ms.max, 1)}) | ${row.redisCallsPerSweep} | ${row.callsOver10ms} |`),
       '',
       `Ratio of the sweep at ${s.largest.toLocaleString('en-US')} to the sweep at ${s.smallest.toLocaleString('en-US')} live jobs: ` +
         Object.entries(s.ratios).map(([layout, ratio]) => `${layout} ${fmt(ratio)}`).join(', ') +
         ` (goal ≤ 1.5: ${s.goal.met ? 'met' : 'missed'}).`,
       '',
-      '`waiting-random` is the worst case and has no goal: an expired waiting job is found by searching the wait list',
-      'from its consuming end, so its cost is its distance from that end. In a queue whose tasks share one expiry',
-      'offset (every type but route_callback with `notAfter`), the expired jobs are the oldest, at that end.',
+      '`waiting-random` is the worst case and has no goal: an expired waiting job is searched for from the consuming',
+      'end of the wait list, at most 1,000 entries deep, so no call blocks Redis for long; expired jobs deeper in the',
+      'backlog are left to the workers, which dead-letter them at pickup without calling the provider, and to later',
+      'sweeps. In a queue whose tasks share one expiry offset (every type but route_callback with `notAfter`), the',
+      'expired jobs are the oldest, at the consuming end.',
       '',
     );
   }

@@ -7,7 +7,9 @@
 //                   share one expiry offset: the usual case)
 //   delayed         expired jobs are delayed jobs (reminders, retries) among delayed ones
 //   waiting-random  expired jobs spread at random through the waiting backlog (only
-//                   possible when expiry offsets vary within one type); the worst case
+//                   possible when expiry offsets vary within one type); the worst case:
+//                   the sweep only takes those within reach of the consuming end and
+//                   leaves the rest to the workers' check at pickup
 import { Queue } from 'bullmq';
 import { sweepExpiredJobs } from '../dist/index.js';
 import { acrossRounds, redis, removePrefix } from './lib.mjs';
@@ -65,6 +67,7 @@ export async function sweeperScaling({ quick }) {
         const times = [];
         let slowCalls = 0;
         let calls = 0;
+        let swept = 0;
         for (let round = 0; round < rounds; round += 1) {
           const prefix = `bench-sweep-${process.pid}-${round}`;
           const now = Date.now();
@@ -73,11 +76,12 @@ export async function sweeperScaling({ quick }) {
           const result = await sweepExpiredJobs(client, { prefix, now, batchSize: 200, types: [TYPE] });
           slowCalls += (await client.slowlog('GET', 128)).length;
           calls += result.calls;
-          if (result.expired[TYPE] !== expired) throw new Error(`sweep dead-lettered ${result.expired[TYPE]} of ${expired}`);
+          if (layout !== 'waiting-random' && result.expired[TYPE] !== expired) throw new Error(`sweep dead-lettered ${result.expired[TYPE]} of ${expired}`);
+          swept += result.expired[TYPE];
           times.push(result.durationMs);
           await removePrefix(client, prefix);
         }
-        results.push({ layout, live, expired, ms: acrossRounds(times), redisCallsPerSweep: calls / rounds, callsOver10ms: slowCalls });
+        results.push({ layout, live, expired, deadLettered: swept / rounds, ms: acrossRounds(times), redisCallsPerSweep: calls / rounds, callsOver10ms: slowCalls });
         process.stderr.write(`  sweeper ${layout} ${live}: ${acrossRounds(times).median.toFixed(1)} ms\n`);
       }
     }

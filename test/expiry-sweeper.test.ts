@@ -135,3 +135,25 @@ describe('expiry sweeper', () => {
     await producer.close();
   });
 });
+
+describe('expiry sweeper in a long backlog', () => {
+  it('leaves an expired job deeper than its search limit to the workers, and keeps every call short', async () => {
+    const prefix = fresh('sweep-deep');
+    const regular = createProducer({ redisUrl: REDIS_URL, prefix });
+    const hasty = createProducer({ redisUrl: REDIS_URL, prefix, tasks: { update_crm: { settings: { expiresAfter: 60_000 } } } });
+    const now = Date.now();
+    await hasty.conversationEnded(resolvedOutcome('oldest-hasty', now, { ticket: undefined }));
+    for (let i = 0; i < 1_100; i += 1) await regular.conversationEnded(resolvedOutcome(`filler-${i}`, now, { ticket: undefined }));
+    await hasty.conversationEnded(resolvedOutcome('newest-hasty', now, { ticket: undefined }));
+    const result = await sweepExpiredJobs(client, { prefix, now: now + 10 * 60_000 });
+    expect(result.expired.update_crm).toBe(1); // the oldest, near the consuming end
+    const states = Object.fromEntries(
+      await Promise.all(['oldest-hasty', 'newest-hasty'].map(async (id) => [id, (await conversationStatus(client, prefix, id))[0]!.state])),
+    );
+    expect(states).toEqual({ 'oldest-hasty': 'dead_lettered', 'newest-hasty': 'waiting' });
+    // looked at again later, not forgotten
+    expect(Number(await client.zscore(`${prefix}:{update_crm}:expiry`, 'newest-hasty%3Aupdate_crm'))).toBeGreaterThan(now + 10 * 60_000);
+    await regular.close();
+    await hasty.close();
+  });
+});

@@ -6,12 +6,14 @@
   added: ARGV[6] is then 1 so the wait list is searched from its producing end). The
   cost grows with the number of candidates, never with the backlog: the index is read by
   score, delayed jobs are removed from a sorted set, and waiting jobs are searched from
-  the consuming end of the wait list, where the oldest (first to expire) jobs are.
+  the consuming end of the wait list, where the oldest (first to expire) jobs are, and
+  never further than a fixed limit.
 
   For each candidate:
   - job gone or finished (completed, dead-lettered): the index entry is dropped;
   - expiresAt (the index score) still ahead: left alone;
-  - active (locked): never touched; re-checked at ARGV[5];
+  - active (locked), or waiting deeper in a backlog than the search limit (see
+    helpers.lua): not touched now; re-checked at ARGV[5];
   - waiting or delayed: taken out and dead-lettered, all in this one script.
 
   KEYS[1] the type's expiry index

@@ -14,11 +14,23 @@ local function emit(base, ...)
   rcall("XADD", base .. "events", "MAXLEN", "~", maxEvents(base), "*", ...)
 end
 
+-- How far into a wait list a job is searched for. A waiting job deeper than this (a
+-- long backlog) is left where it is: the worker that reaches it checks its expiry at
+-- pickup anyway, and later sweeps look again as it moves up. This keeps every call
+-- short, whatever the backlog.
+local WAIT_SEARCH_LIMIT = 1000
+
+local function takeFromList(listKey, jobId, direction)
+  if not rcall("LPOS", listKey, jobId, "RANK", direction, "MAXLEN", WAIT_SEARCH_LIMIT) then return false end
+  return rcall("LREM", listKey, direction, jobId) == 1
+end
+
 -- Takes a job that is waiting or delayed out of its list or set, and returns the state
--- it was in, or false when it is not pending (active, finished, or missing). An active
--- job holds a lock; it is never touched. `waitDirection` is -1 to search the wait list
--- from its consuming end (old jobs) or 1 from its producing end (a job just added).
-local function takePending(base, jobId, waitDirection)
+-- it was in, or false when it is not pending (active, finished, missing, or too deep in
+-- a backlog to search). An active job holds a lock; it is never touched. `direction` is
+-- -1 to search the wait list from its consuming end (old jobs) or 1 from its producing
+-- end (a job just added).
+local function takePending(base, jobId, direction)
   local jobKey = base .. jobId
   if rcall("EXISTS", jobKey) == 0 then return false end
   if rcall("HEXISTS", jobKey, "finishedOn") == 1 then return false end
@@ -26,8 +38,8 @@ local function takePending(base, jobId, waitDirection)
   if rcall("ZREM", base .. "delayed", jobId) == 1 then return "delayed" end
   if rcall("ZREM", base .. "prioritized", jobId) == 1 then return "prioritized" end
   if rcall("LPOS", base .. "active", jobId) then return false end
-  if rcall("LREM", base .. "wait", waitDirection, jobId) == 1 then return "waiting" end
-  if rcall("LREM", base .. "paused", waitDirection, jobId) == 1 then return "waiting" end
+  if takeFromList(base .. "wait", jobId, direction) then return "waiting" end
+  if takeFromList(base .. "paused", jobId, direction) then return "waiting" end
   return false
 end
 
