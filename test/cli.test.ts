@@ -32,7 +32,9 @@ const aftercall = (args: string[], input?: string, env?: Record<string, string>)
 
 describe('the aftercall command', () => {
   it('works through npx in a checkout', async () => {
-    const { code, stdout } = await run('npx', ['--no-install', 'aftercall', '--help']);
+    // --ignore-scripts: the first npx in a fresh checkout would run the `prepare` build
+    // again, rewriting dist/ under the worker processes of tests running alongside.
+    const { code, stdout } = await run('npx', ['--no-install', '--ignore-scripts', 'aftercall', '--help']);
     expect(code).toBe(0);
     expect(stdout).toMatch(/aftercall worker/);
   });
