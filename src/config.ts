@@ -11,14 +11,10 @@ import { DEFAULT_PREFIX, PREFIX_PATTERN } from './queues/keys.js';
 import { allTaskDefinitions, MAX_ATTEMPTS, type TaskOverrides, type TaskType } from './tasks/catalog.js';
 import { formatDuration, parseDuration, SECOND } from './time.js';
 import { DEFAULT_DEDUPE_WINDOW_MS, DEFAULT_PRODUCER_TIMEOUT_MS } from './producers/producer.js';
-import { ValidationError, type FieldIssue } from './validation-error.js';
+import { ConfigError } from './validation-error.js';
+import { channelVariable, supportedChannels, type ChannelSetting } from './providers/channels.js';
 
-export class ConfigError extends ValidationError {
-  override readonly name = 'ConfigError';
-  constructor(issues: FieldIssue[]) {
-    super('configuration', issues);
-  }
-}
+export { ConfigError };
 
 export interface AftercallConfig {
   redisUrl: string;
@@ -36,6 +32,11 @@ export interface AftercallConfig {
   retry: RetryPolicy;
   sweeper: { enabled: boolean; intervalMs: number; batchSize: number };
   webhook: { secret: string | undefined; timeoutMs: number; urls: Record<TaskType, string | undefined> };
+  resend: { apiKey: string | undefined; baseUrl: string | undefined; from: string | undefined };
+  twilio: { accountSid: string | undefined; authToken: string | undefined; from: string | undefined; apiBase: string | undefined };
+  channels: Record<TaskType, ChannelSetting>;
+  /** Port of /metrics, /healthz and /readyz in worker processes; 0 switches the server off. */
+  metricsPort: number;
   tasks: TaskOverrides;
 }
 
@@ -158,6 +159,38 @@ const fixedVariables = {
       return z.NEVER;
     }),
   WEBHOOK_TIMEOUT: duration(10 * SECOND),
+  RESEND_API_KEY: z.string().optional().transform((text) => text || undefined),
+  RESEND_BASE_URL: httpUrl,
+  EMAIL_FROM: z
+    .string()
+    .optional()
+    .transform((text, ctx) => {
+      if (text === undefined || text === '') return undefined;
+      if (/^[^<>@\s]+@[^<>@\s]+$/.test(text) || /^[^<>]*<[^<>@\s]+@[^<>@\s]+>$/.test(text)) return text;
+      ctx.addIssue({ code: 'custom', message: 'expected a sender such as bookings@acme.example or "Acme <bookings@acme.example>"' });
+      return z.NEVER;
+    }),
+  TWILIO_ACCOUNT_SID: z
+    .string()
+    .optional()
+    .transform((text, ctx) => {
+      if (text === undefined || text === '') return undefined;
+      if (/^AC[0-9a-fA-F]{32}$/.test(text)) return text;
+      ctx.addIssue({ code: 'custom', message: 'expected a Twilio account SID: AC followed by 32 hex digits' });
+      return z.NEVER;
+    }),
+  TWILIO_AUTH_TOKEN: z.string().optional().transform((text) => text || undefined),
+  TWILIO_FROM: z
+    .string()
+    .optional()
+    .transform((text, ctx) => {
+      if (text === undefined || text === '') return undefined;
+      if (/^\+[1-9]\d{1,14}$/.test(text) || /^MG[0-9a-fA-F]{32}$/.test(text)) return text;
+      ctx.addIssue({ code: 'custom', message: 'expected an E.164 number (+14155550100) or a Messaging Service SID (MG...)' });
+      return z.NEVER;
+    }),
+  TWILIO_API_BASE: httpUrl,
+  METRICS_PORT: integer(9464, 0, 65_535),
 };
 
 const fixedDocs: Record<keyof typeof fixedVariables, [string, string]> = {
@@ -178,13 +211,27 @@ const fixedDocs: Record<keyof typeof fixedVariables, [string, string]> = {
   SWEEP_INTERVAL: ['15s', 'how often the fleet sweeps expired jobs into the dead-letter queue'],
   SWEEP_BATCH_SIZE: ['200', 'expired jobs handled per Redis call during a sweep'],
   WEBHOOK_SECRET: ['(none)', 'Standard Webhooks signing secret (whsec_...); required when a webhook is used'],
-  WEBHOOK_TIMEOUT: ['10s', 'timeout of one webhook request'],
+  WEBHOOK_TIMEOUT: ['10s', 'timeout of one provider request (webhook, Resend, Twilio)'],
+  RESEND_API_KEY: ['(none)', 'Resend API key; when set, e-mails go through Resend (see CHANNEL_<TYPE>)'],
+  RESEND_BASE_URL: ['(the SDK\'s)', 'Resend API base URL (a sandbox or a regional endpoint)'],
+  EMAIL_FROM: ['(none)', 'sender of e-mails sent through Resend; required with RESEND_API_KEY'],
+  TWILIO_ACCOUNT_SID: ['(none)', 'Twilio account SID (AC...); with the token and sender, SMS go through Twilio'],
+  TWILIO_AUTH_TOKEN: ['(none)', 'Twilio auth token'],
+  TWILIO_FROM: ['(none)', 'SMS sender: an E.164 number or a Messaging Service SID (MG...)'],
+  TWILIO_API_BASE: ['https://api.twilio.com', 'Twilio API base URL (a sandbox)'],
+  METRICS_PORT: ['9464', 'worker port of /metrics, /healthz and /readyz; 0 switches it off'],
 };
 
 function taskVariables() {
   const shape: Record<string, z.ZodType> = {};
   for (const definition of allTaskDefinitions()) {
     shape[definition.webhookUrlVariable] = httpUrl;
+    shape[channelVariable(definition.type)] = z
+      .enum(['auto', ...supportedChannels(definition.type)] as [string, ...string[]], {
+        error: `expected one of auto, ${supportedChannels(definition.type).join(', ')}`,
+      })
+      .optional()
+      .default('auto');
     shape[taskVariable(definition.type, 'enabled')] = flag(true);
     shape[taskVariable(definition.type, 'attempts')] = integer(definition.defaults.attempts, 1, MAX_ATTEMPTS);
     for (const [setting, value] of Object.entries(definition.defaults.settings)) {
@@ -198,6 +245,7 @@ export function configVariables(): VariableDoc[] {
   const docs: VariableDoc[] = Object.entries(fixedDocs).map(([name, [fallback, description]]) => ({ name, default: fallback, description }));
   for (const definition of allTaskDefinitions()) {
     docs.push({ name: definition.webhookUrlVariable, default: '(none)', description: `webhook URL of ${definition.type} deliveries` });
+    docs.push({ name: channelVariable(definition.type), default: 'auto', description: `channel of ${definition.type}: auto, ${supportedChannels(definition.type).join(', ')}` });
     docs.push({ name: taskVariable(definition.type, 'enabled'), default: 'true', description: `false switches ${definition.type} off` });
     docs.push({ name: taskVariable(definition.type, 'attempts'), default: String(definition.defaults.attempts), description: `attempts of ${definition.type}` });
     for (const [setting, value] of Object.entries(definition.defaults.settings)) {
@@ -223,8 +271,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AftercallConfi
   const values = parsed.data as Record<string, unknown>;
   const tasks: TaskOverrides = {};
   const urls = {} as Record<TaskType, string | undefined>;
+  const channels = {} as Record<TaskType, ChannelSetting>;
   for (const definition of allTaskDefinitions()) {
     urls[definition.type] = values[definition.webhookUrlVariable] as string | undefined;
+    channels[definition.type] = values[channelVariable(definition.type)] as ChannelSetting;
     tasks[definition.type] = {
       enabled: values[taskVariable(definition.type, 'enabled')] as boolean,
       attempts: values[taskVariable(definition.type, 'attempts')] as number,
@@ -250,6 +300,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AftercallConfi
     retry: { baseDelayMs: v.RETRY_BASE_DELAY, maxDelayMs: v.RETRY_MAX_DELAY, jitterMs: v.RETRY_JITTER },
     sweeper: { enabled: v.SWEEPER_ENABLED, intervalMs: v.SWEEP_INTERVAL, batchSize: v.SWEEP_BATCH_SIZE },
     webhook: { secret: v.WEBHOOK_SECRET, timeoutMs: v.WEBHOOK_TIMEOUT, urls },
+    resend: { apiKey: v.RESEND_API_KEY, baseUrl: v.RESEND_BASE_URL, from: v.EMAIL_FROM },
+    twilio: { accountSid: v.TWILIO_ACCOUNT_SID, authToken: v.TWILIO_AUTH_TOKEN, from: v.TWILIO_FROM, apiBase: v.TWILIO_API_BASE },
+    channels,
+    metricsPort: v.METRICS_PORT,
     tasks,
   };
 }

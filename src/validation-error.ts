@@ -30,6 +30,14 @@ export class OutcomeValidationError extends ValidationError {
   }
 }
 
+/** A bad environment variable or a missing one the configuration needs; the path is the variable. */
+export class ConfigError extends ValidationError {
+  override readonly name = 'ConfigError';
+  constructor(issues: FieldIssue[]) {
+    super('configuration', issues);
+  }
+}
+
 export function formatPath(path: readonly PropertyKey[]): string {
   let out = '';
   for (const part of path) {

@@ -3,8 +3,9 @@
  * `concurrency` jobs at once per queue), the expiry sweeper, and a clean shutdown.
  * Run many side by side; they share the work through Redis.
  *
- * Start-up refuses a task type that is switched on but has nowhere to go (no webhook URL,
- * no signing secret), naming the variable. Connections reconnect forever: a Redis restart
+ * Start-up refuses a task type that is switched on but has nowhere to go (a channel that
+ * is chosen but not configured: no webhook URL, no signing secret, no Resend or Twilio
+ * credentials), naming the variable. Connections reconnect forever: a Redis restart
  * pauses the process, it does not stop it.
  *
  * Shutdown (SIGTERM, SIGINT, or `close()`): stop taking jobs, let active jobs finish
@@ -16,19 +17,17 @@
 import { hostname } from 'node:os';
 import { Worker } from 'bullmq';
 import type { AftercallConfig } from './config.js';
-import { ConfigError } from './config.js';
 import { startExpirySweeper, type ExpirySweeper, type SweepResult } from './expiry-sweeper.js';
 import { createLogger, type Logger } from './logger.js';
 import { createJobHandler, type JobOutcomeEvent } from './processors/job-handler.js';
 import type { DeliveryPort } from './providers/delivery-port.js';
-import { createWebhookDelivery } from './providers/webhook.js';
+import { createDeliveryRouter } from './providers/channels.js';
 import { backoffStrategy } from './queues/backoff.js';
 import { createRedisConnection, describeRedisUrl } from './queues/connection.js';
 import { queueName, typeKeys } from './queues/keys.js';
 import { defineScripts } from './queues/scripts.js';
 import { resolveTaskConfigs, taskDefinition, taskTypes, type TaskType } from './tasks/catalog.js';
 import { systemClock, type Clock } from './time.js';
-import type { FieldIssue } from './validation-error.js';
 
 export interface WorkerProcessOptions {
   config: AftercallConfig;
@@ -36,7 +35,7 @@ export interface WorkerProcessOptions {
   queues?: readonly TaskType[];
   /** Jobs at once per queue; default WORKER_CONCURRENCY. */
   concurrency?: number;
-  /** Delivery port per type, in place of the configured webhook (tests, native providers). */
+  /** Delivery port per type, in place of the configured channels (tests). */
   ports?: Partial<Record<TaskType, DeliveryPort>>;
   /** Take part in the expiry sweep; default SWEEPER_ENABLED. */
   sweeper?: boolean;
@@ -55,35 +54,22 @@ export interface FleetWorker {
   close(): Promise<void>;
 }
 
-/** The ports for the served types; throws ConfigError naming each missing variable. */
-export function resolvePorts(config: AftercallConfig, queues: readonly TaskType[], given: WorkerProcessOptions['ports'] = {}): Record<TaskType, DeliveryPort> {
-  const issues: FieldIssue[] = [];
-  const needsWebhook = queues.filter((type) => !given[type]);
-  for (const type of needsWebhook) {
-    if (!config.webhook.urls[type]) {
-      const variable = taskDefinition(type).webhookUrlVariable;
-      issues.push({ path: variable, message: `required: ${type} is switched on and this worker serves it, but it has no destination (set ${variable}, or switch the type off with TASK_${type.toUpperCase()}_ENABLED=false)` });
-    }
-  }
-  if (needsWebhook.length && !config.webhook.secret) {
-    issues.push({ path: 'WEBHOOK_SECRET', message: 'required: webhooks are signed (Standard Webhooks); expected whsec_ followed by a base64 key' });
-  }
-  if (issues.length) throw new ConfigError(issues);
-  const webhook = needsWebhook.length
-    ? createWebhookDelivery({ urls: config.webhook.urls, secret: config.webhook.secret!, timeoutMs: config.webhook.timeoutMs })
-    : undefined;
-  return Object.fromEntries(queues.map((type) => [type, given[type] ?? webhook!])) as Record<TaskType, DeliveryPort>;
-}
-
 export async function startWorker(options: WorkerProcessOptions): Promise<FleetWorker> {
   const { config } = options;
   const logger = options.logger ?? createLogger({ level: config.logLevel });
   const clock = options.clock ?? systemClock;
   const taskConfigs = resolveTaskConfigs(config.tasks);
   const queues = options.queues ?? taskTypes.filter((type) => taskConfigs.get(type)!.enabled);
-  const ports = resolvePorts(config, queues, options.ports);
   const name = `${hostname()}:${process.pid}`;
   const client = createRedisConnection('worker', { url: config.redisUrl, name: `aftercall-worker:${name}` });
+  let port: DeliveryPort;
+  try {
+    // Throws ConfigError naming each variable a served type's channels need.
+    port = createDeliveryRouter({ config, types: queues, redis: client, ...(options.ports && { ports: options.ports }) });
+  } catch (error) {
+    client.disconnect();
+    throw error;
+  }
   defineScripts(client);
 
   const workers = queues.map((type) => {
@@ -91,7 +77,7 @@ export async function startWorker(options: WorkerProcessOptions): Promise<FleetW
     const handler = createJobHandler({
       definition,
       config: taskConfigs.get(type)!,
-      port: ports[type],
+      port,
       keys: typeKeys(config.prefix, type),
       client,
       retryPolicy: config.retry,

@@ -70,10 +70,14 @@ interface Failure {
   kind: 'retryable' | 'terminal';
   message: string;
   retryAfterMs?: number;
+  /** The provider refused our credentials: every job of the type will fail the same way. */
+  configuration?: boolean;
 }
 
 function classify(error: unknown): Failure {
-  if (error instanceof TerminalDeliveryError) return { kind: 'terminal', message: error.message };
+  if (error instanceof TerminalDeliveryError) {
+    return { kind: 'terminal', message: error.message, ...(error.details.configuration && { configuration: true }) };
+  }
   if (error instanceof RetryableDeliveryError) {
     return {
       kind: 'retryable',
@@ -154,6 +158,9 @@ export function createJobHandler(options: JobHandlerOptions) {
       return receipt;
     } catch (error) {
       const failure = classify(error);
+      if (failure.configuration) {
+        logger.error({ type: definition.type, jobId, provider: error instanceof TerminalDeliveryError ? error.details.provider : undefined, error: failure.message }, 'configuration error: the provider refused our credentials');
+      }
       if (failure.kind === 'terminal') return deadLetter('terminal', failure.message, attempt, true);
       if (attempt >= config.attempts) {
         return deadLetter('exhausted', `${failure.message} (attempt ${attempt} of ${config.attempts})`, attempt, true);

@@ -21,6 +21,7 @@ import { asciiKey } from '../queues/job-id.js';
 import { toIso } from '../time.js';
 import { classifyHttpStatus, parseRetryAfter, RetryableDeliveryError, TerminalDeliveryError } from './delivery-errors.js';
 import type { DeliveryPort, DeliveryReceipt, DeliveryRequest } from './delivery-port.js';
+import { ignoreProviderRequest, type ProviderObserver } from './provider-observer.js';
 
 export interface WebhookDeliveryOptions {
   /** Destination URL by task type. */
@@ -29,6 +30,7 @@ export interface WebhookDeliveryOptions {
   secret: string;
   timeoutMs?: number;
   now?: () => number;
+  observe?: ProviderObserver;
 }
 
 export const WEBHOOK_PROVIDER = 'webhook';
@@ -50,6 +52,7 @@ export function createWebhookDelivery(options: WebhookDeliveryOptions): Delivery
   const signer = new Webhook(options.secret);
   const timeoutMs = options.timeoutMs ?? 10_000;
   const now = options.now ?? Date.now;
+  const observe = options.observe ?? ignoreProviderRequest;
 
   return {
     provider: WEBHOOK_PROVIDER,
@@ -64,6 +67,7 @@ export function createWebhookDelivery(options: WebhookDeliveryOptions): Delivery
       const body = webhookBody(request);
       const id = asciiKey(request.idempotencyKey);
       const sentAt = new Date(now());
+      const started = performance.now();
       let response: Response;
       try {
         response = await fetch(url, {
@@ -82,11 +86,14 @@ export function createWebhookDelivery(options: WebhookDeliveryOptions): Delivery
         });
       } catch (error) {
         const cause = error as Error;
-        const reason = cause.name === 'TimeoutError' ? `timed out after ${timeoutMs} ms` : cause.message;
+        const timedOut = cause.name === 'TimeoutError';
+        observe(WEBHOOK_PROVIDER, timedOut ? 'timeout' : 'network_error', (performance.now() - started) / 1000);
+        const reason = timedOut ? `timed out after ${timeoutMs} ms` : cause.message;
         throw new RetryableDeliveryError(`webhook request failed: ${reason}`, { provider: WEBHOOK_PROVIDER });
       }
       // The body is not needed; reading it frees the connection.
       await response.arrayBuffer().catch(() => undefined);
+      observe(WEBHOOK_PROVIDER, String(response.status), (performance.now() - started) / 1000);
       const kind = classifyHttpStatus(response.status);
       if (!kind) return { provider: WEBHOOK_PROVIDER, status: response.status };
       const message = `webhook answered HTTP ${response.status}`;

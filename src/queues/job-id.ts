@@ -14,6 +14,7 @@
  * never equals a BullMQ key suffix (`wait`, `delayed`, ...) or one of aftercall's own
  * (`expiry`, `scope:...`), which share the queue's key space.
  */
+import { createHash } from 'node:crypto';
 
 export function conversationTaskKey(conversationId: string, type: string): string {
   return `${conversationId}:${type}`;
@@ -53,4 +54,14 @@ export function asciiKey(key: string): string {
     out += byte > 0x20 && byte < 0x7f && byte !== 0x25 ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
   }
   return out;
+}
+
+/**
+ * The idempotency key as a provider receives it: its ASCII form, or, when that is longer
+ * than the provider allows (Resend: 256), `sha256:` and the hex digest of the key, which
+ * is just as stable and unique.
+ */
+export function providerIdempotencyKey(key: string, maxLength = 256): string {
+  const ascii = asciiKey(key);
+  return ascii.length <= maxLength ? ascii : `sha256:${createHash('sha256').update(key, 'utf8').digest('hex')}`;
 }

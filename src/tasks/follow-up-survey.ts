@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { customerSchema, OUTCOME_KINDS } from '../producers/conversation-outcome.js';
 import { conversationTaskKey } from '../queues/job-id.js';
 import { fromIso, HOUR } from '../time.js';
+import { composeEmail, composeSms } from '../providers/message.js';
 import { defineTask, deliverPayload } from './task-definition.js';
 
 const payloadSchema = z.strictObject({ customer: customerSchema, outcome: z.enum(OUTCOME_KINDS) });
@@ -25,5 +26,17 @@ export const followUpSurvey = defineTask({
   buildPayload: (outcome) => ({ customer: outcome.customer, outcome: outcome.outcome }),
   runAt: (outcome, settings, now) => Math.max(now, fromIso(outcome.endedAt) + settings.delay),
   expiresAt: (outcome, settings) => fromIso(outcome.endedAt) + settings.expiresAfter,
+  messages: {
+    email: ({ customer }) =>
+      customer.email
+        ? composeEmail(customer.email, 'How did we do?', customer.name, [
+            'Thank you for calling us. How did we do? Reply to this e-mail with a number from 1 (poor) to 5 (great).',
+          ])
+        : undefined,
+    sms: ({ customer }) =>
+      customer.phone
+        ? composeSms(customer.phone, `${customer.name ? `Hi ${customer.name}, ` : ''}thank you for calling. How did we do? Reply with a number from 1 (poor) to 5 (great).`)
+        : undefined,
+  },
   process: deliverPayload,
 });

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { BOOKING_OUTCOMES, bookingSchema, customerSchema } from '../producers/conversation-outcome.js';
 import { fromIso, MINUTE } from '../time.js';
 import { conversationTaskKey } from '../queues/job-id.js';
+import { composeEmail, formatAppointment } from '../providers/message.js';
 import { defineTask, deliverPayload } from './task-definition.js';
 
 export const EMAIL_KINDS = {
@@ -42,5 +43,29 @@ export const sendEmail = defineTask({
   }),
   runAt: (_outcome, _settings, now) => now,
   expiresAt: (outcome, settings) => fromIso(outcome.endedAt) + settings.expiresAfter,
+  messages: {
+    email: ({ kind, customer, booking }) => {
+      const when = formatAppointment(booking.startsAt, customer.locale);
+      const what = booking.service ?? 'your appointment';
+      const where = booking.address ? ` at ${booking.address}` : '';
+      switch (kind) {
+        case 'booking_confirmation':
+          return composeEmail(customer.email, `Booking confirmed: ${what}`, customer.name, [
+            `Your booking is confirmed: ${what} on ${when}${where}.`,
+            `Booking reference: ${booking.id}.`,
+          ]);
+        case 'reschedule_notice':
+          return composeEmail(customer.email, `Booking moved: ${what}`, customer.name, [
+            `Your booking has moved: ${what} is now on ${when}${where}.`,
+            `Booking reference: ${booking.id}.`,
+          ]);
+        default:
+          return composeEmail(customer.email, `Booking cancelled: ${what}`, customer.name, [
+            `Your booking for ${what} on ${when} has been cancelled.`,
+            `Booking reference: ${booking.id}.`,
+          ]);
+      }
+    },
+  },
   process: deliverPayload,
 });

@@ -11,11 +11,15 @@
  * - its payload (built from the outcome) and the payload's schema, which the worker
  *   checks again when it reads the job back from Redis;
  * - the webhook variable that names its destination;
+ * - what it says to the customer, for types that reach the customer directly: an e-mail
+ *   (sent through Resend) and/or an SMS (through Twilio); which channel serves a type is
+ *   configuration (src/providers/channels.ts);
  * - its processor: how the task becomes a delivery through the delivery port.
  */
 import type { z } from 'zod';
 import type { ConversationOutcome } from '../producers/conversation-outcome.js';
 import type { DeliveryPort, DeliveryReceipt, DeliveryRequest } from '../providers/delivery-port.js';
+import type { EmailMessage, SmsMessage } from '../providers/message.js';
 
 /** Timing settings of a type: durations in milliseconds, by name. */
 export type TaskSettings = Record<string, number>;
@@ -47,6 +51,11 @@ export interface TaskDefinition<
   readonly skipWhenExpired?: boolean;
   readonly scope?: TaskScope;
   readonly payloadSchema: z.ZodType<Payload>;
+  /** Messages to the customer; each returns undefined when the customer has no such address. */
+  readonly messages?: {
+    email?(payload: Payload): EmailMessage | undefined;
+    sms?(payload: Payload): SmsMessage | undefined;
+  };
 
   appliesTo(outcome: ConversationOutcome): boolean;
   idempotencyKey(outcome: ConversationOutcome): string;
