@@ -42,3 +42,7 @@ export type { DeliveryPort, DeliveryRequest, DeliveryReceipt } from './providers
 export { RetryableDeliveryError, TerminalDeliveryError } from './providers/delivery-errors.js';
 export { createWebhookDelivery } from './providers/webhook.js';
 export { createLogger } from './logger.js';
+export { producerRegistry, createWorkerMetrics, readFleetState, type WorkerMetrics, type FleetState } from './metrics.js';
+export { createResendDelivery } from './providers/resend.js';
+export { createTwilioDelivery } from './providers/twilio.js';
+export { createDeliveryRouter, type Channel, type ChannelSetting } from './providers/channels.js';

@@ -19,6 +19,8 @@ import { Worker } from 'bullmq';
 import type { AftercallConfig } from './config.js';
 import { startExpirySweeper, type ExpirySweeper, type SweepResult } from './expiry-sweeper.js';
 import { createLogger, type Logger } from './logger.js';
+import { createWorkerMetrics, type WorkerMetrics } from './metrics.js';
+import { startMetricsServer } from './metrics-server.js';
 import { createJobHandler, type JobOutcomeEvent } from './processors/job-handler.js';
 import type { DeliveryPort } from './providers/delivery-port.js';
 import { createDeliveryRouter } from './providers/channels.js';
@@ -43,11 +45,16 @@ export interface WorkerProcessOptions {
   logger?: Logger;
   onOutcome?: (event: JobOutcomeEvent) => void;
   onSweep?: (result: SweepResult) => void;
+  /** Port of /metrics, /healthz, /readyz; default METRICS_PORT; 0: none. */
+  metricsPort?: number;
 }
 
 export interface FleetWorker {
   readonly name: string;
   readonly queues: readonly TaskType[];
+  readonly metrics: WorkerMetrics;
+  /** Where /metrics, /healthz and /readyz are served, when they are. */
+  readonly metricsUrl: string | undefined;
   /** Resolves once every queue's worker is running. */
   readonly ready: Promise<void>;
   /** Graceful shutdown; resolves when the process may exit. */
@@ -62,10 +69,11 @@ export async function startWorker(options: WorkerProcessOptions): Promise<FleetW
   const queues = options.queues ?? taskTypes.filter((type) => taskConfigs.get(type)!.enabled);
   const name = `${hostname()}:${process.pid}`;
   const client = createRedisConnection('worker', { url: config.redisUrl, name: `aftercall-worker:${name}` });
+  const metrics = createWorkerMetrics({ client, prefix: config.prefix, clock });
   let port: DeliveryPort;
   try {
     // Throws ConfigError naming each variable a served type's channels need.
-    port = createDeliveryRouter({ config, types: queues, redis: client, ...(options.ports && { ports: options.ports }) });
+    port = createDeliveryRouter({ config, types: queues, redis: client, observe: metrics.observeProvider, ...(options.ports && { ports: options.ports }) });
   } catch (error) {
     client.disconnect();
     throw error;
@@ -83,7 +91,10 @@ export async function startWorker(options: WorkerProcessOptions): Promise<FleetW
       retryPolicy: config.retry,
       clock,
       logger,
-      ...(options.onOutcome && { onOutcome: options.onOutcome }),
+      onOutcome: (event) => {
+        metrics.onJobOutcome(event);
+        options.onOutcome?.(event);
+      },
     });
     const worker = new Worker(queueName(type), handler, {
       connection: client,
@@ -117,15 +128,32 @@ export async function startWorker(options: WorkerProcessOptions): Promise<FleetW
       logger,
       clock,
       workerName: name,
-      ...(options.onSweep && { onSweep: options.onSweep }),
+      onSweep: (result) => {
+        metrics.onSweep(result);
+        options.onSweep?.(result);
+      },
     });
   }
+  metrics.serving(queues);
+
+  let closing: Promise<void> | undefined;
+  const metricsPort = options.metricsPort ?? config.metricsPort;
+  const server =
+    metricsPort > 0
+      ? await startMetricsServer({
+          port: metricsPort,
+          registry: metrics.registry,
+          ready: async () =>
+            !closing &&
+            workers.every((worker) => worker.isRunning()) &&
+            (await Promise.race([client.ping().then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 1_000).unref())])),
+        })
+      : undefined;
 
   const ready = Promise.all(workers.map((worker) => worker.waitUntilReady())).then(() => {
     logger.info({ queues, concurrency: options.concurrency ?? config.worker.concurrency, redis: describeRedisUrl(config.redisUrl), sweeper: !!sweeper }, 'worker started');
   });
 
-  let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
       logger.info({ graceMs: config.worker.shutdownGraceMs }, 'worker stopping: no new jobs, waiting for active ones');
@@ -142,11 +170,12 @@ export async function startWorker(options: WorkerProcessOptions): Promise<FleetW
         await Promise.all(workers.map((worker) => worker.close(true)));
       }
       await sweeper?.close();
+      await server?.close();
       await client.quit().catch(() => client.disconnect());
       logger.info('worker stopped');
     })();
     return closing;
   };
 
-  return { name, queues, ready, close };
+  return { name, queues, metrics, metricsUrl: server?.url, ready, close };
 }

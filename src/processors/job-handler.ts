@@ -46,11 +46,13 @@ export interface JobOutcomeEvent {
   result: JobResult;
   reason?: DeadLetterReason;
   error?: string;
-  /** When the task was created (epoch ms), for latency. */
-  createdAt?: number;
+  /** When the task became due (epoch ms): its creation, or its scheduled run time. */
+  dueAt?: number;
   provider?: string;
   /** Whether the provider was called in this attempt. */
   calledProvider: boolean;
+  /** How the provider call went, when there was one. */
+  attemptResult?: 'success' | 'retryable_error' | 'terminal_error';
 }
 
 export interface JobHandlerOptions {
@@ -98,13 +100,17 @@ export function createJobHandler(options: JobHandlerOptions) {
     const attempt = job.attemptsMade + 1;
     const parsed = parseJobData(definition, job.data);
     const conversationId = parsed.ok ? parsed.data.conversationId : parsed.envelope.conversationId;
-    const createdAt = parsed.ok ? parsed.data.createdAt : parsed.envelope.createdAt;
+    const dueAt = parsed.ok ? Math.max(parsed.data.createdAt, parsed.data.runAt) : undefined;
+    if (job.attemptsMade > 0) {
+      // Back from a retry: no longer waiting for one (the gauge of retrying jobs).
+      await client.zrem(keys.retrying, jobId);
+    }
 
-    const report = (event: Omit<JobOutcomeEvent, 'type' | 'jobId' | 'attempt' | 'durationMs' | 'conversationId' | 'createdAt'>) => {
+    const report = (event: Omit<JobOutcomeEvent, 'type' | 'jobId' | 'attempt' | 'durationMs' | 'conversationId' | 'dueAt'>) => {
       const full: JobOutcomeEvent = {
         type: definition.type, jobId, attempt, durationMs: clock() - startedAt,
         ...(conversationId !== undefined && { conversationId }),
-        ...(createdAt !== undefined && { createdAt }),
+        ...(dueAt !== undefined && { dueAt }),
         ...event,
       };
       const level = full.result === 'dead_lettered' ? 'warn' : 'info';
@@ -115,7 +121,7 @@ export function createJobHandler(options: JobHandlerOptions) {
       options.onOutcome?.(full);
     };
 
-    const deadLetter = async (reason: DeadLetterReason, message: string, attempts: number, calledProvider: boolean): Promise<never> => {
+    const deadLetter = async (reason: DeadLetterReason, message: string, attempts: number, calledProvider: boolean, attemptResult?: JobOutcomeEvent['attemptResult']): Promise<never> => {
       const code = await callScript<number>(client, 'deadLetterActive', keys.job(jobId), [
         keys.base, jobId, token ?? '', reason, `${reason}: ${message}`, attempts, clock(),
       ]);
@@ -124,7 +130,7 @@ export function createJobHandler(options: JobHandlerOptions) {
         // worker decides. BullMQ will fail to finish it here too and move on.
         throw new Error(`could not dead-letter job ${jobId} (${reason}): lock lost (code ${code})`);
       }
-      report({ result: 'dead_lettered', reason, error: message, calledProvider });
+      report({ result: 'dead_lettered', reason, error: message, calledProvider, ...(attemptResult && { attemptResult }) });
       throw new DelayedError(`dead-lettered: ${reason}`);
     };
 
@@ -154,23 +160,24 @@ export function createJobHandler(options: JobHandlerOptions) {
         port,
         signal ?? new AbortController().signal,
       );
-      report({ result: 'completed', provider: receipt.provider, calledProvider: true });
+      report({ result: 'completed', provider: receipt.provider, calledProvider: true, attemptResult: 'success' });
       return receipt;
     } catch (error) {
       const failure = classify(error);
       if (failure.configuration) {
         logger.error({ type: definition.type, jobId, provider: error instanceof TerminalDeliveryError ? error.details.provider : undefined, error: failure.message }, 'configuration error: the provider refused our credentials');
       }
-      if (failure.kind === 'terminal') return deadLetter('terminal', failure.message, attempt, true);
+      if (failure.kind === 'terminal') return deadLetter('terminal', failure.message, attempt, true, 'terminal_error');
       if (attempt >= config.attempts) {
-        return deadLetter('exhausted', `${failure.message} (attempt ${attempt} of ${config.attempts})`, attempt, true);
+        return deadLetter('exhausted', `${failure.message} (attempt ${attempt} of ${config.attempts})`, attempt, true, 'retryable_error');
       }
       const delay = retryDelay(attempt, retryPolicy, failure.retryAfterMs);
       const nextAttemptAt = clock() + delay;
       if (nextAttemptAt >= task.expiresAt) {
-        return deadLetter('expired', `${failure.message}; the next attempt (in ${formatDuration(delay)}) would start after expiresAt ${toIso(task.expiresAt)}`, attempt, true);
+        return deadLetter('expired', `${failure.message}; the next attempt (in ${formatDuration(delay)}) would start after expiresAt ${toIso(task.expiresAt)}`, attempt, true, 'retryable_error');
       }
-      report({ result: 'retrying', error: failure.message, calledProvider: true });
+      await client.zadd(keys.retrying, nextAttemptAt, jobId);
+      report({ result: 'retrying', error: failure.message, calledProvider: true, attemptResult: 'retryable_error' });
       throw new RetryScheduledError(failure.message, delay);
     }
   };

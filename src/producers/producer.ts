@@ -22,7 +22,8 @@
  * (default 2 s) with RedisUnavailableError instead of hanging the voice agent.
  */
 import { Queue, type JobsOptions } from 'bullmq';
-import { parseConversationOutcome } from './conversation-outcome.js';
+import { parseConversationOutcome, type ConversationOutcome } from './conversation-outcome.js';
+import { producerMetrics } from '../metrics.js';
 import { planOutcome, type Plan, type PlannedTask, type SkipReason } from './plan.js';
 import { createRedisConnection, describeRedisUrl, whenReady } from '../queues/connection.js';
 import { encodeKeyPart } from '../queues/job-id.js';
@@ -202,17 +203,33 @@ export function createProducer(options: ProducerOptions = {}): Producer {
   const commandsAreBounded = ownsConnection && Number((client as { options?: { commandTimeout?: number } }).options?.commandTimeout) > 0;
 
   async function conversationEnded(input: unknown): Promise<EnqueueResult> {
-    const outcome = parseConversationOutcome(input);
+    const started = performance.now();
+    let outcome: ConversationOutcome;
+    try {
+      outcome = parseConversationOutcome(input);
+    } catch (error) {
+      producerMetrics.outcomes.inc({ result: 'rejected' });
+      throw error;
+    }
     const now = clock();
     const plan = planOutcome(outcome, taskConfigs, now);
     let timer: NodeJS.Timeout | undefined;
     try {
-      if (commandsAreBounded) return await enqueue(plan, now);
-      const deadline = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(unavailable(`did not answer within ${timeoutMs} ms`)), timeoutMs);
-      });
-      return await Promise.race([enqueue(plan, now), deadline]);
+      let result: EnqueueResult;
+      if (commandsAreBounded) {
+        result = await enqueue(plan, now);
+      } else {
+        const deadline = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(unavailable(`did not answer within ${timeoutMs} ms`)), timeoutMs);
+        });
+        result = await Promise.race([enqueue(plan, now), deadline]);
+      }
+      producerMetrics.outcomes.inc({ result: 'accepted' });
+      for (const task of result.tasks) producerMetrics.tasks.inc({ type: task.type, created: String(task.created) });
+      producerMetrics.duration.observe((performance.now() - started) / 1000);
+      return result;
     } catch (error) {
+      producerMetrics.outcomes.inc({ result: 'unavailable' });
       if (error instanceof RedisUnavailableError || error instanceof EnqueueError) throw error;
       const message = (error as Error).message;
       throw unavailable(/timed out/i.test(message) ? `did not answer within ${timeoutMs} ms` : `failed: ${message}`, error);

@@ -12,6 +12,7 @@
  *   aftercall:{send_email}:<jobId>                          a job (BullMQ hash)
  *   aftercall:{send_email}:failed                           the type's dead-letter store
  *   aftercall:{send_email}:expiry                           expiry index: jobId by expiresAt
+ *   aftercall:{send_email}:retrying                         jobs waiting for a retry (for metrics)
  *   aftercall:{send_email}:dead-letter-counts               dead-letter depth by reason
  *   aftercall:{send_email}:stats                            counters kept in Redis (created)
  *   aftercall:{schedule_reminder}:scope:<bookingId>         the booking's current reminder
@@ -46,6 +47,7 @@ export interface TypeKeys {
   meta: string;
   marker: string;
   expiry: string;
+  retrying: string;
   deadLetterCounts: string;
   stats: string;
   job(jobId: string): string;
@@ -70,6 +72,7 @@ export function typeKeys(prefix: string, type: string): TypeKeys {
     meta: `${base}meta`,
     marker: `${base}marker`,
     expiry: `${base}expiry`,
+    retrying: `${base}retrying`,
     deadLetterCounts: `${base}dead-letter-counts`,
     stats: `${base}stats`,
     job: (jobId) => `${base}${jobId}`,

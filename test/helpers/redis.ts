@@ -50,6 +50,7 @@ export function testEnv(prefix: string, baseUrl: string, extra: Record<string, s
     STALLED_INTERVAL: '500ms',
     SWEEP_INTERVAL: '500ms',
     LOG_LEVEL: 'silent',
+    METRICS_PORT: '0',
     ...extra,
   };
 }

@@ -52,6 +52,7 @@ local function deadLetter(base, jobId, reason, message, attempts, now, prev)
     "deadLetterReason", reason)
   rcall("HINCRBY", base .. "dead-letter-counts", reason, 1)
   rcall("ZREM", base .. "expiry", jobId)
+  rcall("ZREM", base .. "retrying", jobId)
   emit(base, "event", "failed", "jobId", jobId, "failedReason", message, "prev", prev)
 end
 
@@ -60,6 +61,7 @@ local function deleteTaken(base, jobId)
   local jobKey = base .. jobId
   rcall("DEL", jobKey, jobKey .. ":logs")
   rcall("ZREM", base .. "expiry", jobId)
+  rcall("ZREM", base .. "retrying", jobId)
   emit(base, "event", "removed", "jobId", jobId, "prev", "waiting")
 end
 

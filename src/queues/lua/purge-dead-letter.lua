@@ -14,5 +14,6 @@ local reason = rcall("HGET", jobKey, "deadLetterReason")
 if reason then rcall("HINCRBY", base .. "dead-letter-counts", reason, -1) end
 rcall("DEL", jobKey, jobKey .. ":logs")
 rcall("ZREM", base .. "expiry", jobId)
+rcall("ZREM", base .. "retrying", jobId)
 emit(base, "event", "removed", "jobId", jobId, "prev", "failed")
 return 1
