@@ -95,6 +95,8 @@ export interface WorkerMetrics {
 export interface WorkerMetricsOptions {
   client: RedisClient;
   prefix: string;
+  /** Types the fleet-wide series cover: those switched on (a type switched off would read as unserved forever). */
+  types?: readonly TaskType[];
   /** How long fleet-wide values read from Redis are reused; default 5 s. */
   cacheMs?: number;
   clock?: () => number;
@@ -106,6 +108,7 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
   const clock = options.clock ?? Date.now;
   const cacheMs = options.cacheMs ?? 5_000;
   const registers = [registry];
+  const fleetTypes = options.types ?? taskTypes;
 
   const attempts = new Counter({ name: 'aftercall_task_attempts_total', help: 'Provider calls, by task type and result (success, retryable_error, terminal_error).', labelNames: ['type', 'result'], registers });
   const completed = new Counter({ name: 'aftercall_tasks_completed_total', help: 'Tasks delivered, by type (this process).', labelNames: ['type'], registers });
@@ -140,7 +143,7 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
     registers,
     async collect() {
       const state = await fleet();
-      for (const type of taskTypes) {
+      for (const type of fleetTypes) {
         const value = state.created[type];
         const previous = lastCreated[type] ?? 0;
         if (value < previous) {
@@ -161,7 +164,7 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
     registers,
     async collect() {
       const state = await fleet();
-      for (const type of taskTypes) for (const queueState of QUEUE_STATES) this.set({ type, state: queueState }, state.jobs[type][queueState]);
+      for (const type of fleetTypes) for (const queueState of QUEUE_STATES) this.set({ type, state: queueState }, state.jobs[type][queueState]);
     },
   });
   new Gauge({
@@ -171,7 +174,7 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
     registers,
     async collect() {
       const state = await fleet();
-      for (const type of taskTypes) for (const reason of DEAD_LETTER_REASONS) this.set({ type, reason }, state.deadLetters[type][reason]);
+      for (const type of fleetTypes) for (const reason of DEAD_LETTER_REASONS) this.set({ type, reason }, state.deadLetters[type][reason]);
     },
   });
   new Gauge({
@@ -181,7 +184,7 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
     registers,
     async collect() {
       const state = await fleet();
-      for (const type of taskTypes) this.set({ type }, state.workers[type]);
+      for (const type of fleetTypes) this.set({ type }, state.workers[type]);
     },
   });
 

@@ -69,7 +69,7 @@ export async function startWorker(options: WorkerProcessOptions): Promise<FleetW
   const queues = options.queues ?? taskTypes.filter((type) => taskConfigs.get(type)!.enabled);
   const name = `${hostname()}:${process.pid}`;
   const client = createRedisConnection('worker', { url: config.redisUrl, name: `aftercall-worker:${name}` });
-  const metrics = createWorkerMetrics({ client, prefix: config.prefix, clock });
+  const metrics = createWorkerMetrics({ client, prefix: config.prefix, clock, types: taskTypes.filter((type) => taskConfigs.get(type)!.enabled) });
   let port: DeliveryPort;
   try {
     // Throws ConfigError naming each variable a served type's channels need.
