@@ -1,6 +1,8 @@
 /**
  * The `aftercall` command.
  *
+ *   aftercall demo [options]
+ *   aftercall sandbox [--port P] [fault options]
  *   aftercall worker [--queues a,b] [--concurrency N] [--no-sweeper]
  *   aftercall enqueue [--shift-to-now] [FILE|-]
  *   aftercall status <conversationId> [--json]
@@ -14,7 +16,9 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { configVariables, ConfigError, loadConfig, type AftercallConfig } from './config.js';
+import { demoCommand } from './commands/demo.js';
 import { dlqCommand } from './commands/dlq.js';
+import { sandboxCommand } from './commands/sandbox.js';
 import { enqueueCommand } from './commands/enqueue.js';
 import { processIO, table, type CommandIO } from './commands/io.js';
 import { statusCommand } from './commands/status.js';
@@ -28,6 +32,11 @@ import { startWorker } from './worker.js';
 const HELP = `aftercall: durable, idempotent, expiring follow-up work for voice agents
 
 Usage:
+  aftercall demo [--conversations N] [--help]
+      The whole fleet on one machine with only Redis: a provider sandbox, two worker
+      processes and a synthetic voice-agent load; ends with a table per task type.
+  aftercall sandbox [--port 4010] [--help]
+      Local fakes of Resend, Twilio and a Standard Webhooks receiver, with fault injection.
   aftercall worker [--queues ${taskTypes.slice(0, 2).join(',')}] [--concurrency N] [--no-sweeper]
       Run one worker process for the given task types (default: all that are on).
       Concurrency is per queue. Stops cleanly on SIGTERM/SIGINT.
@@ -139,6 +148,7 @@ export async function main(argv: string[], io: CommandIO = processIO()): Promise
     return 0;
   }
   if (command === 'config') return configCommand(io);
+  if (command === 'sandbox') return sandboxCommand(rest, io);
   let config: AftercallConfig;
   try {
     config = loadConfig(io.env);
@@ -172,6 +182,8 @@ export async function main(argv: string[], io: CommandIO = processIO()): Promise
       }
       case 'sweep':
         return await sweepCommand(config, io);
+      case 'demo':
+        return await demoCommand(rest, config, io);
       default:
         io.stderr.write(`aftercall: unknown command ${JSON.stringify(command)}\n\n${HELP}`);
         return 2;

@@ -8,7 +8,7 @@ const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
 describe('README', () => {
   it('documents every environment variable the code reads', () => {
     for (const { name } of configVariables()) {
-      const generic = name.replace(/^TASK_[A-Z_]+?_(ENABLED|ATTEMPTS)$/, 'TASK_<TYPE>_$1');
+      const generic = name.replace(/^TASK_[A-Z_]+?_(ENABLED|ATTEMPTS)$/, 'TASK_<TYPE>_$1').replace(/^CHANNEL_[A-Z_]+$/, 'CHANNEL_<TYPE>');
       expect(readme, name).toContain(generic === name ? name : generic);
     }
   });
