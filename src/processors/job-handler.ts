@@ -168,8 +168,10 @@ export function createJobHandler(options: JobHandlerOptions) {
         logger.error({ type: definition.type, jobId, provider: error instanceof TerminalDeliveryError ? error.details.provider : undefined, error: failure.message }, 'configuration error: the provider refused our credentials');
       }
       if (failure.kind === 'terminal') return deadLetter('terminal', failure.message, attempt, true, 'terminal_error');
-      if (attempt >= config.attempts) {
-        return deadLetter('exhausted', `${failure.message} (attempt ${attempt} of ${config.attempts})`, attempt, true, 'retryable_error');
+      // The attempts the job was enqueued with (the producer's configuration at the time).
+      const maxAttempts = job.opts.attempts || config.attempts;
+      if (attempt >= maxAttempts) {
+        return deadLetter('exhausted', `${failure.message} (attempt ${attempt} of ${maxAttempts})`, attempt, true, 'retryable_error');
       }
       const delay = retryDelay(attempt, retryPolicy, failure.retryAfterMs);
       const nextAttemptAt = clock() + delay;
