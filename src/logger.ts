@@ -43,5 +43,18 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   );
 }
 
+const EMAIL = /[^\s@<>"'(),;:]+@[^\s@<>"'(),;:]+\.[A-Za-z]{2,}/g;
+// `+` and digits (E.164 and formatted forms), or a bare run of 9+ digits; not dates.
+const PHONE = /\+\d[\d\s().-]{5,}\d|\b\d{9,15}\b/g;
+
+/**
+ * Error texts come from providers, and a provider may quote the recipient ("The 'To'
+ * number +1555... is not a valid phone number"). Before such a text is logged, anything
+ * shaped like an e-mail address or a phone number is replaced.
+ */
+export function scrubText(text: string): string {
+  return text.replace(EMAIL, '[e-mail]').replace(PHONE, '[phone]');
+}
+
 /** A logger that writes nothing, for library use without logging. */
 export const silentLogger: Logger = pino({ level: 'silent' });

@@ -18,7 +18,7 @@ import { hostname } from 'node:os';
 import { Worker } from 'bullmq';
 import type { AftercallConfig } from './config.js';
 import { startExpirySweeper, type ExpirySweeper, type SweepResult } from './expiry-sweeper.js';
-import { createLogger, type Logger } from './logger.js';
+import { createLogger, scrubText, type Logger } from './logger.js';
 import { createWorkerMetrics, type WorkerMetrics } from './metrics.js';
 import { startMetricsServer } from './metrics-server.js';
 import { createJobHandler, type JobOutcomeEvent } from './processors/job-handler.js';
@@ -106,12 +106,12 @@ export async function startWorker(options: WorkerProcessOptions): Promise<FleetW
       maxStalledCount: config.worker.maxStalledCount,
       settings: { backoffStrategy: backoffStrategy(config.retry) },
     });
-    worker.on('error', (error) => logger.error({ type, err: error.message }, 'worker error'));
+    worker.on('error', (error) => logger.error({ type, err: scrubText(error.message) }, 'worker error'));
     worker.on('failed', (job, error) => {
       // Jobs the handler dead-letters never get here; this is BullMQ failing a job by
       // itself (a job that crashed its workers too often).
       if (job && error.name !== 'RetryScheduledError') {
-        logger.warn({ type, jobId: job.id, attempt: job.attemptsMade, result: 'dead_lettered', reason: 'exhausted', error: error.message }, 'job failed');
+        logger.warn({ type, jobId: job.id, attempt: job.attemptsMade, result: 'dead_lettered', reason: 'exhausted', error: scrubText(error.message) }, 'job failed');
       }
     });
     return worker;

@@ -24,7 +24,7 @@
  * result, and reason and error when it failed. Never the payload.
  */
 import { DelayedError, type Job } from 'bullmq';
-import type { Logger } from '../logger.js';
+import { scrubText, type Logger } from '../logger.js';
 import { retryDelay, RetryScheduledError, type RetryPolicy } from '../queues/backoff.js';
 import { parseJobData } from '../queues/job-data.js';
 import type { TypeKeys } from '../queues/keys.js';
@@ -116,7 +116,7 @@ export function createJobHandler(options: JobHandlerOptions) {
       const level = full.result === 'dead_lettered' ? 'warn' : 'info';
       logger[level]({
         conversationId: full.conversationId, jobId, type: full.type, attempt, durationMs: full.durationMs,
-        result: full.result, ...(full.reason && { reason: full.reason }), ...(full.error && { error: full.error }),
+        result: full.result, ...(full.reason && { reason: full.reason }), ...(full.error && { error: scrubText(full.error) }),
       }, `job ${full.result}`);
       options.onOutcome?.(full);
     };
@@ -165,7 +165,7 @@ export function createJobHandler(options: JobHandlerOptions) {
     } catch (error) {
       const failure = classify(error);
       if (failure.configuration) {
-        logger.error({ type: definition.type, jobId, provider: error instanceof TerminalDeliveryError ? error.details.provider : undefined, error: failure.message }, 'configuration error: the provider refused our credentials');
+        logger.error({ type: definition.type, jobId, provider: error instanceof TerminalDeliveryError ? error.details.provider : undefined, error: scrubText(failure.message) }, 'configuration error: the provider refused our credentials');
       }
       if (failure.kind === 'terminal') return deadLetter('terminal', failure.message, attempt, true, 'terminal_error');
       // The attempts the job was enqueued with (the producer's configuration at the time).

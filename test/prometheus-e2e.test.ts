@@ -1,0 +1,162 @@
+/**
+ * The dashboard and the alert rules against a real Prometheus (Debian's `prometheus`)
+ * scraping a real worker that processes real jobs, some of which fail. Every panel query
+ * and every alert expression must parse and find series; an alert's thresholds are taken
+ * off for that (see helpers/promql.ts), so the check does not depend on which alerts fire.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createProducer } from '../src/producers/producer.js';
+import { startSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
+import { startWorker, type FleetWorker } from '../src/worker.js';
+import { signalQueries } from './helpers/promql.js';
+import { REDIS_URL, redis, removePrefix, testConfig, uniquePrefix } from './helpers/redis.js';
+import { waitUntil } from './helpers/wait.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const prefix = uniquePrefix('prom-e2e');
+const client = redis();
+let sandbox: Sandbox;
+let worker: FleetWorker;
+let prometheus: ChildProcess | undefined;
+let prometheusUrl = '';
+const workdir = mkdtempSync(join(tmpdir(), 'aftercall-prometheus-'));
+
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+
+async function query(expr: string): Promise<{ status: string; error?: string; data?: { resultType: string; result: unknown[] } }> {
+  const response = await fetch(`${prometheusUrl}/api/v1/query?query=${encodeURIComponent(expr)}`);
+  return (await response.json()) as { status: string; error?: string; data?: { resultType: string; result: unknown[] } };
+}
+
+const HOUR = 3_600_000;
+let feeding = true;
+
+beforeAll(async () => {
+  const probe = spawnSync('prometheus', ['--version']);
+  if (probe.error) throw new Error("prometheus is not installed: install Debian's `prometheus` package (.ci/run does)");
+
+  // A worker processing a steady load, with failures of every kind.
+  sandbox = await startSandbox({ port: 0, seed: 11, faults: { serverErrorRate: 0.25, rateLimitRate: 0.1, retryAfterSeconds: 1, terminalRecipients: ['refused@example.com'] } });
+  const metricsPort = await freePort();
+  worker = await startWorker({
+    config: testConfig(prefix, `${sandbox.url}/webhooks`, { WEBHOOK_SECRET: sandbox.webhookSecret, SWEEP_INTERVAL: '500ms' }),
+    concurrency: 5,
+    metricsPort,
+  });
+  await worker.ready;
+  const producer = createProducer({ redisUrl: REDIS_URL, prefix, tasks: { follow_up_survey: { settings: { delay: HOUR, expiresAfter: 2_000 } } } });
+  void (async () => {
+    for (let index = 0; feeding; index += 1) {
+      const now = Date.now();
+      await producer.conversationEnded({
+        conversationId: `e2e-${index}`,
+        endedAt: new Date(now - 1_000).toISOString(),
+        outcome: (['booked', 'resolved', 'callback_requested'] as const)[index % 3],
+        customer: { id: 'c', email: index % 7 === 0 ? 'refused@example.com' : `c${index}@example.com` },
+        booking: { id: `bk-${index}`, startsAt: new Date(now + 10 * HOUR).toISOString() },
+        ticket: { id: `T-${index}` },
+        callback: { reason: 'call me', priority: 'normal' },
+        surveyOptIn: true,
+      }).catch(() => undefined);
+      await new Promise((resolve) => setTimeout(resolve, 60));
+    }
+    await producer.close();
+  })();
+
+  // Prometheus scraping it every second, with the alert rules loaded.
+  const port = await freePort();
+  prometheusUrl = `http://127.0.0.1:${port}`;
+  writeFileSync(
+    join(workdir, 'prometheus.yml'),
+    [
+      'global: { scrape_interval: 1s, evaluation_interval: 1s }',
+      `rule_files: ['${join(root, 'deploy/prometheus/alerts.yml')}']`,
+      'scrape_configs:',
+      '  - job_name: aftercall-workers',
+      `    static_configs: [{ targets: ['127.0.0.1:${metricsPort}'] }]`,
+    ].join('\n'),
+  );
+  prometheus = spawn('prometheus', [
+    `--config.file=${join(workdir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(workdir, 'data')}`,
+    `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn',
+  ], { stdio: 'ignore' });
+  await waitUntil(() => fetch(`${prometheusUrl}/-/ready`).then((r) => r.status, () => 0), (status) => status === 200, 'prometheus to be ready', 30_000);
+  await waitUntil(async () => (await query('up{job="aftercall-workers"} == 1')).data?.result.length ?? 0, (n) => n === 1, 'the worker to be scraped', 30_000);
+  // Enough scrapes for rates and increases over the windows the rules use.
+  await waitUntil(
+    async () => (await query('sum(aftercall_tasks_dead_lettered_total{reason="expired"}) > 0 and sum(aftercall_sweeper_runs_total) > 3')).data?.result.length ?? 0,
+    (n) => n > 0,
+    'expired tasks and sweeps to show',
+    45_000,
+  );
+  await new Promise((resolve) => setTimeout(resolve, 4_000));
+}, 120_000);
+
+afterAll(async () => {
+  feeding = false;
+  prometheus?.kill('SIGTERM');
+  await worker?.close();
+  await sandbox?.close();
+  await removePrefix(client, prefix);
+  client.disconnect();
+  rmSync(workdir, { recursive: true, force: true });
+});
+
+describe('dashboard and alert rules against a real Prometheus', () => {
+  it('every dashboard panel query parses and returns series', async () => {
+    const dashboard = JSON.parse(readFileSync(join(root, 'deploy/grafana/dashboards/aftercall.json'), 'utf8')) as {
+      panels: { title: string; targets?: { expr: string }[] }[];
+    };
+    const failures: string[] = [];
+    let checked = 0;
+    for (const panel of dashboard.panels) {
+      for (const target of panel.targets ?? []) {
+        const expr = target.expr.replace(/\$\{?(type|instance)\}?/g, '.*').replace(/\$__rate_interval/g, '1m');
+        const answer = await query(expr);
+        checked += 1;
+        if (answer.status !== 'success') failures.push(`${panel.title}: ${answer.error}`);
+        else if (!answer.data!.result.length) failures.push(`${panel.title}: no series for ${expr}`);
+      }
+    }
+    expect(checked).toBeGreaterThan(10);
+    expect(failures).toEqual([]);
+  });
+
+  it('every alert expression parses, and each of its signals returns series', async () => {
+    const rules = (parseYaml(readFileSync(join(root, 'deploy/prometheus/alerts.yml'), 'utf8')) as { groups: { rules: { alert: string; expr: string }[] }[] }).groups.flatMap((group) => group.rules);
+    expect(rules.length).toBeGreaterThanOrEqual(8);
+    const failures: string[] = [];
+    for (const rule of rules) {
+      const whole = await query(rule.expr);
+      if (whole.status !== 'success') failures.push(`${rule.alert}: does not evaluate: ${whole.error}`);
+      const signals = signalQueries(rule.expr);
+      if (!signals.length) failures.push(`${rule.alert}: no signal found in ${rule.expr}`);
+      for (const signal of signals) {
+        const answer = await query(signal);
+        if (answer.status !== 'success') failures.push(`${rule.alert}: ${answer.error} in ${signal}`);
+        else if (!answer.data!.result.length) failures.push(`${rule.alert}: no series for ${signal}`);
+      }
+    }
+    expect(failures).toEqual([]);
+  });
+
+  it('loads the rules into Prometheus and evaluates them', async () => {
+    const response = (await (await fetch(`${prometheusUrl}/api/v1/rules`)).json()) as { data: { groups: { rules: { name: string; health: string; lastError?: string }[] }[] } };
+    const loaded = response.data.groups.flatMap((group) => group.rules);
+    expect(loaded.length).toBeGreaterThanOrEqual(8);
+    expect(loaded.filter((rule) => rule.health !== 'ok').map((rule) => `${rule.name}: ${rule.lastError}`)).toEqual([]);
+  });
+});
