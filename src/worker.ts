@@ -89,6 +89,7 @@ export async function startWorker(options: WorkerProcessOptions): Promise<FleetW
       keys: typeKeys(config.prefix, type),
       client,
       retryPolicy: config.retry,
+      deliveryTimeoutMs: config.webhook.timeoutMs,
       clock,
       logger,
       onOutcome: (event) => {

@@ -119,7 +119,7 @@ describe('worker', () => {
     expect(receiptsOf(conversationId, 'update_crm')).toHaveLength(1);
     const [entry] = (await dlq.list({ reason: 'expired' })).filter((e) => e.conversationId === conversationId);
     expect(entry).toMatchObject({ type: 'update_crm', reason: 'expired', attempts: 1 });
-    expect(entry!.lastError).toMatch(/would start after expiresAt/);
+    expect(entry!.lastError).toMatch(/could not end before expiresAt/);
   });
 
   it('dead-letters a job whose expiry passed before pickup without calling the provider', async () => {

@@ -26,11 +26,11 @@ import { DEAD_LETTER_REASONS, type DeadLetterReason } from '../queues/dead-lette
 import type { RedisClient } from '../queues/scripts.js';
 import { startSandbox, type Sandbox } from '../sandbox/sandbox.js';
 import { conversationStatus } from '../status.js';
+import { refusedRecipients, syntheticOutcome } from '../synthetic-load.js';
 import { allTaskDefinitions, taskTypes, type TaskType } from '../tasks/catalog.js';
 import { table, type CommandIO } from './io.js';
 
 const BIN = fileURLToPath(new URL('../../bin/aftercall.js', import.meta.url));
-const HOUR = 3_600_000;
 
 export const DEMO_HELP = `aftercall demo: the whole fleet on one machine (needs only Redis at REDIS_URL)
 
@@ -87,34 +87,6 @@ function parseDemoArgs(args: string[]): DemoOptions | 'help' {
     workers: number('workers', 2, 1, 16, true),
     timeoutSeconds: number('timeout', 120, 1, 3_600, false),
     keep: values.keep ?? false,
-  };
-}
-
-const OUTCOMES = ['booked', 'rescheduled', 'cancelled', 'resolved', 'callback_requested', 'escalated', 'no_action'] as const;
-
-/** A synthetic outcome: deterministic from its index, every kind in turn. */
-function syntheticOutcome(index: number, runId: string, now: number, bad: boolean, late: boolean) {
-  const outcome = OUTCOMES[index % OUTCOMES.length]!;
-  const endedAt = new Date(now - (late ? 45 * 60_000 : 1_000)).toISOString();
-  const customer = {
-    id: `demo-customer-${index}`,
-    name: index % 11 === 0 ? 'Robert <script>alert("x")</script> Tables' : `Customer ${index}`,
-    ...(index % 4 !== 3 && { email: bad ? `refused-${index}@demo.invalid` : `customer${index}@demo.example` }),
-    ...(index % 2 === 0 && { phone: bad ? `+1555000${String(index % 10_000).padStart(4, '0')}` : `+1415555${String(index % 10_000).padStart(4, '0')}` }),
-    locale: index % 3 === 0 ? 'de-DE' : 'en-GB',
-  };
-  return {
-    conversationId: `demo-${runId}-${index}`,
-    endedAt,
-    outcome,
-    customer,
-    ...((outcome === 'booked' || outcome === 'rescheduled' || outcome === 'cancelled') && {
-      booking: { id: `demo-booking-${runId}-${index}`, startsAt: new Date(now + 6 * HOUR).toISOString(), address: '12 Harbour Street', service: 'Boiler service' },
-    }),
-    ...(index % 5 === 0 && { ticket: { id: `T-${index}`, status: 'open' } }),
-    ...((outcome === 'callback_requested' || outcome === 'escalated') && { callback: { reason: 'Wants a human', priority: index % 2 ? 'high' : 'normal' } }),
-    surveyOptIn: index % 2 === 1,
-    summary: 'Synthetic conversation from aftercall demo.',
   };
 }
 
@@ -211,16 +183,9 @@ export async function demoCommand(args: string[], config: AftercallConfig, io: C
   const out = (line: string) => io.stdout.write(`${line}\n`);
   out(`aftercall demo ${runId}: ${options.conversations} conversations, ${options.workers} worker processes, Redis at ${describeRedisUrl(config.redisUrl)}, key prefix ${prefix}`);
 
-  const badRecipients: string[] = [];
-  // Deterministic shares: index -> a spread-out number in 0..999.
-  const bad = (index: number) => ((index * 7_919) % 1_000) < options.badRecipients * 1_000;
-  const late = (index: number) => ((index * 104_729 + 500) % 1_000) < options.late * 1_000;
-  const now = Date.now();
-  const outcomes = Array.from({ length: options.conversations }, (_, index) => {
-    const outcome = syntheticOutcome(index, runId, now, bad(index), late(index));
-    if (bad(index)) badRecipients.push(...[outcome.customer.email, outcome.customer.phone].filter((value): value is string => !!value));
-    return outcome;
-  });
+  const load = { runId: `demo-${runId}`, now: Date.now(), refusedShare: options.badRecipients, lateShare: options.late };
+  const outcomes = Array.from({ length: options.conversations }, (_, index) => syntheticOutcome(index, load));
+  const badRecipients = refusedRecipients(options.conversations, load);
 
   let sandbox: Sandbox | undefined;
   let workers: ChildProcess[] = [];

@@ -3,8 +3,9 @@
  *
  * 1. Read the job back and validate it (envelope and the type's payload schema). Data
  *    that fails is dead-lettered with reason `invalid`; the worker keeps running.
- * 2. Check expiry at pickup: a job whose expiresAt has passed is dead-lettered with
- *    reason `expired`; the provider is not called.
+ * 2. Check expiry at pickup: a job whose expiresAt has passed, or comes sooner than one
+ *    attempt can take (the provider request timeout), is dead-lettered with reason
+ *    `expired`; the provider is not called. So no delivery arrives after its expiry.
  * 3. A scoped task (a booking's reminder) that is no longer its scope's current task
  *    (replaced or cancelled while it was being picked up) completes without delivery.
  * 4. Deliver through the type's processor and port, with the idempotency key.
@@ -62,6 +63,11 @@ export interface JobHandlerOptions {
   keys: TypeKeys;
   client: RedisClient;
   retryPolicy: RetryPolicy;
+  /**
+   * The longest one delivery attempt can take (the provider request timeout). An attempt
+   * starts only when it can end before the task's expiry, so no delivery arrives stale.
+   */
+  deliveryTimeoutMs: number;
   clock: Clock;
   logger: Logger;
   /** Called once per job outcome (metrics). */
@@ -143,6 +149,9 @@ export function createJobHandler(options: JobHandlerOptions) {
     if (now >= task.expiresAt) {
       return deadLetter('expired', `expired at pickup: expiresAt ${toIso(task.expiresAt)} passed ${formatDuration(now - task.expiresAt)} before`, job.attemptsMade, false);
     }
+    if (now + options.deliveryTimeoutMs >= task.expiresAt) {
+      return deadLetter('expired', `expires at ${toIso(task.expiresAt)}, sooner than one delivery attempt may take (${formatDuration(options.deliveryTimeoutMs)})`, job.attemptsMade, false);
+    }
     if (task.scopeId !== undefined) {
       const current = await client.hget(keys.scope(task.scopeId), 'jobId');
       if (current !== null && current !== jobId) {
@@ -175,8 +184,8 @@ export function createJobHandler(options: JobHandlerOptions) {
       }
       const delay = retryDelay(attempt, retryPolicy, failure.retryAfterMs);
       const nextAttemptAt = clock() + delay;
-      if (nextAttemptAt >= task.expiresAt) {
-        return deadLetter('expired', `${failure.message}; the next attempt (in ${formatDuration(delay)}) would start after expiresAt ${toIso(task.expiresAt)}`, attempt, true, 'retryable_error');
+      if (nextAttemptAt + options.deliveryTimeoutMs >= task.expiresAt) {
+        return deadLetter('expired', `${failure.message}; the next attempt (in ${formatDuration(delay)}) could not end before expiresAt ${toIso(task.expiresAt)}`, attempt, true, 'retryable_error');
       }
       await client.zadd(keys.retrying, nextAttemptAt, jobId);
       report({ result: 'retrying', error: failure.message, calledProvider: true, attemptResult: 'retryable_error' });

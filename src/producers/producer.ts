@@ -102,9 +102,10 @@ export function createProducer(options: ProducerOptions = {}): Producer {
   defineScripts(client);
 
   // One BullMQ Queue per type, made once: it builds each add's command (bullmq-add.ts).
+  // skipMetasUpdate: a producer writes nothing to Redis but the jobs it is asked for.
   const queues = new Map<TaskType, Queue>(
     taskTypes.map((type) => {
-      const queue = new Queue(queueName(type), { connection: client, prefix });
+      const queue = new Queue(queueName(type), { connection: client, prefix, skipMetasUpdate: true });
       queue.on('error', () => undefined); // surfaced by the calls themselves
       return [type, queue];
     }),

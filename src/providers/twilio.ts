@@ -2,11 +2,18 @@
  * SMS through Twilio, with the official `twilio` SDK.
  *
  * Twilio's Messages API takes no idempotency key, so aftercall keeps a delivery ledger in
- * Redis, in the task type's slot: `<prefix>:{<type>}:sms-ledger:<key>` holds the message
- * SID once Twilio accepted the message. A retried or re-run task finds the SID there and
- * is not sent again. One window remains: a crash (or a lost connection) after Twilio
- * accepted the message and before the ledger write; the task is then retried and the
- * customer may get the SMS twice. The reliability suite counts such duplicates.
+ * Redis, in the task type's slot: `<prefix>:{<type>}:sms-ledger:<key>`.
+ *   - Before sending, the ledger says `attempted:<time>`; once Twilio accepted the
+ *     message, it holds the message SID. A retried or re-run task that finds a SID is not
+ *     sent again.
+ *   - A task that finds `attempted:` (the previous attempt's answer never came back: a
+ *     timeout, a lost connection, a crash of the worker) first asks Twilio for the
+ *     recipient's recent messages; one with the same body created since that attempt means
+ *     the message went out, and it is recorded instead of sent again.
+ * What remains: a message Twilio has accepted but does not list yet (its list is
+ * eventually consistent), and, in principle, an identical message to the same recipient
+ * from another task in the same minute (taken for this one). The reliability suite
+ * counts SMS duplicates under crashes and storms.
  *
  * The SDK has no base-URL option; a custom httpClient rewrites `https://api.twilio.com` to
  * TWILIO_API_BASE when set (a sandbox, a mock), and adds the headers
@@ -19,9 +26,10 @@
  * terminal.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import twilio from 'twilio';
+import type TwilioSdk from 'twilio';
 
-type TwilioRequestClient = InstanceType<typeof twilio.RequestClient>;
+type Twilio = typeof TwilioSdk;
+type TwilioRequestClient = InstanceType<Twilio['RequestClient']>;
 type TwilioRequestOptions<T> = Parameters<TwilioRequestClient['request']>[0] & { data?: T };
 type TwilioResponse<T> = Awaited<ReturnType<TwilioRequestClient['request']>> & { body: T };
 import { encodeKeyPart, providerIdempotencyKey } from '../queues/job-id.js';
@@ -33,6 +41,9 @@ import type { SmsMessage } from './message.js';
 import { ignoreProviderRequest, type ProviderObserver } from './provider-observer.js';
 
 export const TWILIO_PROVIDER = 'twilio';
+const ATTEMPTED = 'attempted:';
+/** Allowance between our clock and Twilio's when matching a message to an attempt. */
+const CLOCK_SKEW_MS = 30_000;
 const TWILIO_API = 'https://api.twilio.com';
 
 export interface TwilioDeliveryOptions {
@@ -62,35 +73,49 @@ interface CallContext {
   response?: { statusCode: number; headers: Record<string, string> };
 }
 
-/** The SDK's HTTP client, pointed at `apiBase` and carrying aftercall's headers. */
-class AftercallRequestClient extends twilio.RequestClient {
-  constructor(
-    private readonly apiBase: string | undefined,
-    private readonly context: AsyncLocalStorage<CallContext>,
-    timeoutMs: number,
-  ) {
-    super({ timeout: timeoutMs });
-  }
+// The SDK is large (about 20 MB and 150 ms to load): loaded on first use, so that a
+// voice-agent server importing aftercall's producer never pays for it.
+let sdk: Promise<Twilio> | undefined;
+const loadTwilio = () => (sdk ??= import('twilio').then((module) => (module as unknown as { default: Twilio }).default ?? (module as unknown as Twilio)));
 
-  override async request<TData>(opts: TwilioRequestOptions<TData>): Promise<TwilioResponse<TData>> {
-    const call = this.context.getStore();
-    const uri = this.apiBase && opts.uri.startsWith(TWILIO_API) ? this.apiBase.replace(/\/$/, '') + opts.uri.slice(TWILIO_API.length) : opts.uri;
-    const response = await super.request<TData>({ ...opts, uri, headers: { ...opts.headers, ...call?.headers } });
-    if (call) call.response = { statusCode: response.statusCode, headers: response.headers as Record<string, string> };
-    return response;
-  }
+/** The SDK's HTTP client, pointed at `apiBase` and carrying aftercall's headers. */
+function requestClientClass(twilio: Twilio) {
+  return class AftercallRequestClient extends twilio.RequestClient {
+    constructor(
+      private readonly apiBase: string | undefined,
+      private readonly context: AsyncLocalStorage<CallContext>,
+      timeoutMs: number,
+    ) {
+      super({ timeout: timeoutMs });
+    }
+
+    override async request<TData>(opts: TwilioRequestOptions<TData>): Promise<TwilioResponse<TData>> {
+      const call = this.context.getStore();
+      const uri = this.apiBase && opts.uri.startsWith(TWILIO_API) ? this.apiBase.replace(/\/$/, '') + opts.uri.slice(TWILIO_API.length) : opts.uri;
+      const response = await super.request<TData>({ ...opts, uri, headers: { ...opts.headers, ...call?.headers } });
+      if (call) call.response = { statusCode: response.statusCode, headers: response.headers as Record<string, string> };
+      return response;
+    }
+  };
 }
 
-/** The one place Twilio's answers become delivery outcomes. */
-export function classifyTwilioError(error: unknown, retryAfterHeader: string | undefined, now: number): Error {
-  if (error instanceof twilio.RestException) {
-    const details = { provider: TWILIO_PROVIDER, status: error.status, ...(error.code !== undefined && { code: error.code }) };
-    const message = `twilio answered ${error.status}${error.code ? ` (code ${error.code})` : ''}: ${error.message}`;
-    if (error.status === 429 || error.code === 20429 || error.status >= 500) {
+interface TwilioRestError {
+  status: number;
+  code?: number;
+  message: string;
+}
+
+/** The one place Twilio's answers become delivery outcomes; `restError` is set when Twilio answered with an error. */
+export function classifyTwilioError(error: unknown, retryAfterHeader: string | undefined, now: number, restError = isRestError(error)): Error {
+  if (restError) {
+    const rest = error as TwilioRestError;
+    const details = { provider: TWILIO_PROVIDER, status: rest.status, ...(rest.code !== undefined && { code: rest.code }) };
+    const message = `twilio answered ${rest.status}${rest.code ? ` (code ${rest.code})` : ''}: ${rest.message}`;
+    if (rest.status === 429 || rest.code === 20429 || rest.status >= 500) {
       const retryAfterMs = parseRetryAfter(retryAfterHeader, now);
       return new RetryableDeliveryError(message, { ...details, ...(retryAfterMs !== undefined && { retryAfterMs }) });
     }
-    const configuration = error.status === 401 || error.code === 20003;
+    const configuration = rest.status === 401 || rest.code === 20003;
     return new TerminalDeliveryError(configuration ? `configuration error: ${message} (check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN)` : message, {
       ...details,
       configuration,
@@ -101,24 +126,51 @@ export function classifyTwilioError(error: unknown, retryAfterHeader: string | u
   return new RetryableDeliveryError(`twilio request failed: ${timedOut ? 'timed out' : cause.message}`, { provider: TWILIO_PROVIDER });
 }
 
+/** Twilio's RestException: an error with a numeric HTTP status (the SDK throws it for every error answer). */
+function isRestError(error: unknown): boolean {
+  return error instanceof Error && error.constructor.name === 'RestException' && typeof (error as { status?: unknown }).status === 'number';
+}
+
 export function createTwilioDelivery(options: TwilioDeliveryOptions): SmsSender {
   const context = new AsyncLocalStorage<CallContext>();
   const timeoutMs = options.timeoutMs ?? 10_000;
-  const client = twilio(options.accountSid, options.authToken, {
-    httpClient: new AftercallRequestClient(options.apiBase, context, timeoutMs),
-  });
+  let clientPromise: Promise<ReturnType<Twilio>> | undefined;
+  const twilioClient = () =>
+    (clientPromise ??= loadTwilio().then((twilio) => {
+      const RequestClient = requestClientClass(twilio);
+      return twilio(options.accountSid, options.authToken, { httpClient: new RequestClient(options.apiBase, context, timeoutMs) });
+    }));
   const now = options.now ?? Date.now;
   const observe = options.observe ?? ignoreProviderRequest;
   const ledgerTtlMs = options.ledgerTtlMs ?? 7 * 24 * 3_600_000;
   const sender = options.from.startsWith('MG') ? { messagingServiceSid: options.from } : { from: options.from };
   const ledgerKey = (request: DeliveryRequest) => `${options.prefix}:{${request.type}}:sms-ledger:${encodeKeyPart(request.idempotencyKey)}`;
 
+  /** The SID of a message with this body to this recipient created since `since` (less a clock skew), if any. */
+  async function findSent(message: SmsMessage, since: number): Promise<string | undefined> {
+    let recent: { sid: string; body: string; dateCreated: Date }[];
+    try {
+      recent = await (await twilioClient()).messages.list({ to: message.to, limit: 20 });
+    } catch (error) {
+      throw classifyTwilioError(error, undefined, now());
+    }
+    return recent.find((sent) => sent.body === message.body && sent.dateCreated.getTime() >= since - CLOCK_SKEW_MS)?.sid;
+  }
+
   return {
     provider: TWILIO_PROVIDER,
     async sendSms(message, request) {
       const ledger = ledgerKey(request);
-      const sent = await options.redis.get(ledger);
-      if (sent) return { provider: TWILIO_PROVIDER, messageId: sent };
+      const entry = await options.redis.get(ledger);
+      if (entry && !entry.startsWith(ATTEMPTED)) return { provider: TWILIO_PROVIDER, messageId: entry };
+      if (entry) {
+        const found = await findSent(message, Number(entry.slice(ATTEMPTED.length)));
+        if (found) {
+          await options.redis.set(ledger, found, 'PX', ledgerTtlMs);
+          return { provider: TWILIO_PROVIDER, messageId: found };
+        }
+      }
+      await options.redis.set(ledger, `${ATTEMPTED}${now()}`, 'PX', ledgerTtlMs);
 
       const call: CallContext = {
         headers: {
@@ -130,14 +182,17 @@ export function createTwilioDelivery(options: TwilioDeliveryOptions): SmsSender 
       const started = performance.now();
       let sid: string;
       try {
+        const client = await twilioClient();
         const created = await context.run(call, () => client.messages.create({ to: message.to, body: message.body, ...sender }));
         sid = created.sid;
       } catch (error) {
         observe(TWILIO_PROVIDER, call.response ? String(call.response.statusCode) : 'network_error', (performance.now() - started) / 1000);
+        // Twilio answered 4xx: no message was created, so the next attempt need not look.
+        if (call.response && call.response.statusCode < 500) await options.redis.del(ledger);
         throw classifyTwilioError(error, call.response?.headers['retry-after'], now());
       }
       observe(TWILIO_PROVIDER, String(call.response?.statusCode ?? 201), (performance.now() - started) / 1000);
-      // The one window: a crash before this write lets a retry send the SMS again.
+      // A crash before this write is covered by the `attempted:` mark: the retry looks first.
       await options.redis.set(ledger, sid, 'PX', ledgerTtlMs);
       return { provider: TWILIO_PROVIDER, status: call.response?.statusCode ?? 201, messageId: sid };
     },

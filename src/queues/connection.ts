@@ -48,20 +48,27 @@ export function createRedisConnection(role: ConnectionRole, settings: Connection
   return client;
 }
 
-/** Resolves when the connection is ready, or rejects after `timeoutMs`. */
+const readiness = new WeakMap<RedisClient, Promise<void>>();
+
+/** Resolves when the connection is ready, or rejects after `timeoutMs`. Concurrent callers share one wait. */
 export function whenReady(client: RedisClient, timeoutMs: number): Promise<void> {
   if (client.status === 'ready') return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      client.off('ready', onReady);
-      reject(new Error(`Redis is not reachable (no connection within ${timeoutMs} ms)`));
-    }, timeoutMs);
-    const onReady = () => {
-      clearTimeout(timer);
-      resolve();
-    };
-    client.once('ready', onReady);
-  });
+  let waiting = readiness.get(client);
+  if (!waiting) {
+    waiting = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        client.off('ready', onReady);
+        reject(new Error(`Redis is not reachable (no connection within ${timeoutMs} ms)`));
+      }, timeoutMs);
+      const onReady = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      client.once('ready', onReady);
+    }).finally(() => readiness.delete(client));
+    readiness.set(client, waiting);
+  }
+  return waiting;
 }
 
 /** Redacts the password of a Redis URL for messages and logs. */

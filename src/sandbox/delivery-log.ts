@@ -30,6 +30,8 @@ export interface Delivery {
   type: string | null;
   /** E-mail address(es) or phone number, when there is one. */
   to: string | null;
+  /** The sender, when the request named one (Twilio's From). */
+  from?: string;
   subject?: string;
   text?: string;
   html?: string;

@@ -5,6 +5,7 @@
  *
  *   POST /emails                                         Resend (resend-fake.ts)
  *   POST /2010-04-01/Accounts/{AccountSid}/Messages.json Twilio (twilio-fake.ts)
+ *   GET  /2010-04-01/Accounts/{AccountSid}/Messages.json Twilio's message list
  *   POST /webhooks/<type>                                Standard Webhooks receiver (webhook-fake.ts)
  *   /_sandbox/...                                        control and read endpoints (control.ts)
  *
@@ -33,7 +34,7 @@ import { BodyTooLargeError, jsonAnswer, readRequest, sendAnswer, type SandboxReq
 import { Responder, runProviderRequest, type PipelineContext } from './provider-pipeline.js';
 import { createRandom, randomSeed } from './random.js';
 import { createResendFake } from './resend-fake.js';
-import { createTwilioFake, TWILIO_MESSAGES_PATH, twilioError } from './twilio-fake.js';
+import { createTwilioFake, listTwilioMessages, TWILIO_MESSAGES_PATH, twilioError } from './twilio-fake.js';
 import { createWebhookFake, WEBHOOK_PATH } from './webhook-fake.js';
 
 export type { Delivery, DeliveryProvider, SandboxStats } from './delivery-log.js';
@@ -135,7 +136,8 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       method === 'POST' ? run() : sendAnswer(response, jsonAnswer(405, { statusCode: 405, name: 'method_not_allowed', message: 'Method is not allowed for the requested path.' }, { allow: 'POST' }));
     if (path === '/emails') return post(() => runProviderRequest(resend, request, response, context));
     if (TWILIO_MESSAGES_PATH.test(path)) {
-      if (method !== 'POST') return sendAnswer(response, twilioError(405, 20004, 'Method not allowed', { allow: 'POST' }));
+      if (method === 'GET') return sendAnswer(response, listTwilioMessages(log, request));
+      if (method !== 'POST') return sendAnswer(response, twilioError(405, 20004, 'Method not allowed', { allow: 'GET, POST' }));
       return runProviderRequest(twilio, request, response, context);
     }
     if (WEBHOOK_PATH.test(path)) return post(() => runProviderRequest(webhook, request, response, context));

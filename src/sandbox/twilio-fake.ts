@@ -21,6 +21,10 @@
  * naming it) and `X-Aftercall-Type`; the attempt comes from the `Attempt` form field or
  * `X-Aftercall-Attempt`.
  *
+ * `GET .../Messages.json` lists the messages sent so far, newest first, filtered by `To`
+ * and `From` (Twilio's list operation, paged as Twilio pages it): the Twilio adapter
+ * uses it to find out whether a send whose answer never came back did create a message.
+ *
  * Errors have Twilio's shape `{ code, message, more_info, status }`. A terminal recipient
  * gets 400 code 21211 (invalid 'To' number), the one kind of terminal error the sandbox
  * produces; a rate limit 429 code 20429 with Retry-After; server errors 500 code 20500,
@@ -88,6 +92,42 @@ function basicCredentials(authorization: string | undefined): { username: string
   const colon = decoded.indexOf(':');
   if (colon <= 0 || colon === decoded.length - 1) return undefined;
   return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+}
+
+/** The list operation: messages recorded in the log, newest first, filtered by To and From. */
+export function listTwilioMessages(log: DeliveryLog, request: SandboxRequest): Answer {
+  const accountSid = decodeKey(TWILIO_MESSAGES_PATH.exec(request.path)?.[1] ?? '');
+  if (!ACCOUNT_SID.test(accountSid)) return twilioError(404, 20404, `The requested resource ${request.path} was not found`);
+  if (!basicCredentials(headerValue(request.headers, 'authorization'))) {
+    return twilioError(401, 20003, 'Authenticate', { 'www-authenticate': 'Basic realm="Twilio API"' });
+  }
+  const to = request.query.get('To');
+  const from = request.query.get('From');
+  const pageSize = Math.min(1000, Math.max(1, Number(request.query.get('PageSize') ?? 50) || 50));
+  const messages = log
+    .list({ provider: 'twilio' })
+    .filter((delivery) => (!to || delivery.to === to) && (!from || delivery.from === from))
+    .reverse()
+    .slice(0, pageSize)
+    .map((delivery) => ({
+      account_sid: accountSid,
+      api_version: '2010-04-01',
+      body: delivery.body ?? '',
+      date_created: rfc2822(Date.parse(delivery.receivedAt)),
+      date_sent: null,
+      date_updated: rfc2822(Date.parse(delivery.receivedAt)),
+      direction: 'outbound-api',
+      from: delivery.from ?? null,
+      sid: delivery.id,
+      status: 'queued',
+      to: delivery.to,
+      uri: `/2010-04-01/Accounts/${accountSid}/Messages/${delivery.id}.json`,
+    }));
+  const uri = `/2010-04-01/Accounts/${accountSid}/Messages.json?PageSize=${pageSize}&Page=0`;
+  return jsonAnswer(200, {
+    messages, end: Math.max(0, messages.length - 1), first_page_uri: uri, next_page_uri: null, page: 0, page_size: pageSize,
+    previous_page_uri: null, start: 0, uri,
+  });
 }
 
 export function createTwilioFake(options: TwilioFakeOptions): ProviderFake<TwilioAccepted> {
@@ -176,6 +216,7 @@ export function createTwilioFake(options: TwilioFakeOptions): ProviderFake<Twili
           expiresAt: accepted.expiresAt,
           type: accepted.type,
           to: accepted.to,
+          ...(accepted.from && { from: accepted.from }),
           body: accepted.body,
           ...(accepted.attempt !== undefined && { attempt: accepted.attempt }),
         });
