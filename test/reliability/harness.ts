@@ -142,15 +142,21 @@ export class Load {
     }
   }
 
-  /** Sends outcomes at a steady pace; unaccepted ones are retried until accepted or `deadline`. */
-  async run(outcomes: ConversationOutcome[], perSecond: number, deadline = Date.now() + 300_000): Promise<void> {
-    const pending = [...outcomes];
+  /**
+   * Sends outcomes at a steady pace; unaccepted ones are retried until accepted or
+   * `deadline`. Given a function, each outcome is made when it is sent (its conversation
+   * ends then, as a voice agent reports it).
+   */
+  async run(outcomes: ConversationOutcome[] | { count: number; make: (index: number) => ConversationOutcome }, perSecond: number, deadline = Date.now() + 300_000): Promise<void> {
+    const make = Array.isArray(outcomes) ? (index: number) => outcomes[index]! : outcomes.make;
+    const pending = Array.from({ length: Array.isArray(outcomes) ? outcomes.length : outcomes.count }, (_, index) => index);
     const interval = 1_000 / perSecond;
     let next = Date.now();
     while (pending.length && Date.now() < deadline) {
-      const outcome = pending.shift()!;
+      const item = pending.shift()!;
+      const outcome = make(item);
       if (!(await this.send(outcome))) {
-        pending.push(outcome);
+        pending.push(item);
         await sleep(200);
       }
       next += interval;

@@ -6,8 +6,9 @@
   added: ARGV[6] is then 1 so the wait list is searched from its producing end). The
   cost grows with the number of candidates, never with the backlog: the index is read by
   score, delayed jobs are removed from a sorted set, and waiting jobs are searched from
-  the consuming end of the wait list, where the oldest (first to expire) jobs are, and
-  never further than a fixed limit.
+  both ends of the wait list (the oldest, first to expire, wait at the consuming end;
+  jobs back from a retry delay re-enter at the producing end), never further than a
+  fixed limit.
 
   For each candidate:
   - job gone or finished (completed, dead-lettered): the index entry is dropped;

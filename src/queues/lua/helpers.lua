@@ -14,15 +14,22 @@ local function emit(base, ...)
   rcall("XADD", base .. "events", "MAXLEN", "~", maxEvents(base), "*", ...)
 end
 
--- How far into a wait list a job is searched for. A waiting job deeper than this (a
--- long backlog) is left where it is: the worker that reaches it checks its expiry at
--- pickup anyway, and later sweeps look again as it moves up. This keeps every call
--- short, whatever the backlog.
+-- How far into a wait list a job is searched for, from each end. A waiting job deeper
+-- than this (in the middle of a long backlog) is left where it is: the worker that
+-- reaches it checks its expiry at pickup anyway, and later sweeps look again as it moves
+-- up. This keeps every call short, whatever the backlog. Both ends are searched: the
+-- oldest jobs wait at the consuming end, and a job back from a retry delay re-enters at
+-- the producing end.
 local WAIT_SEARCH_LIMIT = 1000
 
 local function takeFromList(listKey, jobId, direction)
-  if not rcall("LPOS", listKey, jobId, "RANK", direction, "MAXLEN", WAIT_SEARCH_LIMIT) then return false end
-  return rcall("LREM", listKey, direction, jobId) == 1
+  if rcall("LPOS", listKey, jobId, "RANK", direction, "MAXLEN", WAIT_SEARCH_LIMIT) then
+    return rcall("LREM", listKey, direction, jobId) == 1
+  end
+  if rcall("LPOS", listKey, jobId, "RANK", -direction, "MAXLEN", WAIT_SEARCH_LIMIT) then
+    return rcall("LREM", listKey, -direction, jobId) == 1
+  end
+  return false
 end
 
 -- Takes a job that is waiting or delayed out of its list or set, and returns the state
