@@ -373,7 +373,8 @@ function memorySection(m) {
         ]
       : []),
     '',
-    `RSS max / min − 1 after warm-up: ${pct(w.rssMiB.growth, 1)} (${verdict(m.goal, 'flat within 10 %')}). Trend: mean RSS over the last quarter of the`,
+    `Judged on the RSS right after a full GC (what the process keeps; what a leak raises): max / min − 1 after warm-up ${pct(w.growth, 1)}`,
+    `(${verdict(m.goal, 'flat within 10 %')}). As sampled between collections it moves ${pct(w.rssMiB.growth, 1)}, with the heap's sawtooth. Trend: mean RSS over the last quarter of the`,
     `samples against the first, ${w.trend.change >= 0 ? '+' : ''}${pct(w.trend.change, 1)} (${fmt(w.trend.firstQuarterMeanMiB, 1)} → ${fmt(w.trend.lastQuarterMeanMiB, 1)} MiB).`,
     `RSS by stretch of ${num(window)} jobs (min..max MiB, as sampled; then right after the full GC at its end): ${windows.join('; ')}.`,
     ...(m.goal.judged && !m.goal.met && w.heapUsedAfterGcMiB

@@ -97,10 +97,15 @@ function classify(error: unknown): Failure {
   return { kind: 'retryable', message: `unexpected error: ${message}` };
 }
 
+const NEVER_ABORTED = new AbortController().signal;
+
 export function createJobHandler(options: JobHandlerOptions) {
   const { definition, config, port, keys, client, retryPolicy, clock, logger } = options;
 
-  return async function handleJob(job: Job, token?: string, signal?: AbortSignal): Promise<DeliveryReceipt | { superseded: true }> {
+  // Two parameters, not three: BullMQ makes an AbortController for every job of a
+  // processor that takes a signal, and nothing here cancels a delivery on BullMQ's behalf
+  // (each provider request has its own timeout).
+  return async function handleJob(job: Job, token?: string): Promise<DeliveryReceipt | { superseded: true }> {
     const startedAt = clock();
     const jobId = job.id!;
     const attempt = job.attemptsMade + 1;
@@ -167,7 +172,7 @@ export function createJobHandler(options: JobHandlerOptions) {
           attempt, createdAt: task.createdAt, expiresAt: task.expiresAt, payload: task.payload,
         },
         port,
-        signal ?? new AbortController().signal,
+        NEVER_ABORTED,
       );
       report({ result: 'completed', provider: receipt.provider, calledProvider: true, attemptResult: 'success' });
       return receipt;

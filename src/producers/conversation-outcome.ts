@@ -36,14 +36,16 @@ const CONTROL_CHARACTERS = /[\p{Cc}\p{Cs}]/u;
 const E164 = /^\+[1-9]\d{1,14}$/;
 const LOCALE = /^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*$/;
 
-const codePoints = (text: string) => [...text].length;
+// A string's length in UTF-16 units is at least its length in code points, so most
+// strings pass without being spread into code points.
+const withinCodePoints = (text: string, max: number) => text.length <= max || [...text].length <= max;
 
 /** Printable text of 1..max characters (Unicode code points), no control characters. */
 function text(max: number, what: string) {
   return z
     .string({ error: `expected ${what} (a string)` })
     .refine((value) => value.length > 0, { error: `expected ${what}: at least 1 character` })
-    .refine((value) => codePoints(value) <= max, { error: `expected ${what}: at most ${max} characters` })
+    .refine((value) => withinCodePoints(value, max), { error: `expected ${what}: at most ${max} characters` })
     .refine((value) => !CONTROL_CHARACTERS.test(value), {
       error: `expected ${what}: printable characters only (no control characters)`,
     })
@@ -122,7 +124,7 @@ export const conversationOutcomeSchema = z
         .optional(),
       summary: z
         .string({ error: 'expected a summary (a string)' })
-        .refine((value) => codePoints(value) <= SUMMARY_MAX, {
+        .refine((value) => withinCodePoints(value, SUMMARY_MAX), {
           error: `expected a summary of at most ${SUMMARY_MAX} characters`,
         })
         .meta({ maxLength: SUMMARY_MAX })

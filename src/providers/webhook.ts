@@ -15,7 +15,13 @@
  * Responses: 2xx delivered; 408, 429 and 5xx retryable (Retry-After honoured); every
  * other status terminal; redirects are not followed (terminal: the URL is wrong);
  * network errors and the per-request timeout (default 10 s) retryable.
+ *
+ * Requests go through node:http(s) with keep-alive agents rather than fetch: in Node 20,
+ * fetch costs about three times the CPU per request, which a worker delivering hundreds
+ * of webhooks a second feels.
  */
+import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { Webhook } from 'standardwebhooks';
 import { asciiKey } from '../queues/job-id.js';
 import { toIso } from '../time.js';
@@ -48,6 +54,47 @@ export function webhookBody(request: DeliveryRequest): string {
   });
 }
 
+const agents = { 'http:': new HttpAgent({ keepAlive: true }), 'https:': new HttpsAgent({ keepAlive: true }) };
+
+class RequestTimeoutError extends Error {
+  override readonly name = 'TimeoutError';
+}
+
+/** POSTs a body; resolves with the status and headers once the answer has been read. */
+function post(url: URL, headers: Record<string, string>, body: string, timeoutMs: number, signal: AbortSignal): Promise<{ status: number; headers: IncomingHttpHeaders }> {
+  return new Promise((resolve, reject) => {
+    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const request = send(url, {
+      method: 'POST',
+      agent: agents[url.protocol as 'http:' | 'https:'],
+      headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) },
+    });
+    const timer = setTimeout(() => request.destroy(new RequestTimeoutError(`timed out after ${timeoutMs} ms`)), timeoutMs);
+    const abort = () => request.destroy(new Error('aborted'));
+    signal.addEventListener('abort', abort, { once: true });
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', abort);
+    };
+    request.on('response', (response) => {
+      response.on('error', (error) => {
+        done();
+        reject(error);
+      });
+      response.on('end', () => {
+        done();
+        resolve({ status: response.statusCode ?? 0, headers: response.headers });
+      });
+      response.resume(); // the body is not needed; reading it frees the connection for reuse
+    });
+    request.on('error', (error) => {
+      done();
+      reject(error);
+    });
+    request.end(body);
+  });
+}
+
 export function createWebhookDelivery(options: WebhookDeliveryOptions): DeliveryPort {
   const signer = new Webhook(options.secret);
   const timeoutMs = options.timeoutMs ?? 10_000;
@@ -68,13 +115,11 @@ export function createWebhookDelivery(options: WebhookDeliveryOptions): Delivery
       const id = asciiKey(request.idempotencyKey);
       const sentAt = new Date(now());
       const started = performance.now();
-      let response: Response;
+      let response: { status: number; headers: IncomingHttpHeaders };
       try {
-        response = await fetch(url, {
-          method: 'POST',
-          redirect: 'manual',
-          signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]),
-          headers: {
+        response = await post(
+          new URL(url),
+          {
             'content-type': 'application/json',
             'user-agent': 'aftercall',
             'webhook-id': id,
@@ -83,7 +128,9 @@ export function createWebhookDelivery(options: WebhookDeliveryOptions): Delivery
             'idempotency-key': id,
           },
           body,
-        });
+          timeoutMs,
+          signal,
+        );
       } catch (error) {
         const cause = error as Error;
         const timedOut = cause.name === 'TimeoutError';
@@ -91,14 +138,13 @@ export function createWebhookDelivery(options: WebhookDeliveryOptions): Delivery
         const reason = timedOut ? `timed out after ${timeoutMs} ms` : cause.message;
         throw new RetryableDeliveryError(`webhook request failed: ${reason}`, { provider: WEBHOOK_PROVIDER });
       }
-      // The body is not needed; reading it frees the connection.
-      await response.arrayBuffer().catch(() => undefined);
       observe(WEBHOOK_PROVIDER, String(response.status), (performance.now() - started) / 1000);
       const kind = classifyHttpStatus(response.status);
       if (!kind) return { provider: WEBHOOK_PROVIDER, status: response.status };
       const message = `webhook answered HTTP ${response.status}`;
       if (kind === 'retryable') {
-        const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), now());
+        const retryAfterHeader = response.headers['retry-after'];
+        const retryAfterMs = parseRetryAfter(Array.isArray(retryAfterHeader) ? retryAfterHeader[0] : retryAfterHeader, now());
         throw new RetryableDeliveryError(message, {
           provider: WEBHOOK_PROVIDER,
           status: response.status,
