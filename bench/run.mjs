@@ -373,9 +373,10 @@ function memorySection(m) {
         ]
       : []),
     '',
-    `Judged on the RSS right after a full GC (what the process keeps; what a leak raises): max / min − 1 after warm-up ${pct(w.growth, 1)}`,
-    `(${verdict(m.goal, 'flat within 10 %')}). As sampled between collections it moves ${pct(w.rssMiB.growth, 1)}, with the heap's sawtooth. Trend: mean RSS over the last quarter of the`,
-    `samples against the first, ${w.trend.change >= 0 ? '+' : ''}${pct(w.trend.change, 1)} (${fmt(w.trend.firstQuarterMeanMiB, 1)} → ${fmt(w.trend.lastQuarterMeanMiB, 1)} MiB).`,
+    `Flat within 10 % (${verdict(m.goal, 'no trend, no growth of the heap kept')}): mean RSS over the last quarter of the samples against the first,`,
+    `${w.trend.change >= 0 ? '+' : ''}${pct(w.trend.change, 1)} (${fmt(w.trend.firstQuarterMeanMiB, 1)} → ${fmt(w.trend.lastQuarterMeanMiB, 1)} MiB); heap in use right after a full GC ${w.heapUsedAfterGcMiB ? pct(w.heapUsedAfterGcMiB.growth, 1) : 'n/a'} max / min.`,
+    `Not judged: RSS as sampled moves within a ${pct(w.rssMiB.growth, 1)} band (max / min) with the heap's sawtooth between collections, and memory a`,
+    'collection frees is not returned to the system at once (RSS right after a full GC barely drops).',
     `RSS by stretch of ${num(window)} jobs (min..max MiB, as sampled; then right after the full GC at its end): ${windows.join('; ')}.`,
     ...(m.goal.judged && !m.goal.met && w.heapUsedAfterGcMiB
       ? [
