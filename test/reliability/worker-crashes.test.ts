@@ -21,7 +21,8 @@ afterAll(async () => {
 
 describe('reliability: worker crashes', () => {
   it('loses nothing and delivers each e-mail and webhook effect once while workers are SIGKILLed', async () => {
-    const conversations = scale(150, 2_000);
+    // Full size: 3,600 conversations, about 8,000 tasks.
+    const conversations = scale(150, 3_600);
     const killEveryMs = scale(1_500, 3_000);
     fleet = await startFleet({ prefix, workers: 3, sandbox: { faults: { latencyMs: { min: 5, max: 60, tailRate: 0, tailMs: 0 } } } });
     const load = new Load({ redisUrl: REDIS_URL, prefix, tasks: { follow_up_survey: { settings: { delay: 0 } } } });
@@ -41,7 +42,7 @@ describe('reliability: worker crashes', () => {
         await fleet!.addWorker();
       }
     })();
-    await load.run(outcomes, scale(40, 60));
+    await load.run(outcomes, scale(40, 80));
     // keep killing while the backlog drains
     await sleep(scale(3_000, 10_000));
     killing = false;
