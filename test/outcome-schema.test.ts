@@ -82,6 +82,28 @@ describe('conversation outcome schema', () => {
     expect(issuesOf({ ...base, metadata: ['not', 'an', 'object'] })[0]!.path).toBe('metadata');
   });
 
+  it('names the first metadata value that is not JSON', () => {
+    const base = bookedOutcome('c');
+    const deep: Record<string, unknown> = {};
+    let node = deep;
+    for (let depth = 0; depth < 100; depth += 1) node = node.next = {};
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    const cases: [unknown, string][] = [
+      [{ tags: ['a', new Date(0)] }, 'metadata.tags[1]'],
+      [{ score: Number.NaN }, 'metadata.score'],
+      [{ nested: { fn: () => 1 } }, 'metadata.nested.fn'],
+      [{ ok: 1, missing: undefined }, 'metadata.missing'],
+      [{ big: 10n }, 'metadata.big'],
+    ];
+    for (const [metadata, path] of cases) {
+      expect(issuesOf({ ...base, metadata })).toEqual([{ path, message: 'expected a JSON value' }]);
+    }
+    // nesting deeper than 64 levels, or a cycle, is refused where it goes too deep
+    expect(issuesOf({ ...base, metadata: deep })[0]!.path).toMatch(/^metadata(\.next){64}$/);
+    expect(issuesOf({ ...base, metadata: cyclic })[0]!.path).toMatch(/^metadata(\.self){64}$/);
+  });
+
   it('turns hostile input into a validation error, never another exception', () => {
     const hostile = [
       null,

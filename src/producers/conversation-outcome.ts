@@ -103,10 +103,47 @@ export const callbackSchema = z.strictObject(
   { error: 'expected an object' },
 );
 
+/**
+ * Where `value` stops being JSON (the path of the first value that is not a string, a
+ * finite number, a boolean, null, an array or a plain object), or undefined when it is
+ * JSON throughout. Nesting deeper than JSON_MAX_DEPTH (a cycle, for one) counts as not JSON.
+ * A loop rather than a recursive schema (`z.json()`), so the whole outcome schema has no
+ * reference cycle and compiles (see `z.compile` below).
+ */
+const JSON_MAX_DEPTH = 64;
+function notJsonAt(value: unknown, path: (string | number)[] = [], depth = 0): (string | number)[] | undefined {
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return undefined;
+  if (typeof value === 'number') return Number.isFinite(value) ? undefined : path;
+  if (typeof value !== 'object' || depth >= JSON_MAX_DEPTH) return path;
+  if (Array.isArray(value)) {
+    for (let index = 0; index < value.length; index += 1) {
+      const found = notJsonAt(value[index], [...path, index], depth + 1);
+      if (found) return found;
+    }
+    return undefined;
+  }
+  const prototype = Object.getPrototypeOf(value);
+  if (prototype !== Object.prototype && prototype !== null) return path;
+  for (const key of Object.keys(value)) {
+    const found = notJsonAt((value as Record<string, unknown>)[key], [...path, key], depth + 1);
+    if (found) return found;
+  }
+  return undefined;
+}
+
 const metadataSchema = z
-  .record(z.string(), z.json({ error: 'expected a JSON value' }), { error: 'expected a JSON object' })
-  .refine((value) => Buffer.byteLength(JSON.stringify(value), 'utf8') <= METADATA_MAX_BYTES, {
-    error: `expected a JSON object of at most ${METADATA_MAX_BYTES} bytes when serialised`,
+  .record(z.string(), z.unknown(), { error: 'expected a JSON object' })
+  .check((ctx) => {
+    const at = notJsonAt(ctx.value);
+    if (at) {
+      ctx.issues.push({ code: 'custom', path: at, message: 'expected a JSON value', input: ctx.value });
+    } else if (Buffer.byteLength(JSON.stringify(ctx.value), 'utf8') > METADATA_MAX_BYTES) {
+      ctx.issues.push({
+        code: 'custom',
+        message: `expected a JSON object of at most ${METADATA_MAX_BYTES} bytes when serialised`,
+        input: ctx.value,
+      });
+    }
   });
 
 export const conversationOutcomeSchema = z
@@ -151,6 +188,13 @@ export const conversationOutcomeSchema = z
     }
   });
 
+/**
+ * The same schema, compiled by zod into one generated function: valid outcomes (nearly
+ * all of them) take that fast path; anything it rejects is parsed again by the schema
+ * above, which reports the issues. A test checks that both accept and reject alike.
+ */
+export const compiledOutcomeSchema = z.compile(conversationOutcomeSchema);
+
 export type ConversationOutcome = z.infer<typeof conversationOutcomeSchema>;
 export type Customer = z.infer<typeof customerSchema>;
 export type Booking = z.infer<typeof bookingSchema>;
@@ -168,6 +212,19 @@ export function conversationOutcomeJsonSchema(): Record<string, unknown> {
     if: { properties: { outcome: { enum: [...outcomes] } }, required: ['outcome'] },
     then: { required: [field] },
   });
+  // metadata's values are checked by a function (notJsonAt), which has no JSON Schema form.
+  const properties = generated.properties as Record<string, Record<string, unknown>>;
+  properties.metadata = { ...properties.metadata, additionalProperties: { $ref: '#/$defs/jsonValue' } };
+  const jsonValue = {
+    anyOf: [
+      { type: 'string' },
+      { type: 'number' },
+      { type: 'boolean' },
+      { type: 'null' },
+      { type: 'array', items: { $ref: '#/$defs/jsonValue' } },
+      { type: 'object', additionalProperties: { $ref: '#/$defs/jsonValue' } },
+    ],
+  };
   return {
     $schema: generated.$schema,
     $id: 'https://aftercall.dev/schema/conversation-outcome.schema.json',
@@ -177,6 +234,7 @@ export function conversationOutcomeJsonSchema(): Record<string, unknown> {
       `metadata must serialise to at most ${METADATA_MAX_BYTES} bytes; string lengths count Unicode code points.`,
     ...Object.fromEntries(Object.entries(generated).filter(([key]) => key !== '$schema')),
     allOf: [requireWhen(BOOKING_OUTCOMES, 'booking'), requireWhen(CALLBACK_OUTCOMES, 'callback')],
+    $defs: { ...(generated.$defs as Record<string, unknown> | undefined), jsonValue },
   };
 }
 
@@ -187,7 +245,7 @@ export function conversationOutcomeJsonSchema(): Record<string, unknown> {
 export function parseConversationOutcome(input: unknown): ConversationOutcome {
   let result: ReturnType<typeof conversationOutcomeSchema.safeParse>;
   try {
-    result = conversationOutcomeSchema.safeParse(input, { reportInput: true });
+    result = compiledOutcomeSchema.safeParse(input, { reportInput: true });
   } catch {
     throw new OutcomeValidationError([{ path: '(root)', message: 'expected a plain JSON object' }]);
   }

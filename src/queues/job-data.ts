@@ -39,9 +39,24 @@ export type ParsedJobData =
   | { ok: true; data: TaskJobData }
   | { ok: false; issues: FieldIssue[]; envelope: Partial<TaskJobData> };
 
+// Compiled by zod into generated functions, once per schema: the worker validates every
+// job it picks up, and valid data (nearly all of it) takes the fast path. Data the fast
+// path rejects is parsed again by the original schema, which reports the issues.
+const compiledEnvelopeSchema = z.compile(jobEnvelopeSchema);
+const compiledPayloadSchemas = new WeakMap<AnyTaskDefinition['payloadSchema'], AnyTaskDefinition['payloadSchema']>();
+
+function compiledPayloadSchema(definition: AnyTaskDefinition): AnyTaskDefinition['payloadSchema'] {
+  let compiled = compiledPayloadSchemas.get(definition.payloadSchema);
+  if (!compiled) {
+    compiled = z.compile(definition.payloadSchema);
+    compiledPayloadSchemas.set(definition.payloadSchema, compiled);
+  }
+  return compiled;
+}
+
 /** Validates job data read from Redis against the envelope and the type's payload schema. */
 export function parseJobData(definition: AnyTaskDefinition, data: unknown): ParsedJobData {
-  const envelope = jobEnvelopeSchema.safeParse(data, { reportInput: true });
+  const envelope = compiledEnvelopeSchema.safeParse(data, { reportInput: true });
   if (!envelope.success) {
     return { ok: false, issues: toFieldIssues(envelope.error.issues), envelope: salvage(data) };
   }
@@ -52,7 +67,7 @@ export function parseJobData(definition: AnyTaskDefinition, data: unknown): Pars
       envelope: envelope.data,
     };
   }
-  const payload = definition.payloadSchema.safeParse(envelope.data.payload, { reportInput: true });
+  const payload = compiledPayloadSchema(definition).safeParse(envelope.data.payload, { reportInput: true });
   if (!payload.success) {
     const issues = toFieldIssues(payload.error.issues).map((issue) => ({ ...issue, path: `payload.${issue.path}` }));
     return { ok: false, issues, envelope: envelope.data };
