@@ -1,7 +1,6 @@
 // Where a worker's CPU goes, piece by piece: the per-job steps aftercall's worker adds to
-// BullMQ's own (its log line, the payload's validation, the metrics, the AbortController
-// BullMQ makes for a processor that takes a signal) and, for deliveries, the HTTP client
-// and the signing. Each is timed alone in this process with process.cpuUsage over many
+// BullMQ's own (its log line, the job data's validation, the metrics) and, for
+// deliveries, the HTTP client and the signing. Each is timed alone in this process with process.cpuUsage over many
 // calls after a warm-up: microseconds of CPU per call. They explain the process-level
 // benchmarks' gaps; they are not goals.
 import { createHmac } from 'node:crypto';
@@ -9,6 +8,7 @@ import http from 'node:http';
 import { pino } from 'pino';
 import { Webhook } from 'standardwebhooks';
 import { createLogger, createWorkerMetrics, planOutcome, resolveTaskConfigs, taskDefinition } from '../dist/index.js';
+import { jobEnvelopeSchema, parseJobData } from '../dist/queues/job-data.js';
 import { noActionOutcome, pool, TYPE, WEBHOOK_SECRET } from './harness.mjs';
 
 /** CPU microseconds per call of `fn`, after a warm-up. */
@@ -35,15 +35,19 @@ export async function handlerCosts({ quick }) {
     { name: 'aftercall', level: 'info', base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime, formatters: { level: (label) => ({ level: label }) } },
     devNull(),
   );
-  const schema = taskDefinition(TYPE).payloadSchema;
+  const definition = taskDefinition(TYPE);
   const metrics = createWorkerMetrics({ client: {}, prefix: 'bench-breakdown' });
   const event = { type: TYPE, jobId: line.jobId, conversationId: data.conversationId, attempt: 1, durationMs: 1, result: 'completed', dueAt: now, provider: 'noop', calledProvider: true, attemptResult: 'success' };
   return {
     logLine: await cpuPerCall(() => logger.info(line, 'job completed'), iterations),
     logLineWithoutRedaction: await cpuPerCall(() => unredacted.info(line, 'job completed'), iterations),
-    payloadValidation: await cpuPerCall(() => schema.safeParse(stored.payload), iterations),
+    // what the worker runs (the compiled schemas), and the same checks through the schemas as written
+    jobValidation: await cpuPerCall(() => parseJobData(definition, stored), iterations),
+    jobValidationUncompiled: await cpuPerCall(() => {
+      jobEnvelopeSchema.safeParse(stored);
+      definition.payloadSchema.safeParse(stored.payload);
+    }, iterations),
     metrics: await cpuPerCall(() => metrics.onJobOutcome(event), iterations),
-    abortController: await cpuPerCall(() => new AbortController().signal, iterations),
   };
 }
 
