@@ -78,6 +78,22 @@ export async function enqueueLatency({ quick }) {
     const c = first ? a : await runOurs(calls);
     perRound.push({ ours: summarize(c), raw: summarize(b) });
   }
+  // Where a call's time goes: Redis' time executing its commands (INFO commandstats, the
+  // scripts' inner commands included) and this process' CPU, per call, one pass per side.
+  const costOf = async (run) => {
+    await admin.config('RESETSTAT');
+    const cpu = process.cpuUsage();
+    await run(calls);
+    const used = process.cpuUsage(cpu);
+    const stats = await admin.info('commandstats');
+    let redisUs = 0;
+    for (const [, command, usec] of stats.matchAll(/^cmdstat_([^:]+):calls=\d+,usec=(\d+)/gm)) {
+      if (command !== 'info' && !command.startsWith('config')) redisUs += Number(usec);
+    }
+    return { redisUsPerCall: redisUs / calls, clientCpuUsPerCall: (used.user + used.system) / calls };
+  };
+  const cost = { ours: await costOf(runOurs), raw: await costOf(runRaw) };
+
   await producer.close();
   await Promise.all(queues.map((queue) => queue.close()));
   rawConnection.disconnect();
@@ -90,9 +106,11 @@ export async function enqueueLatency({ quick }) {
     callsPerRound: calls,
     ours: { p50: pick('ours', 'p50'), p99: pick('ours', 'p99') },
     raw: { p50: pick('raw', 'p50'), p99: pick('raw', 'p99') },
+    cost,
   };
   result.ratioP50 = result.ours.p50.median / result.raw.p50.median;
   result.ratioP99 = result.ours.p99.median / result.raw.p99.median;
+  result.ratioP99PerRound = acrossRounds(perRound.map((round) => round.ours.p99 / round.raw.p99));
   result.goal = { metric: 'p99 ratio', limit: 1.2, met: result.ratioP99 <= 1.2 };
   return result;
 }

@@ -11,6 +11,7 @@ import { DEFAULT_PREFIX, PREFIX_PATTERN } from './queues/keys.js';
 import { allTaskDefinitions, MAX_ATTEMPTS, type TaskOverrides, type TaskType } from './tasks/catalog.js';
 import { formatDuration, parseDuration, SECOND } from './time.js';
 import { DEFAULT_DEDUPE_WINDOW_MS, DEFAULT_PRODUCER_TIMEOUT_MS } from './producers/producer.js';
+import { DEFAULT_SWEEP_BATCH_SIZE } from './expiry-sweeper.js';
 import { ConfigError } from './validation-error.js';
 import { channelVariable, supportedChannels, type ChannelSetting } from './providers/channels.js';
 
@@ -147,7 +148,7 @@ const fixedVariables = {
   RETRY_JITTER: duration(DEFAULT_RETRY_POLICY.jitterMs),
   SWEEPER_ENABLED: flag(true),
   SWEEP_INTERVAL: duration(15 * SECOND),
-  SWEEP_BATCH_SIZE: integer(200, 1, 10_000),
+  SWEEP_BATCH_SIZE: integer(DEFAULT_SWEEP_BATCH_SIZE, 1, 10_000),
   WEBHOOK_SECRET: z
     .string()
     .optional()
@@ -209,7 +210,7 @@ const fixedDocs: Record<keyof typeof fixedVariables, [string, string]> = {
   RETRY_JITTER: ['1s', 'up to this much random time added to each retry delay'],
   SWEEPER_ENABLED: ['true', 'whether this worker process takes part in the expiry sweep'],
   SWEEP_INTERVAL: ['15s', 'how often the fleet sweeps expired jobs into the dead-letter queue'],
-  SWEEP_BATCH_SIZE: ['200', 'expired jobs handled per Redis call during a sweep'],
+  SWEEP_BATCH_SIZE: [String(DEFAULT_SWEEP_BATCH_SIZE), 'expired jobs handled per Redis call during a sweep (each call blocks Redis while it runs)'],
   WEBHOOK_SECRET: ['(none)', 'Standard Webhooks signing secret (whsec_...); required when a webhook is used'],
   WEBHOOK_TIMEOUT: ['10s', 'timeout of one provider request (webhook, Resend, Twilio)'],
   RESEND_API_KEY: ['(none)', 'Resend API key; when set, e-mails go through Resend (see CHANNEL_<TYPE>)'],

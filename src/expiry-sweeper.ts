@@ -44,11 +44,19 @@ export interface SweepResult {
   durationMs: number;
 }
 
+/**
+ * Expired jobs handled per Redis call. A call blocks Redis while it runs, and its cost is
+ * its batch times the search for each job (up to 1,000 wait-list entries from each end,
+ * see helpers.lua): 50 keeps the worst case, expired jobs scattered through a long
+ * backlog, at a few milliseconds per call (`npm run bench`, sweeper scaling).
+ */
+export const DEFAULT_SWEEP_BATCH_SIZE = 50;
+
 /** One sweep over every type's expiry index. Safe to run concurrently with anything. */
 export async function sweepExpiredJobs(client: RedisClient, options: SweepOptions): Promise<SweepResult> {
   const started = performance.now();
   const now = options.now ?? Date.now();
-  const batchSize = options.batchSize ?? 200;
+  const batchSize = options.batchSize ?? DEFAULT_SWEEP_BATCH_SIZE;
   const recheckAt = now + (options.recheckAfterMs ?? 5_000);
   defineScripts(client);
   const result: SweepResult = { expired: {} as Record<TaskType, number>, dropped: 0, calls: 0, durationMs: 0 };

@@ -15,9 +15,9 @@ const QUICK_RESULTS = new URL('../bench/results/quick.json', import.meta.url);
 
 /** Every benchmark, and numbers each must report (paths into its entry). */
 const EXPECTED: Record<string, string[]> = {
-  'enqueue-latency': ['ours.p50.median', 'ours.p99.median', 'raw.p50.median', 'raw.p99.median', 'ratioP99'],
-  'sweeper-scaling': ['rows.0.ms.median', 'rows.0.redisCallsPerSweep', 'ratios.waiting-oldest', 'ratios.delayed'],
-  throughput: ['ours.median', 'raw.median', 'ratio', 'cpu.ours.workerMsPerJob', 'cpu.raw.workerMsPerJob', 'breakdown.logLine', 'breakdown.payloadValidation'],
+  'enqueue-latency': ['ours.p50.median', 'ours.p99.median', 'raw.p50.median', 'raw.p99.median', 'ratioP99', 'cost.ours.redisUsPerCall', 'cost.raw.clientCpuUsPerCall'],
+  'sweeper-scaling': ['batchSize', 'rows.0.ms.median', 'rows.0.redisCallsPerSweep', 'ratios.waiting-oldest', 'ratios.delayed'],
+  throughput: ['ours.median', 'raw.median', 'ratio', 'cpu.ours.workerMsPerJob', 'cpu.raw.workerMsPerJob', 'breakdown.logLine', 'breakdown.jobValidation', 'breakdown.jobValidationUncompiled'],
   'io-concurrency': ['ours.jobsPerSecond.median', 'raw.jobsPerSecond.median', 'ours.efficiency', 'ratio', 'delivery.fetchMsPerRequest', 'delivery.fetchRequestsPerSecond'],
   'horizontal-scaling': ['rows.0.jobsPerSecond.median', 'rows.1.jobsPerSecond.median', 'speedup2', 'rawSpeedup2'],
   'redis-cost': [
