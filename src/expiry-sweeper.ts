@@ -17,8 +17,8 @@
 import { Queue, Worker } from 'bullmq';
 import type { Logger } from './logger.js';
 import { MAINTENANCE_QUEUE, queueName, typeKeys } from './queues/keys.js';
-import { callScript, defineScripts, type RedisClient } from './queues/scripts.js';
-import { allTaskDefinitions, type TaskType } from './tasks/catalog.js';
+import { callScript, type RedisClient } from './queues/scripts.js';
+import { taskTypes, type TaskType } from './tasks/catalog.js';
 import { systemClock, type Clock } from './time.js';
 
 export const SWEEP_SCHEDULER_ID = 'expiry-sweep';
@@ -58,9 +58,8 @@ export async function sweepExpiredJobs(client: RedisClient, options: SweepOption
   const now = options.now ?? Date.now();
   const batchSize = options.batchSize ?? DEFAULT_SWEEP_BATCH_SIZE;
   const recheckAt = now + (options.recheckAfterMs ?? 5_000);
-  defineScripts(client);
   const result: SweepResult = { expired: {} as Record<TaskType, number>, dropped: 0, calls: 0, durationMs: 0 };
-  const types = options.types ?? allTaskDefinitions().map((definition) => definition.type);
+  const types = options.types ?? taskTypes;
   await Promise.all(
     types.map(async (type) => {
       const keys = typeKeys(options.prefix, type);
@@ -69,7 +68,7 @@ export async function sweepExpiredJobs(client: RedisClient, options: SweepOption
       // loop ends; the cap only guards against a bug turning it into a busy loop.
       for (let batch = 0; batch < 100_000; batch += 1) {
         const [batchExpired, dropped, , remaining] = await callScript<[number, number, number, number]>(client, 'expireJobs', keys.expiry, [
-          keys.base, now, SWEEP_MESSAGE, batchSize, recheckAt, -1,
+          keys.base, now, SWEEP_MESSAGE, batchSize, recheckAt,
         ]);
         result.calls += 1;
         expired += batchExpired;
@@ -111,7 +110,7 @@ export async function startExpirySweeper(options: ExpirySweeperOptions): Promise
     { every: options.intervalMs },
     { name: SWEEP_SCHEDULER_ID, opts: { removeOnComplete: 100, removeOnFail: 100 } },
   );
-  const queues = allTaskDefinitions().map((definition) => new Queue(queueName(definition.type), { connection: client, prefix }));
+  const queues = taskTypes.map((type) => new Queue(queueName(type), { connection: client, prefix }));
   for (const queue of queues) queue.on('error', () => undefined);
 
   const worker = new Worker(

@@ -63,13 +63,23 @@ local function deadLetter(base, jobId, reason, message, attempts, now, prev)
   emit(base, "event", "failed", "jobId", jobId, "failedReason", message, "prev", prev)
 end
 
--- Deletes a pending job that `takePending` took out (a replaced or cancelled reminder).
-local function deleteTaken(base, jobId)
+-- Takes a job out of the dead-letter store and uncounts its reason; false when it was
+-- not there (replayed or purged already).
+local function leaveDeadLetter(base, jobKey, jobId)
+  if rcall("ZREM", base .. "failed", jobId) == 0 then return false end
+  local reason = rcall("HGET", jobKey, "deadLetterReason")
+  if reason then rcall("HINCRBY", base .. "dead-letter-counts", reason, -1) end
+  return true
+end
+
+-- Deletes a job that is in no list any more (taken out by `takePending`: a replaced or
+-- cancelled reminder; or out of the dead-letter store: a purge). `prev` names where it was.
+local function deleteJob(base, jobId, prev)
   local jobKey = base .. jobId
   rcall("DEL", jobKey, jobKey .. ":logs")
   rcall("ZREM", base .. "expiry", jobId)
   rcall("ZREM", base .. "retrying", jobId)
-  emit(base, "event", "removed", "jobId", jobId, "prev", "waiting")
+  emit(base, "event", "removed", "jobId", jobId, "prev", prev)
 end
 
 -- { 0, runAt, expiresAt } of an existing job, read from its data (written by aftercall).
@@ -99,7 +109,7 @@ local function claimScope(base, scopeKey, action, newJobId, version, conversatio
     return "stale"
   else
     if currentJob ~= "" and currentJob ~= newJobId and takePending(base, currentJob, -1) then
-      deleteTaken(base, currentJob)
+      deleteJob(base, currentJob, "waiting")
       if current[3] then
         local record = base .. "conversation:" .. current[3]
         if rcall("HGET", record, "jobId") == currentJob then

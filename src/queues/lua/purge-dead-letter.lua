@@ -9,11 +9,6 @@
 ]]
 local jobKey = KEYS[1]
 local base, jobId = ARGV[1], ARGV[2]
-if rcall("ZREM", base .. "failed", jobId) == 0 then return 0 end
-local reason = rcall("HGET", jobKey, "deadLetterReason")
-if reason then rcall("HINCRBY", base .. "dead-letter-counts", reason, -1) end
-rcall("DEL", jobKey, jobKey .. ":logs")
-rcall("ZREM", base .. "expiry", jobId)
-rcall("ZREM", base .. "retrying", jobId)
-emit(base, "event", "removed", "jobId", jobId, "prev", "failed")
+if not leaveDeadLetter(base, jobKey, jobId) then return 0 end
+deleteJob(base, jobId, "failed")
 return 1

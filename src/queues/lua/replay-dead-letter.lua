@@ -10,10 +10,7 @@
 ]]
 local jobKey = KEYS[1]
 local base, jobId, data, expiresAt = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-if not rcall("ZSCORE", base .. "failed", jobId) then return 0 end
-rcall("ZREM", base .. "failed", jobId)
-local reason = rcall("HGET", jobKey, "deadLetterReason")
-if reason then rcall("HINCRBY", base .. "dead-letter-counts", reason, -1) end
+if not leaveDeadLetter(base, jobKey, jobId) then return 0 end
 rcall("HDEL", jobKey, "failedReason", "finishedOn", "processedOn", "deadLetterReason",
   "stacktrace", "returnvalue", "defa", "pb")
 rcall("HSET", jobKey, "atm", 0, "ats", 0, "stc", 0, "delay", 0)
