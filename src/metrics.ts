@@ -21,7 +21,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { SweepResult } from './expiry-sweeper.js';
 import type { JobOutcomeEvent } from './processors/job-handler.js';
-import { DEAD_LETTER_REASONS, type DeadLetterReason } from './queues/dead-letter-queue.js';
+import { DEAD_LETTER_REASONS, deadLetterCountsFrom, type DeadLetterReason } from './queues/dead-letter-queue.js';
 import { queueName, typeKeys } from './queues/keys.js';
 import type { RedisClient } from './queues/scripts.js';
 import { taskTypes, type TaskType } from './tasks/catalog.js';
@@ -66,10 +66,7 @@ export async function readFleetState(client: RedisClient, prefix: string): Promi
     const [wait, paused, delayed, active, retrying, created, failed, counts] = values as [number, number, number, number, number, string | null, number, Record<string, string>];
     state.created[type] = Number(created ?? 0);
     state.jobs[type] = { waiting: wait + paused, delayed: Math.max(0, delayed - retrying), active, retrying: Math.min(retrying, delayed) };
-    const byReason = Object.fromEntries(DEAD_LETTER_REASONS.map((reason) => [reason, Math.max(0, Number(counts[reason] ?? 0))])) as Record<DeadLetterReason, number>;
-    // Jobs BullMQ failed by itself carry no recorded reason: they count as exhausted.
-    byReason.exhausted += Math.max(0, failed - DEAD_LETTER_REASONS.reduce((sum, reason) => sum + byReason[reason], 0));
-    state.deadLetters[type] = byReason;
+    state.deadLetters[type] = deadLetterCountsFrom(failed, counts);
     // BullMQ names a worker's blocking connection `<prefix>:<base64(queue)>` (+ `:w:<name>`).
     const workerName = `${prefix}:${Buffer.from(queueName(type)).toString('base64')}`;
     state.workers[type] = clientList.filter((name) => name === workerName || name.startsWith(`${workerName}:w:`)).length;
@@ -136,7 +133,7 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
     return cached.state;
   };
   let lastCreated: Partial<Record<TaskType, number>> = {};
-  const created = new Counter({
+  new Counter({
     name: 'aftercall_tasks_created_total',
     help: 'Tasks created by the producers, by type; kept in Redis and read at scrape time (fleet-wide: aggregate with max).',
     labelNames: ['type'],
@@ -156,7 +153,6 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
       }
     },
   });
-  void created;
   new Gauge({
     name: 'aftercall_queue_jobs',
     help: 'Jobs by type and state (waiting, delayed, active, retrying); fleet-wide: aggregate with max.',

@@ -22,9 +22,8 @@ import { allTaskDefinitions } from './tasks/catalog.js';
 import { conversationTaskKey, jobIdFor } from './queues/job-id.js';
 import { typeKeys, type TypeKeys } from './queues/keys.js';
 import type { RedisClient } from './queues/scripts.js';
-import type { DeadLetterReason } from './queues/dead-letter-queue.js';
-import { DEAD_LETTER_REASONS } from './queues/dead-letter-queue.js';
-import { toIso } from './time.js';
+import { deadLetterReasonOf, type DeadLetterReason } from './queues/dead-letter-queue.js';
+import { isoOrNull, toIso } from './time.js';
 
 export const TASK_STATES = ['scheduled', 'waiting', 'active', 'retrying', 'completed', 'dead_lettered', 'replaced', 'cancelled'] as const;
 export type TaskState = (typeof TASK_STATES)[number];
@@ -81,9 +80,7 @@ function toStatus(type: TaskType, jobId: string, idempotencyKey: string, job: Jo
   } catch {
     // unreadable data: times stay unknown
   }
-  const time = (value: unknown) => (typeof value === 'number' && Number.isFinite(value) ? toIso(value) : null);
   const state = override ?? stateOf(job);
-  const reason = job.hash.deadLetterReason;
   return {
     type,
     jobId,
@@ -91,10 +88,9 @@ function toStatus(type: TaskType, jobId: string, idempotencyKey: string, job: Jo
     state,
     attempts: Number(job.hash.atm ?? 0),
     lastError: job.hash.failedReason ?? null,
-    deadLetterReason:
-      state === 'dead_lettered' ? (DEAD_LETTER_REASONS.includes(reason as DeadLetterReason) ? (reason as DeadLetterReason) : 'exhausted') : null,
-    runAt: time(data.runAt),
-    expiresAt: time(data.expiresAt),
+    deadLetterReason: state === 'dead_lettered' ? deadLetterReasonOf(job.hash) : null,
+    runAt: isoOrNull(data.runAt),
+    expiresAt: isoOrNull(data.expiresAt),
     finishedAt: job.hash.finishedOn ? toIso(Number(job.hash.finishedOn)) : null,
   };
 }

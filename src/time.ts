@@ -42,6 +42,11 @@ export function toIso(ms: number): string {
   return new Date(ms).toISOString();
 }
 
+/** A time read back from Redis or job data: ISO-8601 when it is a finite number, else null. */
+export function isoOrNull(value: unknown): string | null {
+  return typeof value === 'number' && Number.isFinite(value) ? toIso(value) : null;
+}
+
 /** ISO-8601 date-time with offset to epoch milliseconds. */
 export function fromIso(text: string): number {
   return Date.parse(text);

@@ -6,7 +6,7 @@
  */
 import type { AftercallConfig } from '../config.js';
 import { createRedisConnection } from '../queues/connection.js';
-import { DEAD_LETTER_REASONS, DeadLetterQueue, type DeadLetterReason } from '../queues/dead-letter-queue.js';
+import { DEAD_LETTER_REASONS, DeadLetterQueue, isDeadLetterReason, type DeadLetterReason } from '../queues/dead-letter-queue.js';
 import { isTaskType, taskTypes, type TaskType } from '../tasks/catalog.js';
 import { parseDuration } from '../time.js';
 import { table, type CommandIO } from './io.js';
@@ -35,8 +35,8 @@ function checkType(type: string | undefined, required: boolean): TaskType | unde
 
 function checkReason(reason: string | undefined): DeadLetterReason | undefined {
   if (reason === undefined) return undefined;
-  if (!DEAD_LETTER_REASONS.includes(reason as DeadLetterReason)) throw new UsageError(`--reason: expected one of ${DEAD_LETTER_REASONS.join(', ')}`);
-  return reason as DeadLetterReason;
+  if (!isDeadLetterReason(reason)) throw new UsageError(`--reason: expected one of ${DEAD_LETTER_REASONS.join(', ')}`);
+  return reason;
 }
 
 export async function dlqCommand(args: DlqArgs, config: AftercallConfig, io: CommandIO): Promise<number> {

@@ -22,8 +22,8 @@
 import type { RedisClient } from './scripts.js';
 import { callScript } from './scripts.js';
 import { typeKeys } from './keys.js';
-import { allTaskDefinitions, type TaskType } from '../tasks/catalog.js';
-import { toIso } from '../time.js';
+import { taskTypes, type TaskType } from '../tasks/catalog.js';
+import { isoOrNull, toIso } from '../time.js';
 
 export const DEAD_LETTER_REASONS = ['expired', 'exhausted', 'terminal', 'invalid'] as const;
 export type DeadLetterReason = (typeof DEAD_LETTER_REASONS)[number];
@@ -55,8 +55,25 @@ export type DeadLetterCounts = Record<TaskType, Record<DeadLetterReason, number>
 
 const HASH_BATCH = 500;
 
-function isReason(value: string | undefined): value is DeadLetterReason {
+export function isDeadLetterReason(value: string | undefined): value is DeadLetterReason {
   return DEAD_LETTER_REASONS.includes(value as DeadLetterReason);
+}
+
+/** The reason recorded on a dead-lettered job hash; a job BullMQ failed by itself has none and counts as exhausted. */
+export function deadLetterReasonOf(hash: Record<string, string>): DeadLetterReason {
+  return isDeadLetterReason(hash.deadLetterReason) ? hash.deadLetterReason : 'exhausted';
+}
+
+/**
+ * Dead-letter depth by reason from the size of the failed set and the recorded counts:
+ * jobs BullMQ failed by itself carry no recorded reason and count as exhausted.
+ */
+export function deadLetterCountsFrom(total: number, recorded: Record<string, string>): Record<DeadLetterReason, number> {
+  const row = Object.fromEntries(
+    DEAD_LETTER_REASONS.map((reason) => [reason, Math.max(0, Number(recorded[reason] ?? 0))]),
+  ) as Record<DeadLetterReason, number>;
+  row.exhausted += Math.max(0, total - DEAD_LETTER_REASONS.reduce((sum, reason) => sum + row[reason], 0));
+  return row;
 }
 
 /** A dead-letter entry from a job hash (HGETALL); undefined when the hash is gone. */
@@ -76,18 +93,17 @@ export function entryFromJobHash(type: TaskType, jobId: string, hash: Record<str
     // Unreadable data (an `invalid` entry): the raw text is the payload.
   }
   const text = (value: unknown) => (typeof value === 'string' ? value : null);
-  const time = (value: unknown) => (typeof value === 'number' && Number.isFinite(value) ? toIso(value) : null);
   return {
     type,
     jobId,
     idempotencyKey: text(data.idempotencyKey),
     conversationId: text(data.conversationId),
-    reason: isReason(hash.deadLetterReason) ? hash.deadLetterReason : 'exhausted',
+    reason: deadLetterReasonOf(hash),
     lastError: hash.failedReason ?? null,
     attempts: Number(hash.atm ?? 0),
-    createdAt: time(data.createdAt) ?? time(Number(hash.timestamp)),
-    expiresAt: time(data.expiresAt),
-    deadLetteredAt: time(Number(hash.finishedOn)),
+    createdAt: isoOrNull(data.createdAt) ?? isoOrNull(Number(hash.timestamp)),
+    expiresAt: isoOrNull(data.expiresAt),
+    deadLetteredAt: isoOrNull(Number(hash.finishedOn)),
     payload,
   };
 }
@@ -99,7 +115,7 @@ export class DeadLetterQueue {
   ) {}
 
   private types(types?: readonly TaskType[]): TaskType[] {
-    return types?.length ? [...types] : allTaskDefinitions().map((definition) => definition.type);
+    return types?.length ? [...types] : [...taskTypes];
   }
 
   /** Entries across types, newest first. */
@@ -144,13 +160,7 @@ export class DeadLetterQueue {
     const counts = {} as DeadLetterCounts;
     selected.forEach((type, index) => {
       const [[, total], [, byReason]] = replies[index] as [[unknown, number], [unknown, Record<string, string>]];
-      const row = Object.fromEntries(
-        DEAD_LETTER_REASONS.map((reason) => [reason, Math.max(0, Number(byReason[reason] ?? 0))]),
-      ) as Record<DeadLetterReason, number>;
-      // Jobs BullMQ failed by itself carry no reason and count as exhausted.
-      const recorded = DEAD_LETTER_REASONS.reduce((sum, reason) => sum + row[reason], 0);
-      row.exhausted += Math.max(0, Number(total) - recorded);
-      counts[type] = row;
+      counts[type] = deadLetterCountsFrom(Number(total), byReason);
     });
     return counts;
   }
