@@ -5,10 +5,9 @@
  * are due at once, and optional shares of refused recipients and of conversations that
  * ended too long ago for their e-mail to matter. Deterministic for a given index.
  */
-import type { ConversationOutcome } from './producers/conversation-outcome.js';
+import { BOOKING_OUTCOMES, CALLBACK_OUTCOMES, OUTCOME_KINDS, type ConversationOutcome } from './producers/conversation-outcome.js';
 
 const HOUR = 3_600_000;
-export const SYNTHETIC_OUTCOMES = ['booked', 'rescheduled', 'cancelled', 'resolved', 'callback_requested', 'escalated', 'no_action'] as const;
 
 export interface SyntheticOptions {
   /** Identifies the run: conversation and booking ids carry it. */
@@ -36,7 +35,7 @@ export function refusedPhone(index: number): string {
 }
 
 export function syntheticOutcome(index: number, options: SyntheticOptions): ConversationOutcome {
-  const outcome = SYNTHETIC_OUTCOMES[index % SYNTHETIC_OUTCOMES.length]!;
+  const outcome = OUTCOME_KINDS[index % OUTCOME_KINDS.length]!;
   const refused = isRefused(index, options);
   const late = spread(index, 2) < (options.lateShare ?? 0) * 1_000;
   const hasEmail = index % 4 !== 3;
@@ -52,7 +51,7 @@ export function syntheticOutcome(index: number, options: SyntheticOptions): Conv
       ...(hasPhone && { phone: refused ? refusedPhone(index) : `+1415555${String(index % 10_000).padStart(4, '0')}` }),
       locale: index % 3 === 0 ? 'de-DE' : 'en-GB',
     },
-    ...((outcome === 'booked' || outcome === 'rescheduled' || outcome === 'cancelled') && {
+    ...(BOOKING_OUTCOMES.includes(outcome) && {
       booking: {
         id: `${options.runId}-booking-${index}`,
         startsAt: new Date(options.now + (options.appointmentInMs ?? 6 * HOUR)).toISOString(),
@@ -61,7 +60,7 @@ export function syntheticOutcome(index: number, options: SyntheticOptions): Conv
       },
     }),
     ...(index % 5 === 0 && { ticket: { id: `T-${index}`, status: 'open' } }),
-    ...((outcome === 'callback_requested' || outcome === 'escalated') && {
+    ...(CALLBACK_OUTCOMES.includes(outcome) && {
       callback: { reason: 'Wants a human', priority: index % 2 ? 'high' : 'normal' },
     }),
     surveyOptIn: index % 2 === 1,

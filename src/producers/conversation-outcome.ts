@@ -28,6 +28,8 @@ export type OutcomeKind = (typeof OUTCOME_KINDS)[number];
 export const BOOKING_OUTCOMES: readonly OutcomeKind[] = ['booked', 'rescheduled', 'cancelled'];
 export const CALLBACK_OUTCOMES: readonly OutcomeKind[] = ['callback_requested', 'escalated'];
 
+export const SENTIMENTS = ['positive', 'neutral', 'negative'] as const;
+
 export const CONVERSATION_ID_MAX = 200;
 export const SUMMARY_MAX = 4_000;
 export const METADATA_MAX_BYTES = 8 * 1024;
@@ -157,7 +159,7 @@ export const conversationOutcomeSchema = z
       ticket: ticketSchema.optional(),
       callback: callbackSchema.optional(),
       sentiment: z
-        .enum(['positive', 'neutral', 'negative'], { error: 'expected one of positive, neutral, negative' })
+        .enum(SENTIMENTS, { error: `expected one of ${SENTIMENTS.join(', ')}` })
         .optional(),
       summary: z
         .string({ error: 'expected a summary (a string)' })

@@ -110,50 +110,47 @@ export function createProducer(options: ProducerOptions = {}): Producer {
       return [type, queue];
     }),
   );
+  const keysByType = new Map(taskTypes.map((type) => [type, typeKeys(prefix, type)]));
+  const removeOnComplete = { age: Math.ceil(dedupeWindowMs / 1000) };
   const jobOptions = (task: PlannedTask, now: number): JobsOptions => ({
     jobId: task.jobId,
     timestamp: now,
     delay: Math.max(0, task.runAt - now),
     attempts: task.attempts,
     backoff: { type: BACKOFF_STRATEGY },
-    removeOnComplete: { age: Math.ceil(dedupeWindowMs / 1000) },
+    removeOnComplete,
     removeOnFail: false,
   });
   const recordTtl = (expiresAt: number, now: number) => Math.max(expiresAt, now) - now + dedupeWindowMs;
 
   async function enqueue(plan: Plan, now: number): Promise<EnqueueResult> {
     await whenReady(client, timeoutMs);
-    const types = [...new Set<TaskType>([...plan.tasks.map((task) => task.type), ...plan.scopeChanges.map((change) => change.type)])];
     // One command per task, all written to the connection before any reply is awaited: one
     // round trip. (Plain commands rather than an ioredis pipeline: a pipeline object per
     // call costs the voice agent's process slow garbage collections.) On a cluster, each
     // command goes to the shard of its type's slot.
+    const conversation = encodeKeyPart(plan.conversationId);
     const pending: Promise<Entry | undefined>[] = [];
-    for (const type of types) {
-      const queue = queues.get(type)!;
-      const keys = typeKeys(prefix, type);
-      const conversation = encodeKeyPart(plan.conversationId);
-      for (const task of plan.tasks) {
-        if (task.type !== type) continue;
-        const add = bullmqAddCommand(queue, task.type, task.data, jobOptions(task, now), task.jobId);
-        const scope = task.scope
-          ? [keys.scope(task.scope.id), task.scope.action, task.scope.version, conversation, task.idempotencyKey, recordTtl(task.expiresAt, now)]
-          : ['', '', 0, '', '', 0];
-        const reply = callScriptWithKeys<unknown[]>(client, add.script, [
-          ...add.keysAndArgs,
-          keys.base, task.jobId, task.expiresAt, task.runAt, now, task.expired ? 1 : 0,
-          'expired: already past expiresAt when the outcome was enqueued',
-          ...scope,
-        ]);
-        pending.push(settleTask(task, reply));
-      }
-      for (const change of plan.scopeChanges) {
-        if (change.type !== type) continue;
-        const settled = callScript(client, 'settleScope', keys.scope(change.scope.id), [
-          keys.base, change.scope.action, change.scope.version, conversation, now, recordTtl(0, now),
-        ]);
-        pending.push(step(settled, change.type, 'settle').then(() => undefined));
-      }
+    for (const task of plan.tasks) {
+      const keys = keysByType.get(task.type)!;
+      const add = bullmqAddCommand(queues.get(task.type)!, task.type, task.data, jobOptions(task, now), task.jobId);
+      const scope = task.scope
+        ? [keys.scope(task.scope.id), task.scope.action, task.scope.version, conversation, task.idempotencyKey, recordTtl(task.expiresAt, now)]
+        : ['', '', 0, '', '', 0];
+      const reply = callScriptWithKeys<unknown[]>(client, add.script, [
+        ...add.keysAndArgs,
+        keys.base, task.jobId, task.expiresAt, task.runAt, now, task.expired ? 1 : 0,
+        'expired: already past expiresAt when the outcome was enqueued',
+        ...scope,
+      ]);
+      pending.push(settleTask(task, reply));
+    }
+    for (const change of plan.scopeChanges) {
+      const keys = keysByType.get(change.type)!;
+      const settled = callScript(client, 'settleScope', keys.scope(change.scope.id), [
+        keys.base, change.scope.action, change.scope.version, conversation, now, dedupeWindowMs,
+      ]);
+      pending.push(step(settled, change.type, 'settle').then(() => undefined));
     }
     const entries = await Promise.all(pending);
     const result: EnqueueResult = { conversationId: plan.conversationId, tasks: [], skipped: [...plan.skipped] };

@@ -19,7 +19,8 @@ export type AnyTaskDefinition = TaskDefinition<unknown, TaskSettings, TaskType>;
 
 export const taskTypes: readonly TaskType[] = catalog.map((definition) => definition.type);
 
-const byType = new Map<string, AnyTaskDefinition>(catalog.map((definition) => [definition.type, definition as AnyTaskDefinition]));
+const definitions: readonly AnyTaskDefinition[] = catalog as readonly AnyTaskDefinition[];
+const byType = new Map<string, AnyTaskDefinition>(definitions.map((definition) => [definition.type, definition]));
 
 export function isTaskType(value: string): value is TaskType {
   return byType.has(value);
@@ -29,8 +30,9 @@ export function taskDefinition(type: TaskType): AnyTaskDefinition {
   return byType.get(type)!;
 }
 
-export function allTaskDefinitions(): AnyTaskDefinition[] {
-  return [...byType.values()];
+/** Every definition, in catalog order (the same array each call: do not modify it). */
+export function allTaskDefinitions(): readonly AnyTaskDefinition[] {
+  return definitions;
 }
 
 /** The settings of one type in force for a deployment. */

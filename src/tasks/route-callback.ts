@@ -3,7 +3,7 @@
  * Expires at the customer's `callback.notAfter`, or 1 hour after the call.
  */
 import { z } from 'zod';
-import { CALLBACK_OUTCOMES, callbackSchema, customerSchema, OUTCOME_KINDS } from '../producers/conversation-outcome.js';
+import { CALLBACK_OUTCOMES, callbackSchema, customerSchema, OUTCOME_KINDS, SENTIMENTS } from '../producers/conversation-outcome.js';
 import { conversationTaskKey } from '../queues/job-id.js';
 import { fromIso, HOUR } from '../time.js';
 import { defineTask, deliverPayload } from './task-definition.js';
@@ -13,7 +13,7 @@ const payloadSchema = z.strictObject({
   outcome: z.enum(OUTCOME_KINDS),
   customer: customerSchema,
   summary: z.string().optional(),
-  sentiment: z.enum(['positive', 'neutral', 'negative']).optional(),
+  sentiment: z.enum(SENTIMENTS).optional(),
 });
 
 export const routeCallback = defineTask({
