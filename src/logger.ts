@@ -54,6 +54,3 @@ const PHONE = /\+\d[\d\s().-]{5,}\d|\b\d{9,15}\b/g;
 export function scrubText(text: string): string {
   return text.replace(EMAIL, '[e-mail]').replace(PHONE, '[phone]');
 }
-
-/** A logger that writes nothing, for library use without logging. */
-export const silentLogger: Logger = pino({ level: 'silent' });

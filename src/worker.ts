@@ -66,10 +66,12 @@ export async function startWorker(options: WorkerProcessOptions): Promise<FleetW
   const logger = options.logger ?? createLogger({ level: config.logLevel });
   const clock = options.clock ?? systemClock;
   const taskConfigs = resolveTaskConfigs(config.tasks);
-  const queues = options.queues ?? taskTypes.filter((type) => taskConfigs.get(type)!.enabled);
+  const enabledTypes = taskTypes.filter((type) => taskConfigs.get(type)!.enabled);
+  const queues = options.queues ?? enabledTypes;
+  const concurrency = options.concurrency ?? config.worker.concurrency;
   const name = `${hostname()}:${process.pid}`;
   const client = createRedisConnection('worker', { url: config.redisUrl, name: `aftercall-worker:${name}` });
-  const metrics = createWorkerMetrics({ client, prefix: config.prefix, clock, types: taskTypes.filter((type) => taskConfigs.get(type)!.enabled) });
+  const metrics = createWorkerMetrics({ client, prefix: config.prefix, clock, types: enabledTypes });
   let port: DeliveryPort;
   try {
     // Throws ConfigError naming each variable a served type's channels need.
@@ -101,7 +103,7 @@ export async function startWorker(options: WorkerProcessOptions): Promise<FleetW
       connection: client,
       prefix: config.prefix,
       name,
-      concurrency: options.concurrency ?? config.worker.concurrency,
+      concurrency,
       lockDuration: config.worker.lockDurationMs,
       stalledInterval: config.worker.stalledIntervalMs,
       maxStalledCount: config.worker.maxStalledCount,
@@ -152,7 +154,7 @@ export async function startWorker(options: WorkerProcessOptions): Promise<FleetW
       : undefined;
 
   const ready = Promise.all(workers.map((worker) => worker.waitUntilReady())).then(() => {
-    logger.info({ queues, concurrency: options.concurrency ?? config.worker.concurrency, redis: describeRedisUrl(config.redisUrl), sweeper: !!sweeper }, 'worker started');
+    logger.info({ queues, concurrency, redis: describeRedisUrl(config.redisUrl), sweeper: !!sweeper }, 'worker started');
   });
 
   const close = () => {

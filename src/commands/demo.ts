@@ -22,13 +22,15 @@ import type { AftercallConfig } from '../config.js';
 import { readFleetState } from '../metrics.js';
 import { createProducer, type EnqueuedTask } from '../producers/producer.js';
 import { createRedisConnection, describeRedisUrl } from '../queues/connection.js';
+import { typeKeys } from '../queues/keys.js';
 import { DEAD_LETTER_REASONS, type DeadLetterReason } from '../queues/dead-letter-queue.js';
 import type { RedisClient } from '../queues/scripts.js';
 import { startSandbox, type Sandbox } from '../sandbox/sandbox.js';
 import { conversationStatus } from '../status.js';
 import { refusedRecipients, syntheticOutcome } from '../synthetic-load.js';
-import { allTaskDefinitions, taskTypes, type TaskType } from '../tasks/catalog.js';
+import { taskTypes, type TaskType } from '../tasks/catalog.js';
 import { table, type CommandIO } from './io.js';
+import { sandboxEnvironment } from './sandbox.js';
 
 const BIN = fileURLToPath(new URL('../../bin/aftercall.js', import.meta.url));
 
@@ -128,8 +130,10 @@ interface Settled {
 }
 
 async function progress(client: RedisClient, prefix: string): Promise<Settled> {
-  const state = await readFleetState(client, prefix);
-  const completed = await Promise.all(taskTypes.map((type) => client.zcard(`${prefix}:{${type}}:completed`)));
+  const [state, completed] = await Promise.all([
+    readFleetState(client, prefix),
+    Promise.all(taskTypes.map((type) => client.zcard(typeKeys(prefix, type).completed))),
+  ]);
   const byType = {} as Settled['byType'];
   let total = 0;
   taskTypes.forEach((type, index) => {
@@ -213,14 +217,12 @@ export async function demoCommand(args: string[], config: AftercallConfig, io: C
     const env: Record<string, string> = {
       REDIS_URL: config.redisUrl,
       AFTERCALL_PREFIX: prefix,
-      WEBHOOK_SECRET: sandbox.webhookSecret,
+      ...Object.fromEntries(sandboxEnvironment(sandbox)),
       RESEND_API_KEY: 're_demo_key',
-      RESEND_BASE_URL: sandbox.resendBaseUrl,
       EMAIL_FROM: 'aftercall demo <demo@aftercall.example>',
       TWILIO_ACCOUNT_SID: `AC${'0'.repeat(32)}`,
       TWILIO_AUTH_TOKEN: 'demo-token',
       TWILIO_FROM: '+14155550000',
-      TWILIO_API_BASE: sandbox.twilioApiBase,
       WEBHOOK_TIMEOUT: '2s',
       RETRY_BASE_DELAY: '200ms',
       RETRY_MAX_DELAY: '2s',
@@ -230,7 +232,6 @@ export async function demoCommand(args: string[], config: AftercallConfig, io: C
       LOG_LEVEL: 'warn',
       WORKER_CONCURRENCY: '20',
     };
-    for (const definition of allTaskDefinitions()) env[definition.webhookUrlVariable] = sandbox.webhookUrl(definition.type);
     workers = startWorkers(options.workers, env);
     const workerErrors: string[] = [];
     for (const worker of workers) worker.stderr!.on('data', (chunk: Buffer) => workerErrors.push(chunk.toString('utf8')));

@@ -47,6 +47,12 @@ export function parseRetryAfter(value: string | null | undefined, now: number): 
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 
+/** A retryable failure that carries the provider's Retry-After (as milliseconds) when it sent one. */
+export function retryableError(message: string, details: DeliveryErrorDetails, retryAfterHeader: string | null | undefined, now: number): RetryableDeliveryError {
+  const retryAfterMs = parseRetryAfter(retryAfterHeader, now);
+  return new RetryableDeliveryError(message, { ...details, ...(retryAfterMs !== undefined && { retryAfterMs }) });
+}
+
 /** Retryable or terminal, from an HTTP status; undefined for success. */
 export function classifyHttpStatus(status: number): 'retryable' | 'terminal' | undefined {
   if (status >= 200 && status < 300) return undefined;

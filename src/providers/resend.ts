@@ -19,7 +19,7 @@
 import { Resend } from 'resend';
 import { providerIdempotencyKey } from '../queues/job-id.js';
 import { toIso } from '../time.js';
-import { parseRetryAfter, RetryableDeliveryError, TerminalDeliveryError } from './delivery-errors.js';
+import { retryableError, TerminalDeliveryError } from './delivery-errors.js';
 import type { DeliveryReceipt, DeliveryRequest } from './delivery-port.js';
 import type { EmailMessage } from './message.js';
 import { ignoreProviderRequest, type ProviderObserver } from './provider-observer.js';
@@ -54,8 +54,7 @@ export function classifyResendError(error: ResendError, headers: Record<string, 
   const message = `resend answered ${error.statusCode ?? 'no status'} ${error.name}: ${error.message}`;
   const status = error.statusCode;
   if (status === null || status === 429 || status >= 500 || error.name === 'rate_limit_exceeded' || error.name === 'concurrent_idempotent_requests') {
-    const retryAfterMs = parseRetryAfter(headers?.['retry-after'], now);
-    return new RetryableDeliveryError(message, { ...details, ...(retryAfterMs !== undefined && { retryAfterMs }) });
+    return retryableError(message, details, headers?.['retry-after'], now);
   }
   const configuration = status === 401 || error.name === 'missing_api_key' || error.name === 'invalid_api_key';
   return new TerminalDeliveryError(configuration ? `configuration error: ${message} (check RESEND_API_KEY)` : message, { ...details, configuration });

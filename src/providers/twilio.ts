@@ -32,10 +32,11 @@ type Twilio = typeof TwilioSdk;
 type TwilioRequestClient = InstanceType<Twilio['RequestClient']>;
 type TwilioRequestOptions<T> = Parameters<TwilioRequestClient['request']>[0] & { data?: T };
 type TwilioResponse<T> = Awaited<ReturnType<TwilioRequestClient['request']>> & { body: T };
-import { encodeKeyPart, providerIdempotencyKey } from '../queues/job-id.js';
+import { providerIdempotencyKey } from '../queues/job-id.js';
+import { typeKeys } from '../queues/keys.js';
 import type { RedisClient } from '../queues/scripts.js';
 import { toIso } from '../time.js';
-import { parseRetryAfter, RetryableDeliveryError, TerminalDeliveryError } from './delivery-errors.js';
+import { retryableError, RetryableDeliveryError, TerminalDeliveryError } from './delivery-errors.js';
 import type { DeliveryReceipt, DeliveryRequest } from './delivery-port.js';
 import type { SmsMessage } from './message.js';
 import { ignoreProviderRequest, type ProviderObserver } from './provider-observer.js';
@@ -105,15 +106,14 @@ interface TwilioRestError {
   message: string;
 }
 
-/** The one place Twilio's answers become delivery outcomes; `restError` is set when Twilio answered with an error. */
-export function classifyTwilioError(error: unknown, retryAfterHeader: string | undefined, now: number, restError = isRestError(error)): Error {
-  if (restError) {
+/** The one place Twilio's answers become delivery outcomes. */
+export function classifyTwilioError(error: unknown, retryAfterHeader: string | undefined, now: number): Error {
+  if (isRestError(error)) {
     const rest = error as TwilioRestError;
     const details = { provider: TWILIO_PROVIDER, status: rest.status, ...(rest.code !== undefined && { code: rest.code }) };
     const message = `twilio answered ${rest.status}${rest.code ? ` (code ${rest.code})` : ''}: ${rest.message}`;
     if (rest.status === 429 || rest.code === 20429 || rest.status >= 500) {
-      const retryAfterMs = parseRetryAfter(retryAfterHeader, now);
-      return new RetryableDeliveryError(message, { ...details, ...(retryAfterMs !== undefined && { retryAfterMs }) });
+      return retryableError(message, details, retryAfterHeader, now);
     }
     const configuration = rest.status === 401 || rest.code === 20003;
     return new TerminalDeliveryError(configuration ? `configuration error: ${message} (check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN)` : message, {
@@ -144,7 +144,7 @@ export function createTwilioDelivery(options: TwilioDeliveryOptions): SmsSender 
   const observe = options.observe ?? ignoreProviderRequest;
   const ledgerTtlMs = options.ledgerTtlMs ?? 7 * 24 * 3_600_000;
   const sender = options.from.startsWith('MG') ? { messagingServiceSid: options.from } : { from: options.from };
-  const ledgerKey = (request: DeliveryRequest) => `${options.prefix}:{${request.type}}:sms-ledger:${encodeKeyPart(request.idempotencyKey)}`;
+  const ledgerKey = (request: DeliveryRequest) => typeKeys(options.prefix, request.type).smsLedger(request.idempotencyKey);
 
   /** The SID of a message with this body to this recipient created since `since` (less a clock skew), if any. */
   async function findSent(message: SmsMessage, since: number): Promise<string | undefined> {

@@ -25,7 +25,7 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { Webhook } from 'standardwebhooks';
 import { asciiKey } from '../queues/job-id.js';
 import { toIso } from '../time.js';
-import { classifyHttpStatus, parseRetryAfter, RetryableDeliveryError, TerminalDeliveryError } from './delivery-errors.js';
+import { classifyHttpStatus, retryableError, RetryableDeliveryError, TerminalDeliveryError } from './delivery-errors.js';
 import type { DeliveryPort, DeliveryReceipt, DeliveryRequest } from './delivery-port.js';
 import { ignoreProviderRequest, type ProviderObserver } from './provider-observer.js';
 
@@ -143,13 +143,7 @@ export function createWebhookDelivery(options: WebhookDeliveryOptions): Delivery
       if (!kind) return { provider: WEBHOOK_PROVIDER, status: response.status };
       const message = `webhook answered HTTP ${response.status}`;
       if (kind === 'retryable') {
-        const retryAfterHeader = response.headers['retry-after'];
-        const retryAfterMs = parseRetryAfter(Array.isArray(retryAfterHeader) ? retryAfterHeader[0] : retryAfterHeader, now());
-        throw new RetryableDeliveryError(message, {
-          provider: WEBHOOK_PROVIDER,
-          status: response.status,
-          ...(retryAfterMs !== undefined && { retryAfterMs }),
-        });
+        throw retryableError(message, { provider: WEBHOOK_PROVIDER, status: response.status }, response.headers['retry-after'], now());
       }
       throw new TerminalDeliveryError(message, { provider: WEBHOOK_PROVIDER, status: response.status });
     },

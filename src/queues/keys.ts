@@ -17,6 +17,7 @@
  *   aftercall:{send_email}:stats                            counters kept in Redis (created)
  *   aftercall:{schedule_reminder}:scope:<bookingId>         the booking's current reminder
  *   aftercall:{schedule_reminder}:conversation:<convId>     the reminder a conversation created
+ *   aftercall:{schedule_reminder}:sms-ledger:<key>          what Twilio was sent for a task (twilio.ts)
  *   aftercall:{aftercall-maintenance}:...                   the sweeper's scheduler queue
  */
 import { encodeKeyPart } from './job-id.js';
@@ -54,6 +55,7 @@ export interface TypeKeys {
   lock(jobId: string): string;
   scope(scopeId: string): string;
   conversation(conversationId: string): string;
+  smsLedger(idempotencyKey: string): string;
 }
 
 export function typeKeys(prefix: string, type: string): TypeKeys {
@@ -79,5 +81,6 @@ export function typeKeys(prefix: string, type: string): TypeKeys {
     lock: (jobId) => `${base}${jobId}:lock`,
     scope: (scopeId) => `${base}scope:${encodeKeyPart(scopeId)}`,
     conversation: (conversationId) => `${base}conversation:${encodeKeyPart(conversationId)}`,
+    smsLedger: (idempotencyKey) => `${base}sms-ledger:${encodeKeyPart(idempotencyKey)}`,
   };
 }
