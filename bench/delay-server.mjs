@@ -2,12 +2,11 @@
 //   node bench/delay-server.mjs <delayMs>
 // Answers every request with 200 {"ok":true} `delayMs` after it has read the request's
 // body. It does not verify signatures. Driven over IPC like bench/worker-process.mjs:
-// sends {event:'listening', port}; answers mark, report {requests, cpuMs} and close.
+// sends {event:'listening', port}; answers mark, report {cpuMs} (CPU ms since the mark)
+// and close.
 import { createServer } from 'node:http';
 
 const delayMs = Number(process.argv[2] ?? 100);
-let requests = 0;
-let markRequests = 0;
 let markCpu = process.cpuUsage();
 const send = (message) => {
   if (process.connected) process.send(message);
@@ -17,7 +16,6 @@ const server = createServer((request, response) => {
   request.resume();
   request.on('end', () => {
     setTimeout(() => {
-      requests += 1;
       response.writeHead(200, { 'content-type': 'application/json', 'content-length': '11' });
       response.end('{"ok":true}');
     }, delayMs);
@@ -32,12 +30,11 @@ server.listen(0, '127.0.0.1', () => send({ event: 'listening', port: server.addr
 process.on('message', (message) => {
   const { id, cmd } = message;
   if (cmd === 'mark') {
-    markRequests = requests;
     markCpu = process.cpuUsage();
     send({ reply: id });
   } else if (cmd === 'report') {
     const cpu = process.cpuUsage(markCpu);
-    send({ reply: id, requests: requests - markRequests, cpuMs: (cpu.user + cpu.system) / 1000 });
+    send({ reply: id, cpuMs: (cpu.user + cpu.system) / 1000 });
   } else if (cmd === 'close') {
     server.closeAllConnections();
     server.close(() => process.exit(0));

@@ -2,7 +2,7 @@
 // concurrent raw BullMQ Queue.add calls with the same job options, in the same run.
 import { Queue } from 'bullmq';
 import { createProducer } from '../dist/index.js';
-import { acrossRounds, redis, REDIS_URL, removePrefix, summarize } from './lib.mjs';
+import { acrossRounds, alternating, redis, REDIS_URL, removePrefix, summarize } from './lib.mjs';
 
 const HOUR = 3_600_000;
 const TYPES = ['send_email', 'update_crm', 'schedule_reminder', 'update_ticket', 'follow_up_survey'];
@@ -67,16 +67,14 @@ export async function enqueueLatency({ quick }) {
     return samples;
   };
 
+  const run = { ours: runOurs, raw: runRaw };
   await runOurs(warmup);
   await runRaw(warmup);
   const perRound = [];
   for (let round = 0; round < rounds; round += 1) {
-    // alternate which side goes first, so drift in the machine hits both alike
-    const first = round % 2 === 0;
-    const a = first ? await runOurs(calls) : null;
-    const b = await runRaw(calls);
-    const c = first ? a : await runOurs(calls);
-    perRound.push({ ours: summarize(c), raw: summarize(b) });
+    const samples = {};
+    for (const side of alternating(round)) samples[side] = await run[side](calls);
+    perRound.push({ ours: summarize(samples.ours), raw: summarize(samples.raw) });
   }
   // Where a call's time goes: Redis' time executing its commands (INFO commandstats, the
   // scripts' inner commands included) and this process' CPU, per call, one pass per side.

@@ -1,7 +1,8 @@
 // Shared by the process-level benchmarks (throughput, io-concurrency, horizontal-scaling,
 // redis-cost, memory): a private redis-server, worker child processes driven over IPC, the
-// slow HTTP receiver, job builders and CPU accounting. Everything started here has a
-// stop() that the benchmarks call in `finally`.
+// slow HTTP receiver, job builders, one side of a comparison and its rounds, and CPU
+// accounting. Everything started here has a stop(); a benchmark runs inside withRedis,
+// whose scope stops what it is handed and removes the keys of the prefixes it named.
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -11,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { Queue } from 'bullmq';
 import { createProducer, planOutcome, resolveTaskConfigs } from '../dist/index.js';
-import { REDIS_URL, removePrefix } from './lib.mjs';
+import { acrossRounds, alternating, REDIS_URL, removePrefix } from './lib.mjs';
 
 export const TYPE = 'update_crm';
 export const QUEUE = `{${TYPE}}`;
@@ -81,14 +82,11 @@ function findRedisServer() {
 /**
  * A Redis of the benchmark's own, so its numbers (commandstats, used_memory, CPU) are
  * not polluted by other users of the shared Redis. Falls back to REDIS_URL (isolated:
- * false) when redis-server is not installed, unless `require` is set.
+ * false) when redis-server is not installed.
  */
-export async function startRedis({ require = false } = {}) {
+export async function startRedis() {
   const binary = findRedisServer();
-  if (!binary) {
-    if (require) throw new Error('redis-server is not on PATH (set REDIS_SERVER): this benchmark needs a Redis of its own');
-    return { url: REDIS_URL, isolated: false, async stop() {} };
-  }
+  if (!binary) return { url: REDIS_URL, isolated: false, async stop() {} };
   const dir = tempDir('aftercall-bench-redis-');
   const port = await freePort();
   const child = track(spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', dir, '--logfile', ''], {
@@ -135,12 +133,41 @@ export function describeRedis(server) {
     : 'the shared Redis at REDIS_URL (redis-server not found), so other clients\' load and commands may be counted';
 }
 
-/** Runs `fn(redis)` with a Redis of its own, always stopped afterwards. */
-export async function withRedis(fn, options) {
-  const server = await startRedis(options);
+/**
+ * Runs `fn(redis)` with a Redis of its own. `redis` is the benchmark's scope: its `url` and
+ * `isolated`; prefix(name) names a key prefix (bench-<name>-<pid>); stopLater(...things)
+ * hands over what to stop (and returns the first); connect() opens a client, disconnected
+ * at the end. Afterwards, however `fn` ended, everything handed over is stopped, the
+ * prefixes' keys are removed (on the shared Redis; stopping a private one does as much)
+ * and the Redis is stopped.
+ */
+export async function withRedis(fn) {
+  const server = await startRedis();
+  const prefixes = [];
+  const stoppable = [];
+  const scope = {
+    url: server.url,
+    isolated: server.isolated,
+    prefix(name) {
+      const prefix = `bench-${name}-${process.pid}`;
+      prefixes.push(prefix);
+      return prefix;
+    },
+    stopLater(...things) {
+      stoppable.push(...things);
+      return things[0];
+    },
+    connect() {
+      const client = connect(server.url);
+      stoppable.push({ stop: async () => client.disconnect() });
+      return client;
+    },
+  };
   try {
-    return await fn(server);
+    return await fn(scope);
   } finally {
+    await stopAll(stoppable);
+    if (!server.isolated) await cleanPrefixes(server.url, prefixes);
     await server.stop();
   }
 }
@@ -171,8 +198,8 @@ export async function redisCpuMs(client) {
   return (field('used_cpu_user') + field('used_cpu_sys')) * 1000;
 }
 
-/** Removes every key under the prefixes (on a private Redis, stopping it does as much). */
-export async function cleanPrefixes(url, prefixes) {
+/** Removes every key under the prefixes. */
+async function cleanPrefixes(url, prefixes) {
   const client = connect(url);
   try {
     for (const prefix of prefixes) await removePrefix(client, prefix).catch(() => undefined);
@@ -390,13 +417,13 @@ function controlled(child, label) {
  * Starts one worker process.
  *   side        'ours' (startWorker from dist/) or 'raw' (a BullMQ Worker)
  *   port        'noop', 'terminal' (every delivery refused: dead letters), 'webhook'
- *               (ours: the signed webhook to `url`; raw: a fetch to `url`)
+ *               (ours: the signed webhook to `webhookUrl`; raw: a fetch to `webhookUrl`)
  *   log         ours only: 'file' (stdout to a temp file, the default) or 'null' (/dev/null)
+ *   sampleEvery, gcEvery, nodeArgs: memory samples (see worker-process.mjs)
  * The environment of an 'ours' process is what loadConfig reads: LOG_LEVEL info (the
- * production default), METRICS_PORT 0, no sweeper. `script` replaces worker-process.mjs
- * with another that speaks the same protocol (for experiments).
+ * production default), METRICS_PORT 0, no sweeper.
  */
-export async function startWorkerProcess({ side, url, prefix, concurrency, port = 'noop', webhookUrl, sampleEvery = 0, gcEvery = 0, log = 'file', env = {}, nodeArgs = [], script = WORKER_SCRIPT }) {
+export async function startWorkerProcess({ side, url, prefix, concurrency, port = 'noop', webhookUrl, sampleEvery = 0, gcEvery = 0, log = 'file', nodeArgs = [] }) {
   let logPath;
   let stdout = 'ignore';
   if (side === 'ours') {
@@ -408,7 +435,7 @@ export async function startWorkerProcess({ side, url, prefix, concurrency, port 
     }
   }
   const options = { side, prefix, concurrency, port, webhookUrl, sampleEvery, gcEvery };
-  const child = track(spawn(process.execPath, [...nodeArgs, script, JSON.stringify(options)], {
+  const child = track(spawn(process.execPath, [...nodeArgs, WORKER_SCRIPT, JSON.stringify(options)], {
     env: {
       PATH: process.env.PATH ?? '',
       REDIS_URL: url,
@@ -417,7 +444,6 @@ export async function startWorkerProcess({ side, url, prefix, concurrency, port 
       METRICS_PORT: '0',
       SWEEPER_ENABLED: 'false',
       ...(webhookUrl && { WEBHOOK_SECRET, CRM_WEBHOOK_URL: webhookUrl }),
-      ...env,
     },
     stdio: ['ignore', stdout, 'pipe', 'ipc'],
   }));
@@ -470,20 +496,62 @@ export async function stopAll(...things) {
 }
 
 // ---------------------------------------------------------------------------------------
-// One measured round, and the rounds of a benchmark.
+// One side of a comparison, a measured round, and the rounds of a benchmark.
+
+/**
+ * One side of a comparison, started in this order: `processes` worker processes on the
+ * queue under `prefix` (startWorkerProcess with the other options), the side's enqueuer
+ * (ours: the producer; raw: Queue.addBulk, or Queue.add one by one when `bulk` is false)
+ * and the queue's control. run(n, options) measures one round of n jobs (measureRound:
+ * with Redis' CPU unless `redisCpu` is false, and the receiver's when given a
+ * `delayServer`); stop() stops them all.
+ */
+export async function startSide({ side, url, prefix, processes = 1, bulk = true, redisCpu = true, delayServer, ...workerOptions }) {
+  const started = await Promise.allSettled(Array.from({ length: processes }, () => startWorkerProcess({ side, url, prefix, ...workerOptions })));
+  const workers = started.filter((result) => result.status === 'fulfilled').map((result) => result.value);
+  const failed = started.find((result) => result.status === 'rejected');
+  if (failed) {
+    await stopAll(workers);
+    throw failed.reason;
+  }
+  const enqueuer = side === 'ours' ? oursEnqueuer(url, prefix) : rawEnqueuer(url, prefix, { bulk });
+  const control = queueControl(url, prefix);
+  return {
+    side,
+    workers,
+    worker: workers[0],
+    enqueuer,
+    control,
+    run: (n, options) => measureRound({ control, enqueue: enqueuer.enqueue, workers, n, redisClient: redisCpu ? control.client : undefined, delayServer, ...options }),
+    stop: () => stopAll(workers, enqueuer, control),
+  };
+}
+
+/** Waits for `promise` at most `ms`: true when it resolved in time, false when not (its rejection is thrown). */
+async function within(promise, ms) {
+  let timer;
+  const timeout = new Promise((resolve) => {
+    timer = setTimeout(resolve, ms, false);
+  });
+  try {
+    return await Promise.race([promise.then(() => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /**
  * One round: the queue is paused while `n` jobs are enqueued, then the workers are marked
  * (CPU baselines), the queue is resumed and the round lasts until `n` more jobs are
- * finished (completed, or dead-lettered when `state` is 'failed'). Throughput is n / (the
- * last job's finishing time in the workers - the resume). Returns CPU use of each part.
+ * finished (completed, or dead-lettered when `state` is 'failed'), or fails after
+ * `timeoutMs`. Throughput is n / (the last job's finishing time in the workers - the
+ * resume). Returns CPU use of each part.
  */
 export async function measureRound({ control, enqueue, workers, n, state = 'completed', redisClient, delayServer, pollMs = 20, timeoutMs = 600_000 }) {
+  const finishedCount = state === 'failed' ? control.failed : control.completed;
   await control.pause();
-  const before = state === 'failed' ? await control.failed() : await control.completed();
-  const enqueueStarted = now();
+  const before = await finishedCount();
   await enqueue(n);
-  const enqueueMs = now() - enqueueStarted;
   await Promise.all(workers.map((worker) => worker.request('mark')));
   if (delayServer) await delayServer.request('mark');
   const redisCpu0 = redisClient ? await redisCpuMs(redisClient) : undefined;
@@ -491,31 +559,28 @@ export async function measureRound({ control, enqueue, workers, n, state = 'comp
   const machine0 = machineCpuMs();
   const started = now();
   await control.resume();
-  const target = before + n;
   const deadline = Date.now() + timeoutMs;
+  const timedOut = (done) => new Error(`round did not finish within ${timeoutMs} ms (${done - before} of ${n})`);
   if (workers.length === 1) {
-    await workers[0].request('expect', { n });
+    // The worker replies once it has finished n jobs since the mark.
+    if (!(await within(workers[0].request('expect', { n }), timeoutMs))) throw timedOut(await finishedCount());
   } else {
     for (;;) {
-      const done = state === 'failed' ? await control.failed() : await control.completed();
-      if (done >= target) break;
-      if (Date.now() > deadline) throw new Error(`round did not finish within ${timeoutMs} ms (${done - before} of ${n})`);
+      const done = await finishedCount();
+      if (done >= before + n) break;
+      if (Date.now() > deadline) throw timedOut(done);
       await sleep(pollMs);
     }
   }
   const reports = await Promise.all(workers.map((worker) => worker.request('report')));
-  const finished = Math.max(...reports.map((report) => report.lastAt));
-  const seconds = (finished - started) / 1000;
-  const wallMs = finished - started;
+  const wallMs = Math.max(...reports.map((report) => report.lastAt)) - started;
   const harnessCpu = process.cpuUsage(harnessCpu0);
   const machine1 = machineCpuMs();
   const server = delayServer ? await delayServer.request('report') : undefined;
   const redisCpu = redisClient ? (await redisCpuMs(redisClient)) - redisCpu0 : undefined;
-  const processed = reports.reduce((sum, report) => sum + report.sinceMark, 0);
+  const seconds = wallMs / 1000;
   return {
     n,
-    enqueueMs,
-    processed,
     seconds,
     jobsPerSecond: n / seconds,
     perWorker: reports.map((report) => report.sinceMark),
@@ -532,11 +597,29 @@ export async function measureRound({ control, enqueue, workers, n, state = 'comp
   };
 }
 
-/** Median and spread of a list, plus the raw values. */
+/**
+ * The rounds of a comparison: one warm-up round of `warmup` jobs per side, then `rounds`
+ * timed rounds of `jobs`, the sides alternating which goes first, each timed round logged
+ * as "<label> <side> round <i>: <jobs/s> jobs/s". `sides` maps a name to a side
+ * (startSide); returns each name's timed rounds (measureRound's results).
+ */
+export async function alternateRounds({ sides, warmup, jobs, rounds, label }) {
+  const names = Object.keys(sides);
+  for (const name of names) await sides[name].run(warmup);
+  const results = Object.fromEntries(names.map((name) => [name, []]));
+  for (let round = 0; round < rounds; round += 1) {
+    for (const name of alternating(round, names)) {
+      const result = await sides[name].run(jobs);
+      results[name].push(result);
+      log(`${label} ${name} round ${round + 1}: ${result.jobsPerSecond.toFixed(0)} jobs/s`);
+    }
+  }
+  return results;
+}
+
+/** Median and spread of a list (acrossRounds), plus the raw values. */
 export function spread(values) {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length ? sorted[Math.ceil(sorted.length / 2) - 1] : Number.NaN;
-  return { median: mid, min: sorted[0], max: sorted.at(-1), rounds: values.length, values };
+  return { ...acrossRounds(values), values };
 }
 
 /** CPU use over a round as a share of one core, by part, and of the whole machine. */
@@ -557,8 +640,27 @@ export function cpuShares(round, cores) {
   };
 }
 
+/**
+ * Medians over rounds of the CPU shares (cpuShares; `perWorker`: the busiest worker's) and
+ * of CPU ms per job, the workers' together and Redis'. Each benchmark reports the keys it needs.
+ */
+export function cpuMedians(rounds, cores) {
+  const shares = rounds.map((round) => cpuShares(round, cores));
+  const median = (pick) => acrossRounds(shares.map(pick)).median;
+  const perJob = (pick) => acrossRounds(rounds.map((round) => pick(round.cpu) / round.n)).median;
+  return {
+    workers: median((s) => s.workers),
+    perWorker: median((s) => Math.max(...s.perWorker)),
+    redis: median((s) => s.redis),
+    server: median((s) => s.server),
+    harness: median((s) => s.harness),
+    machine: median((s) => s.machine),
+    allProcesses: median((s) => s.allProcesses ?? Number.NaN),
+    workerMsPerJob: perJob((cpu) => cpu.workersMs.reduce((sum, ms) => sum + ms, 0)),
+    redisMsPerJob: perJob((cpu) => cpu.redisMs),
+  };
+}
+
 export function log(message) {
   process.stderr.write(`  ${message}\n`);
 }
-
-export { removePrefix };

@@ -9,9 +9,7 @@
 // redis-server), the receiver's and the harness's, and the whole machine's busy time
 // (/proc/stat, other users of the machine included), over each timed round.
 import { cpus } from 'node:os';
-import {
-  cleanPrefixes, describeRedis, cpuShares, log, measureRound, oursEnqueuer, queueControl, rawEnqueuer, spread, startDelayServer, startWorkerProcess, stopAll, withRedis,
-} from './harness.mjs';
+import { cpuMedians, describeRedis, log, spread, startDelayServer, startSide, withRedis } from './harness.mjs';
 import { IO_CEILING, IO_CONCURRENCY, IO_LATENCY_MS } from './io-concurrency.mjs';
 
 export async function horizontalScaling({ quick }) {
@@ -22,64 +20,46 @@ export async function horizontalScaling({ quick }) {
   const rounds = quick ? 1 : 3;
   const cores = cpus().length;
   return withRedis(async (redis) => {
+    const server = redis.stopLater(await startDelayServer(IO_LATENCY_MS));
     const rows = [];
-    const stoppable = [];
-    const prefixes = [];
-    try {
-      const server = await startDelayServer(IO_LATENCY_MS);
-      stoppable.push(server);
-      for (const side of ['ours', 'raw']) {
-        for (const processes of counts) {
-          const prefix = `bench-hs-${side}-${processes}-${process.pid}`;
-          prefixes.push(prefix);
-          const group = [];
-          try {
-            const workers = await Promise.all(
-              Array.from({ length: processes }, () =>
-                startWorkerProcess({ side, url: redis.url, prefix, concurrency: IO_CONCURRENCY, port: 'webhook', webhookUrl: server.url, log: 'file' }),
-              ),
-            );
-            group.push(...workers);
-            const enqueuer = side === 'ours' ? oursEnqueuer(redis.url, prefix) : rawEnqueuer(redis.url, prefix);
-            const control = queueControl(redis.url, prefix);
-            group.push(enqueuer, control);
-            const run = (n) => measureRound({ control, enqueue: enqueuer.enqueue, workers, n, redisClient: control.client, delayServer: server });
-            await run(warmupPerProcess * processes);
-            const results = [];
-            for (let round = 0; round < rounds; round += 1) {
-              const result = await run(perProcess * processes);
-              results.push(result);
-              log(`horizontal-scaling ${side} ${processes} process(es) round ${round + 1}: ${result.jobsPerSecond.toFixed(0)} jobs/s`);
-            }
-            const shares = results.map((r) => cpuShares(r, cores));
-            const median = (pick) => spread(shares.map(pick)).median;
-            rows.push({
-              side,
-              processes,
-              jobsPerRound: perProcess * processes,
-              jobsPerSecond: spread(results.map((r) => r.jobsPerSecond)),
-              ceiling: IO_CEILING * processes,
-              // how evenly the processes shared the work (smallest share / largest share)
-              balance: spread(results.map((r) => Math.min(...r.perWorker) / Math.max(...r.perWorker))).median,
-              cpu: {
-                workers: median((s) => s.workers),
-                perWorker: median((s) => Math.max(...s.perWorker)),
-                redis: median((s) => s.redis),
-                server: median((s) => s.server),
-                harness: median((s) => s.harness),
-                ours: median((s) => s.machine),
-                allProcesses: median((s) => s.allProcesses ?? Number.NaN),
-                workerMsPerJob: spread(results.map((r) => r.cpu.workersMs.reduce((a, b) => a + b, 0) / r.n)).median,
-              },
-            });
-          } finally {
-            await stopAll(group);
+    for (const side of ['ours', 'raw']) {
+      for (const processes of counts) {
+        const prefix = redis.prefix(`hs-${side}-${processes}`);
+        const group = await startSide({
+          side, url: redis.url, prefix, processes, concurrency: IO_CONCURRENCY, port: 'webhook', webhookUrl: server.url, log: 'file', delayServer: server,
+        });
+        try {
+          await group.run(warmupPerProcess * processes);
+          const results = [];
+          for (let round = 0; round < rounds; round += 1) {
+            const result = await group.run(perProcess * processes);
+            results.push(result);
+            log(`horizontal-scaling ${side} ${processes} process(es) round ${round + 1}: ${result.jobsPerSecond.toFixed(0)} jobs/s`);
           }
+          const cpu = cpuMedians(results, cores);
+          rows.push({
+            side,
+            processes,
+            jobsPerRound: perProcess * processes,
+            jobsPerSecond: spread(results.map((r) => r.jobsPerSecond)),
+            ceiling: IO_CEILING * processes,
+            // how evenly the processes shared the work (smallest share / largest share)
+            balance: spread(results.map((r) => Math.min(...r.perWorker) / Math.max(...r.perWorker))).median,
+            cpu: {
+              workers: cpu.workers,
+              perWorker: cpu.perWorker,
+              redis: cpu.redis,
+              server: cpu.server,
+              harness: cpu.harness,
+              ours: cpu.machine,
+              allProcesses: cpu.allProcesses,
+              workerMsPerJob: cpu.workerMsPerJob,
+            },
+          });
+        } finally {
+          await group.stop();
         }
       }
-    } finally {
-      await stopAll(stoppable);
-      if (!redis.isolated) await cleanPrefixes(redis.url, prefixes);
     }
     const at = (side, processes) => rows.find((row) => row.side === side && row.processes === processes)?.jobsPerSecond.median;
     for (const row of rows) row.speedup = row.jobsPerSecond.median / at(row.side, 1);

@@ -21,6 +21,11 @@ export function acrossRounds(values) {
   return { median: percentile(sorted, 50), min: sorted[0], max: sorted.at(-1), rounds: values.length };
 }
 
+/** The order of the sides in round `round`: as given in even rounds, reversed in odd ones, so drift in the machine hits both alike. */
+export function alternating(round, sides = ['ours', 'raw']) {
+  return round % 2 === 0 ? sides : [...sides].reverse();
+}
+
 export function redis() {
   return new Redis(REDIS_URL, { maxRetriesPerRequest: null });
 }

@@ -21,9 +21,7 @@
 // (what the process keeps, what a leak raises) within 10 % (max / min). RSS as sampled
 // between collections swings with the heap's sawtooth, and memory a collection frees is
 // not returned to the system at once: that band is reported, not judged.
-import {
-  cleanPrefixes, describeRedis, connect, log, measureRound, oursEnqueuer, queueControl, rawEnqueuer, sleep, startWorkerProcess, stopAll, withRedis,
-} from './harness.mjs';
+import { describeRedis, log, oursEnqueuer, sleep, startSide, startWorkerProcess, stopAll, withRedis } from './harness.mjs';
 import { CONCURRENCY } from './throughput.mjs';
 
 const WARMUP_TASKS = 100;
@@ -75,24 +73,19 @@ async function keyUsage(client, prefix) {
   return { ...bytes, byKey };
 }
 
-async function redisPerTask({ url, admin, side, port, tasks, label }) {
-  const prefix = `bench-mem-${label}-${process.pid}`;
-  const stoppable = [];
+/** One side's Redis memory per task; its processes are stopped before the next side starts. */
+async function redisPerTask({ redis, admin, side, port, tasks, label }) {
+  const prefix = redis.prefix(`mem-${label}`);
+  const { run, stop } = await startSide({ side, url: redis.url, prefix, concurrency: CONCURRENCY, port, log: 'null', redisCpu: false });
   try {
-    const worker = await startWorkerProcess({ side, url, prefix, concurrency: CONCURRENCY, port, log: 'null' });
-    stoppable.push(worker);
-    const enqueuer = side === 'ours' ? oursEnqueuer(url, prefix) : rawEnqueuer(url, prefix);
-    stoppable.push(enqueuer);
-    const control = queueControl(url, prefix);
-    stoppable.push(control);
     const state = port === 'terminal' ? 'failed' : 'completed';
     // Warm-up: scripts loaded into Redis, connections made, the queue's own keys created;
     // used_memory is read after it.
-    await measureRound({ control, enqueue: enqueuer.enqueue, workers: [worker], n: WARMUP_TASKS, state });
+    await run(WARMUP_TASKS, { state });
     await sleep(300);
     await admin.memory('PURGE').catch(() => undefined);
     const before = await usedMemory(admin);
-    await measureRound({ control, enqueue: enqueuer.enqueue, workers: [worker], n: tasks, state });
+    await run(tasks, { state });
     await sleep(300);
     await admin.memory('PURGE').catch(() => undefined);
     const after = await usedMemory(admin);
@@ -112,7 +105,7 @@ async function redisPerTask({ url, admin, side, port, tasks, label }) {
       byKey: usage.byKey,
     };
   } finally {
-    await stopAll(stoppable);
+    await stop();
   }
 }
 
@@ -124,14 +117,11 @@ function trend(values) {
   return { firstQuarterMeanMiB: first, lastQuarterMeanMiB: last, change: last / first - 1 };
 }
 
-async function workerRss({ url, jobs, sampleEvery, gcEvery, warmup }) {
-  const prefix = `bench-mem-rss-${process.pid}`;
-  const stoppable = [];
+async function workerRss({ redis, jobs, sampleEvery, gcEvery, warmup }) {
+  const prefix = redis.prefix('mem-rss');
+  const worker = await startWorkerProcess({ side: 'ours', url: redis.url, prefix, concurrency: CONCURRENCY, port: 'noop', log: 'null', sampleEvery, gcEvery, nodeArgs: ['--expose-gc'] });
+  const enqueuer = oursEnqueuer(redis.url, prefix);
   try {
-    const worker = await startWorkerProcess({ side: 'ours', url, prefix, concurrency: CONCURRENCY, port: 'noop', log: 'null', sampleEvery, gcEvery, nodeArgs: ['--expose-gc'] });
-    stoppable.push(worker);
-    const enqueuer = oursEnqueuer(url, prefix);
-    stoppable.push(enqueuer);
     const samples = [];
     let processed = 0;
     worker.onMessage((message) => {
@@ -189,7 +179,7 @@ async function workerRss({ url, jobs, sampleEvery, gcEvery, warmup }) {
     result.flat = Math.abs(result.trend.change) <= 0.1 && (!result.heapUsedAfterGcMiB || result.heapUsedAfterGcMiB.growth <= 0.1);
     return result;
   } finally {
-    await stopAll(stoppable);
+    await stopAll(worker, enqueuer);
   }
 }
 
@@ -201,32 +191,26 @@ export async function memory({ quick }) {
   const gcEvery = quick ? 1_000 : 20_000;
   const warmup = rssJobs / 10;
   return withRedis(async (redis) => {
-    const admin = connect(redis.url);
-    const prefixes = ['ours-completed', 'raw-completed', 'ours-dead', 'raw-failed', 'rss'].map((label) => `bench-mem-${label}-${process.pid}`);
-    try {
-      const redisMemory = {
-        completed: {
-          ours: await redisPerTask({ url: redis.url, admin, side: 'ours', port: 'noop', tasks, label: 'ours-completed' }),
-          raw: await redisPerTask({ url: redis.url, admin, side: 'raw', port: 'noop', tasks, label: 'raw-completed' }),
-        },
-        deadLetter: {
-          ours: await redisPerTask({ url: redis.url, admin, side: 'ours', port: 'terminal', tasks, label: 'ours-dead' }),
-          raw: await redisPerTask({ url: redis.url, admin, side: 'raw', port: 'terminal', tasks, label: 'raw-failed' }),
-        },
-      };
-      log(`memory: completed job ${redisMemory.completed.ours.perTaskKeys.toFixed(0)} B (raw ${redisMemory.completed.raw.perTaskKeys.toFixed(0)} B), dead letter ${redisMemory.deadLetter.ours.perTaskKeys.toFixed(0)} B`);
-      const rss = await workerRss({ url: redis.url, jobs: rssJobs, sampleEvery, gcEvery, warmup });
-      log(`memory: worker RSS ${rss.rssMiB.min.toFixed(1)}..${rss.rssMiB.max.toFixed(1)} MiB over ${rssJobs} jobs (${(rss.growth * 100).toFixed(1)} %); after a full GC ${rss.rssAfterGcMiB?.min.toFixed(1)}..${rss.rssAfterGcMiB?.max.toFixed(1)} MiB`);
-      return {
-        redis: describeRedis(redis),
-        tasks,
-        redisMemory,
-        workerRss: rss,
-        goal: { metric: 'worker RSS trend (last quarter / first quarter - 1) and heap kept after a full GC, after warm-up', limit: 0.1, judged: !quick, met: quick ? null : rss.flat },
-      };
-    } finally {
-      admin.disconnect();
-      if (!redis.isolated) await cleanPrefixes(redis.url, prefixes);
-    }
+    const admin = redis.connect();
+    const redisMemory = {
+      completed: {
+        ours: await redisPerTask({ redis, admin, side: 'ours', port: 'noop', tasks, label: 'ours-completed' }),
+        raw: await redisPerTask({ redis, admin, side: 'raw', port: 'noop', tasks, label: 'raw-completed' }),
+      },
+      deadLetter: {
+        ours: await redisPerTask({ redis, admin, side: 'ours', port: 'terminal', tasks, label: 'ours-dead' }),
+        raw: await redisPerTask({ redis, admin, side: 'raw', port: 'terminal', tasks, label: 'raw-failed' }),
+      },
+    };
+    log(`memory: completed job ${redisMemory.completed.ours.perTaskKeys.toFixed(0)} B (raw ${redisMemory.completed.raw.perTaskKeys.toFixed(0)} B), dead letter ${redisMemory.deadLetter.ours.perTaskKeys.toFixed(0)} B`);
+    const rss = await workerRss({ redis, jobs: rssJobs, sampleEvery, gcEvery, warmup });
+    log(`memory: worker RSS ${rss.rssMiB.min.toFixed(1)}..${rss.rssMiB.max.toFixed(1)} MiB over ${rssJobs} jobs (${(rss.growth * 100).toFixed(1)} %); after a full GC ${rss.rssAfterGcMiB?.min.toFixed(1)}..${rss.rssAfterGcMiB?.max.toFixed(1)} MiB`);
+    return {
+      redis: describeRedis(redis),
+      tasks,
+      redisMemory,
+      workerRss: rss,
+      goal: { metric: 'worker RSS trend (last quarter / first quarter - 1) and heap kept after a full GC, after warm-up', limit: 0.1, judged: !quick, met: quick ? null : rss.flat },
+    };
   });
 }

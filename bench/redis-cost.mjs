@@ -16,9 +16,7 @@
 //   trickle  one task at a time, the next enqueued once the previous one finished: an
 //            idle worker is woken for every task (the usual state of a fleet)
 // A warm-up before either loads every script on every connection.
-import {
-  cleanPrefixes, describeRedis, connect, log, measureRound, oursEnqueuer, queueControl, rawEnqueuer, sleep, startWorkerProcess, stopAll, withRedis,
-} from './harness.mjs';
+import { connect, describeRedis, log, sleep, startSide, withRedis } from './harness.mjs';
 import { CONCURRENCY } from './throughput.mjs';
 
 const SCRIPT_COMMANDS = new Set(['evalsha', 'eval', 'evalsha_ro', 'eval_ro', 'fcall', 'fcall_ro']);
@@ -58,6 +56,13 @@ async function startMonitor(url, harnessPorts) {
   };
 }
 
+/** The sum of the counts (command name: count) whose name passes `keep`; of all without it. */
+function sumWhere(counts, keep = () => true) {
+  let sum = 0;
+  for (const [name, count] of Object.entries(counts)) if (keep(name)) sum += count;
+  return sum;
+}
+
 async function measure({ url, admin, harnessPorts, tasks, run }) {
   const monitor = await startMonitor(url, harnessPorts);
   await sleep(50);
@@ -69,11 +74,10 @@ async function measure({ url, admin, harnessPorts, tasks, run }) {
   await sleep(50);
   await monitor.stop();
   const { topLevel, inScripts, harnessTopLevel, harnessInScripts } = monitor.counts;
-  const sum = (object) => Object.values(object).reduce((a, b) => a + b, 0);
-  const harnessAll = sum(Object.fromEntries(Object.entries(harnessTopLevel).filter(([name]) => !ADMIN_COMMANDS.has(name)))) + harnessInScripts;
-  const allCommands = sum(Object.fromEntries(Object.entries(stats).filter(([name]) => !ADMIN_COMMANDS.has(name) && !name.startsWith('config|')))) - harnessAll;
-  const scriptCalls = sum(Object.fromEntries(Object.entries(topLevel).filter(([name]) => SCRIPT_COMMANDS.has(name))));
-  const topLevelCalls = sum(topLevel);
+  const harnessAll = sumWhere(harnessTopLevel, (name) => !ADMIN_COMMANDS.has(name)) + harnessInScripts;
+  const allCommands = sumWhere(stats, (name) => !ADMIN_COMMANDS.has(name) && !name.startsWith('config|')) - harnessAll;
+  const scriptCalls = sumWhere(topLevel, (name) => SCRIPT_COMMANDS.has(name));
+  const topLevelCalls = sumWhere(topLevel);
   const perTask = (value) => value / tasks;
   return {
     tasks,
@@ -93,53 +97,42 @@ export async function redisCost({ quick }) {
   const trickleTasks = quick ? 30 : 300;
   return withRedis(async (redis) => {
     const sides = {};
-    const stoppable = [];
-    const prefixes = [];
-    try {
-      const admin = connect(redis.url);
-      stoppable.push({ stop: async () => admin.disconnect() });
-      await admin.ping();
-      for (const side of ['ours', 'raw']) {
-        const prefix = `bench-cost-${side}-${process.pid}`;
-        prefixes.push(prefix);
-        const worker = await startWorkerProcess({ side, url: redis.url, prefix, concurrency: CONCURRENCY, port: 'noop', log: 'null' });
-        stoppable.push(worker);
-        const enqueuer = side === 'ours' ? oursEnqueuer(redis.url, prefix) : rawEnqueuer(redis.url, prefix, { bulk: false });
-        stoppable.push(enqueuer);
-        const control = queueControl(redis.url, prefix);
-        stoppable.push(control);
-        await control.client.ping();
-        const harnessPorts = new Set([admin.stream.localPort, control.client.stream.localPort]);
-        // Warm-up: scripts loaded on the server, every connection made.
-        await measureRound({ control, enqueue: enqueuer.enqueue, workers: [worker], n: 100 });
-        await sleep(300);
+    const admin = redis.connect();
+    await admin.ping();
+    for (const side of ['ours', 'raw']) {
+      const prefix = redis.prefix(`cost-${side}`);
+      // Raw: Queue.add, one call per task (not addBulk); the warm-up round needs no CPU figures.
+      const { worker, enqueuer, control, run } = redis.stopLater(
+        await startSide({ side, url: redis.url, prefix, concurrency: CONCURRENCY, port: 'noop', log: 'null', bulk: false, redisCpu: false }),
+      );
+      await control.client.ping();
+      const harnessPorts = new Set([admin.stream.localPort, control.client.stream.localPort]);
+      // Warm-up: scripts loaded on the server, every connection made.
+      await run(100);
+      await sleep(300);
 
-        const backlog = await measure({
-          url: redis.url, admin, harnessPorts, tasks: backlogTasks,
-          run: async () => {
-            await control.pause();
+      const backlog = await measure({
+        url: redis.url, admin, harnessPorts, tasks: backlogTasks,
+        run: async () => {
+          await control.pause();
+          await worker.request('mark');
+          await enqueuer.enqueue(backlogTasks);
+          await control.resume();
+          await worker.request('expect', { n: backlogTasks });
+        },
+      });
+      const trickle = await measure({
+        url: redis.url, admin, harnessPorts, tasks: trickleTasks,
+        run: async () => {
+          for (let i = 0; i < trickleTasks; i += 1) {
             await worker.request('mark');
-            await enqueuer.enqueue(backlogTasks);
-            await control.resume();
-            await worker.request('expect', { n: backlogTasks });
-          },
-        });
-        const trickle = await measure({
-          url: redis.url, admin, harnessPorts, tasks: trickleTasks,
-          run: async () => {
-            for (let i = 0; i < trickleTasks; i += 1) {
-              await worker.request('mark');
-              await enqueuer.enqueue(1);
-              await worker.request('expect', { n: 1 });
-            }
-          },
-        });
-        sides[side] = { backlog, trickle };
-        log(`redis-cost ${side}: backlog ${backlog.topLevel.toFixed(2)} top-level / ${backlog.allCommands.toFixed(1)} all; trickle ${trickle.topLevel.toFixed(2)} / ${trickle.allCommands.toFixed(1)} per task`);
-      }
-    } finally {
-      await stopAll(stoppable);
-      if (!redis.isolated) await cleanPrefixes(redis.url, prefixes);
+            await enqueuer.enqueue(1);
+            await worker.request('expect', { n: 1 });
+          }
+        },
+      });
+      sides[side] = { backlog, trickle };
+      log(`redis-cost ${side}: backlog ${backlog.topLevel.toFixed(2)} top-level / ${backlog.allCommands.toFixed(1)} all; trickle ${trickle.topLevel.toFixed(2)} / ${trickle.allCommands.toFixed(1)} per task`);
     }
     const ratios = {};
     for (const scenario of ['backlog', 'trickle']) {
@@ -160,5 +153,5 @@ export async function redisCost({ quick }) {
       worstRatio: worst,
       goal: { metric: 'ours / raw commands per task (top-level and all, both scenarios)', limit: 1.5, judged: !quick, met: quick ? null : worst <= 1.5 },
     };
-  }, { require: false });
+  });
 }

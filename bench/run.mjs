@@ -144,7 +144,7 @@ function sweeperSection(s) {
     '## Sweeper scaling',
     '',
     ...measuredAt(s),
-    `One sweep that dead-letters the expired jobs among a live backlog of one type (batches of ${s.batchSize ?? 200} per Redis call, the default).`,
+    `One sweep that dead-letters the expired jobs among a live backlog of one type (batches of ${s.batchSize} per Redis call, the default).`,
     '`calls > 10 ms` counts the Redis calls SLOWLOG saw above 10 ms during the sweeps, over all rounds; `slowest call` is the',
     'longest call it saw (it keeps those over 1 ms).',
     '',

@@ -12,12 +12,13 @@
 //   raw: a plain fetch).
 //
 // It answers the harness's JSON messages over the IPC channel (each reply carries the
-// request's id): mark (reset the counters and CPU baseline), expect {n} (reply once n jobs
-// finished since the mark), report (counts, last finishing time, CPU, memory, samples),
-// gc, close (graceful shutdown, then exit). It also sends {event:'ready'} once running and
-// {event:'sample', count, rss, heapUsed} every `sampleEvery` jobs (with the same after a
-// forced full GC every `gcEvery` jobs, when started with --expose-gc). It exits when the
-// harness goes away.
+// request's id): mark (reset the count and CPU baseline), expect {n} (reply once n jobs
+// finished since the mark), report {sinceMark, lastAt, cpuMs} (jobs finished since the
+// mark, the last one's finishing time, CPU ms since the mark), close (graceful shutdown,
+// then exit). It also sends {event:'ready'} once running and {event:'sample', count, rss,
+// heapUsed} every `sampleEvery` jobs (with rssAfterGc and heapUsedAfterGc after a forced
+// full GC every `gcEvery` jobs, when started with --expose-gc). It exits when the harness
+// goes away.
 import { Redis } from 'ioredis';
 import { UnrecoverableError, Worker } from 'bullmq';
 import { loadConfig, startWorker, TerminalDeliveryError } from '../dist/index.js';
@@ -33,16 +34,12 @@ const send = (message) => {
 let count = 0;
 let markCount = 0;
 let markCpu = process.cpuUsage();
-let firstAt;
 let lastAt;
 let expectation;
-const samples = [];
 
 function finished() {
   count += 1;
-  const at = now();
-  if (count - markCount === 1) firstAt = at;
-  lastAt = at;
+  lastAt = now();
   if (sampleEvery && count % sampleEvery === 0) {
     const { rss, heapUsed } = process.memoryUsage();
     const sample = { count, rss, heapUsed };
@@ -53,7 +50,6 @@ function finished() {
       sample.rssAfterGc = after.rss;
       sample.heapUsedAfterGc = after.heapUsed;
     }
-    samples.push(sample);
     send({ event: 'sample', ...sample });
   }
   if (expectation && count - markCount >= expectation.n) {
@@ -135,23 +131,14 @@ process.on('message', async (message) => {
     if (cmd === 'mark') {
       markCount = count;
       markCpu = process.cpuUsage();
-      firstAt = undefined;
       lastAt = undefined;
-      samples.length = 0;
-      send({ reply: id, count });
+      send({ reply: id });
     } else if (cmd === 'expect') {
       if (count - markCount >= message.n) send({ reply: id });
       else expectation = { id, n: message.n };
     } else if (cmd === 'report') {
       const cpu = process.cpuUsage(markCpu);
-      const memory = process.memoryUsage();
-      send({
-        reply: id, count, sinceMark: count - markCount, firstAt, lastAt,
-        cpuMs: (cpu.user + cpu.system) / 1000, cpuUserMs: cpu.user / 1000, cpuSystemMs: cpu.system / 1000, rss: memory.rss, heapUsed: memory.heapUsed, samples,
-      });
-    } else if (cmd === 'gc') {
-      globalThis.gc?.();
-      send({ reply: id, rss: process.memoryUsage.rss() });
+      send({ reply: id, sinceMark: count - markCount, lastAt, cpuMs: (cpu.user + cpu.system) / 1000 });
     } else if (cmd === 'close') {
       await shutdown();
       if (id) send({ reply: id });
