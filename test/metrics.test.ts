@@ -3,10 +3,10 @@
  * exhaustion and expiry by the sweeper; then every metric is checked against it. The
  * creation rate is read from a worker, never from the producer.
  */
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createProducer } from '../src/producers/producer.js';
 import { startWorker, type FleetWorker } from '../src/worker.js';
+import { freePort } from './helpers/free-port.js';
 import { parsePrometheusText, valueOf, type Sample } from './helpers/prometheus-text.js';
 import { redis, REDIS_URL, removePrefix, testConfig, uniquePrefix } from './helpers/redis.js';
 import { waitUntil } from './helpers/wait.js';
@@ -16,15 +16,6 @@ const prefix = uniquePrefix('metrics');
 const client = redis();
 let receiver: WebhookReceiver;
 let worker: FleetWorker;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 const outcome = (conversationId: string, extra: Record<string, unknown> = {}) => ({
   conversationId,

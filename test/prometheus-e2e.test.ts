@@ -6,7 +6,6 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createProducer } from '../src/producers/producer.js';
 import { startSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
 import { startWorker, type FleetWorker } from '../src/worker.js';
+import { freePort } from './helpers/free-port.js';
 import { signalQueries } from './helpers/promql.js';
 import { REDIS_URL, redis, removePrefix, testConfig, uniquePrefix } from './helpers/redis.js';
 import { waitUntil } from './helpers/wait.js';
@@ -27,14 +27,6 @@ let worker: FleetWorker;
 let prometheus: ChildProcess | undefined;
 let prometheusUrl = '';
 const workdir = mkdtempSync(join(tmpdir(), 'aftercall-prometheus-'));
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 
 async function query(expr: string): Promise<{ status: string; error?: string; data?: { resultType: string; result: unknown[] } }> {
   const response = await fetch(`${prometheusUrl}/api/v1/query?query=${encodeURIComponent(expr)}`);

@@ -11,6 +11,7 @@ import type { DeliveryRequest } from '../src/providers/delivery-port.js';
 import { TerminalDeliveryError } from '../src/providers/delivery-errors.js';
 import { createResendDelivery } from '../src/providers/resend.js';
 import { createTwilioDelivery } from '../src/providers/twilio.js';
+import { jobIdFor } from '../src/queues/job-id.js';
 import { taskDefinition, type TaskType } from '../src/tasks/catalog.js';
 import { bookedOutcome } from './helpers/outcomes.js';
 import { startPrism, type PrismServer } from './helpers/prism.js';
@@ -51,7 +52,7 @@ function messageKinds() {
 }
 
 const request = (type: TaskType, payload: unknown, key: string): DeliveryRequest => ({
-  type, jobId: key.replace(/:/g, '%3A'), idempotencyKey: key, conversationId: 'conf', attempt: 1, createdAt: now, expiresAt: now + 3_600_000, payload,
+  type, jobId: jobIdFor(key), idempotencyKey: key, conversationId: 'conf', attempt: 1, createdAt: now, expiresAt: now + 3_600_000, payload,
 });
 
 describe('conformance with the published provider APIs', () => {

@@ -10,9 +10,10 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { sandboxCommand } from '../src/commands/sandbox.js';
 import type { CommandIO } from '../src/commands/io.js';
 import { createWebhookDelivery } from '../src/providers/webhook.js';
-import { asciiKey } from '../src/queues/job-id.js';
+import { asciiKey, conversationTaskKey, jobIdFor } from '../src/queues/job-id.js';
 import { SANDBOX_WEBHOOK_SECRET, startSandbox, type FaultConfig, type Sandbox } from '../src/sandbox/sandbox.js';
 import { waitUntil } from './helpers/wait.js';
+import type { TaskBody } from './helpers/webhook-receiver.js';
 
 const ACCOUNT_SID = `AC${'0123456789abcdef'.repeat(2)}`;
 const EXPIRES_AT = '2030-01-01T12:30:00.000Z';
@@ -74,20 +75,9 @@ function postSms(sandbox: Sandbox, form: Record<string, string>, authorization =
   });
 }
 
-interface TaskBody {
-  type: string;
-  idempotencyKey: string;
-  conversationId: string;
-  jobId: string;
-  attempt: number;
-  createdAt: string;
-  expiresAt: string;
-  payload: unknown;
-}
-
 function taskBody(conversationId: string, type: string, payload: unknown = { customer: { id: 'c1', email: 'ada@example.com' } }, attempt = 1): TaskBody {
-  const idempotencyKey = `${conversationId}:${type}`;
-  return { type, idempotencyKey, conversationId, jobId: idempotencyKey.replace(':', '%3A'), attempt, createdAt: '2030-01-01T12:00:00.000Z', expiresAt: EXPIRES_AT, payload };
+  const idempotencyKey = conversationTaskKey(conversationId, type);
+  return { type, idempotencyKey, conversationId, jobId: jobIdFor(idempotencyKey), attempt, createdAt: '2030-01-01T12:00:00.000Z', expiresAt: EXPIRES_AT, payload };
 }
 
 const signer = new Webhook(SANDBOX_WEBHOOK_SECRET);

@@ -21,8 +21,9 @@ export interface ChildWorker {
 
 export function startChildWorker(env: Record<string, string>, args: string[] = []): ChildWorker {
   const child = spawn(process.execPath, [BIN, 'worker', ...args], {
-    // Tests read the worker's log lines, so it always logs at info.
-    env: { PATH: process.env.PATH ?? '', ...env, LOG_LEVEL: 'info' },
+    // Tests read the worker's log lines, so it logs at least at info (testEnv's 'silent' and
+    // any quieter level become info); a caller's 'debug' or 'trace' is kept.
+    env: { PATH: process.env.PATH ?? '', ...env, LOG_LEVEL: env.LOG_LEVEL === 'debug' || env.LOG_LEVEL === 'trace' ? env.LOG_LEVEL : 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const worker: ChildWorker = {

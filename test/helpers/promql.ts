@@ -46,15 +46,13 @@ function stripThreshold(expr: string): string {
   return expr.trim();
 }
 
-const unwrap = (expr: string) => (/^\((.*)\)$/s.test(expr) && topLevel(expr.slice(1, -1)).length ? expr : expr);
-
 export function signalQueries(expr: string): string[] {
   const withoutOffsets = expr.replace(/\s+offset\s+\d+[smhdwy]/g, '');
   return splitTopLevel(withoutOffsets.trim(), ['and', 'unless'])
     .map(stripThreshold)
     .map((part) => {
       const absent = /^absent\((.*)\)$/s.exec(part);
-      return unwrap(absent ? stripThreshold(absent[1]!) : part);
+      return absent ? stripThreshold(absent[1]!) : part;
     })
     .filter((part) => part && !/^vector\(\s*-?\d+(\.\d+)?\s*\)$/.test(part) && !/^-?\d+(\.\d+)?$/.test(part));
 }

@@ -7,20 +7,23 @@ import type { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
 import { WEBHOOK_SECRET } from './redis.js';
 
+/** The JSON body of a task's webhook request. */
+export interface TaskBody {
+  type: string;
+  idempotencyKey: string;
+  conversationId: string;
+  jobId: string;
+  attempt: number;
+  createdAt: string;
+  expiresAt: string;
+  payload: unknown;
+}
+
 export interface Receipt {
   path: string;
   webhookId: string;
   headers: IncomingHttpHeaders;
-  body: {
-    type: string;
-    idempotencyKey: string;
-    conversationId: string;
-    jobId: string;
-    attempt: number;
-    createdAt: string;
-    expiresAt: string;
-    payload: unknown;
-  };
+  body: TaskBody;
   receivedAt: number;
   signatureValid: boolean;
 }
@@ -37,8 +40,6 @@ export interface WebhookReceiver {
   receipts: Receipt[];
   /** Decides the answer to each request; 200 by default. */
   answer: (receipt: Receipt) => Answer | Promise<Answer>;
-  uniqueKeys(): Set<string>;
-  waitFor(predicate: (receipts: Receipt[]) => boolean, timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -48,14 +49,6 @@ export async function startReceiver(secret = WEBHOOK_SECRET): Promise<WebhookRec
     url: '',
     receipts: [],
     answer: () => ({ status: 200 }),
-    uniqueKeys: () => new Set(receiver.receipts.map((receipt) => receipt.body.idempotencyKey)),
-    async waitFor(predicate, timeoutMs = 20_000) {
-      const deadline = Date.now() + timeoutMs;
-      while (!predicate(receiver.receipts)) {
-        if (Date.now() > deadline) throw new Error(`receiver: condition not met within ${timeoutMs} ms (${receiver.receipts.length} receipts)`);
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-    },
     close: () => new Promise((resolve) => {
       server.closeAllConnections();
       server.close(() => resolve());
@@ -76,7 +69,7 @@ export async function startReceiver(secret = WEBHOOK_SECRET): Promise<WebhookRec
         path: request.url ?? '/',
         webhookId: String(request.headers['webhook-id']),
         headers: request.headers,
-        body: JSON.parse(raw) as Receipt['body'],
+        body: JSON.parse(raw) as TaskBody,
         receivedAt: Date.now(),
         signatureValid,
       };

@@ -9,10 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { EnqueueResult } from '../../src/producers/producer.js';
+import { typeKeys } from '../../src/queues/keys.js';
 import { syntheticOutcome } from '../../src/synthetic-load.js';
 import { BIN } from '../helpers/child-worker.js';
 import { redis, REDIS_URL, removePrefix, uniquePrefix } from '../helpers/redis.js';
-import { invariantViolations, report, scale, settle, startFleet, type AcceptedTask, type Fleet, type Load } from './harness.js';
+import { invariantViolations, recordAccepted, report, scale, settle, startFleet, type AcceptedTask, type Fleet } from './harness.js';
 
 const prefix = uniquePrefix('chaos-dup');
 const client = redis();
@@ -60,10 +61,7 @@ describe('reliability: duplicate producers', () => {
         for (const task of result.tasks) {
           const id = `${task.type}/${task.jobId}`;
           created.set(id, (created.get(id) ?? 0) + (task.created ? 1 : 0));
-          accepted.set(id, {
-            type: task.type, jobId: task.jobId, idempotencyKey: task.idempotencyKey, conversationId: result.conversationId,
-            runAt: Date.parse(task.runAt), expiresAt: Date.parse(task.expiresAt),
-          });
+          recordAccepted(accepted, task, result.conversationId);
         }
       }
     }
@@ -72,11 +70,11 @@ describe('reliability: duplicate producers', () => {
     // one job per task in Redis: the producers' creation counters add up to the tasks
     let counted = 0;
     for (const type of new Set([...accepted.values()].map((task) => task.type))) {
-      counted += Number(await client.hget(`${prefix}:{${type}}:stats`, 'created'));
+      counted += Number(await client.hget(typeKeys(prefix, type).stats, 'created'));
     }
     expect(counted).toBe(accepted.size);
 
-    const accounting = await settle(client, fleet, { accepted } as Load, scale(60_000, 300_000));
+    const accounting = await settle(client, fleet, { accepted }, scale(60_000, 300_000));
     report('4. Duplicate producers', accounting, { submissions: 3, conversations });
     expect(invariantViolations(accounting)).toEqual([]);
     expect(accounting.delivered).toBe(accepted.size);

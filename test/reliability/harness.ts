@@ -14,12 +14,12 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
+import { sandboxEnvironment } from '../../src/commands/sandbox.js';
 import { createProducer, RedisUnavailableError, type EnqueuedTask, type Producer, type ProducerOptions } from '../../src/producers/producer.js';
 import type { ConversationOutcome } from '../../src/producers/conversation-outcome.js';
 import { typeKeys } from '../../src/queues/keys.js';
 import { startSandbox, type Sandbox, type SandboxOptions } from '../../src/sandbox/sandbox.js';
 import type { TaskType } from '../../src/tasks/catalog.js';
-import { allTaskDefinitions } from '../../src/tasks/catalog.js';
 import { startChildWorker, type ChildWorker } from '../helpers/child-worker.js';
 import { REDIS_URL, testEnv } from '../helpers/redis.js';
 
@@ -31,16 +31,14 @@ export const TWILIO_SID = `AC${'c'.repeat(32)}`;
 
 /** Worker environment: every channel pointed at the sandbox, quick recovery and retries. */
 export function fleetEnv(prefix: string, sandbox: Sandbox, redisUrl = REDIS_URL, extra: Record<string, string> = {}): Record<string, string> {
-  const env = testEnv(prefix, `${sandbox.url}/webhooks`, {
+  return testEnv(prefix, `${sandbox.url}/webhooks`, {
     REDIS_URL: redisUrl,
-    WEBHOOK_SECRET: sandbox.webhookSecret,
+    ...Object.fromEntries(sandboxEnvironment(sandbox)),
     RESEND_API_KEY: 're_reliability',
-    RESEND_BASE_URL: sandbox.resendBaseUrl,
     EMAIL_FROM: 'Acme <bookings@acme.example>',
     TWILIO_ACCOUNT_SID: TWILIO_SID,
     TWILIO_AUTH_TOKEN: 'reliability',
     TWILIO_FROM: '+14155550000',
-    TWILIO_API_BASE: sandbox.twilioApiBase,
     WEBHOOK_TIMEOUT: '5s',
     RETRY_BASE_DELAY: '200ms',
     RETRY_MAX_DELAY: '2s',
@@ -51,8 +49,6 @@ export function fleetEnv(prefix: string, sandbox: Sandbox, redisUrl = REDIS_URL,
     WORKER_CONCURRENCY: '20',
     ...extra,
   });
-  for (const definition of allTaskDefinitions()) env[definition.webhookUrlVariable] = sandbox.webhookUrl(definition.type);
-  return env;
 }
 
 export interface Fleet {
@@ -115,6 +111,18 @@ export interface AcceptedTask {
   expiresAt: number;
 }
 
+/** What the accounting keeps of a task the producer reported, under its `type/jobId`. */
+export function recordAccepted(accepted: Map<string, AcceptedTask>, task: EnqueuedTask, conversationId: string): void {
+  accepted.set(`${task.type}/${task.jobId}`, {
+    type: task.type,
+    jobId: task.jobId,
+    idempotencyKey: task.idempotencyKey,
+    conversationId,
+    runAt: Date.parse(task.runAt),
+    expiresAt: Date.parse(task.expiresAt),
+  });
+}
+
 /**
  * Feeds outcomes to a producer, as a voice agent would: an outcome the producer could
  * not accept (Redis away) is tried again later; accepted tasks are recorded.
@@ -131,7 +139,7 @@ export class Load {
   async send(outcome: ConversationOutcome): Promise<boolean> {
     try {
       const result = await this.producer.conversationEnded(outcome);
-      for (const task of result.tasks) this.record(task, result.conversationId);
+      for (const task of result.tasks) recordAccepted(this.accepted, task, result.conversationId);
       return true;
     } catch (error) {
       if (error instanceof RedisUnavailableError) {
@@ -164,17 +172,6 @@ export class Load {
       if (wait > 0) await sleep(wait);
     }
     if (pending.length) throw new Error(`${pending.length} outcomes were never accepted`);
-  }
-
-  private record(task: EnqueuedTask, conversationId: string) {
-    this.accepted.set(`${task.type}/${task.jobId}`, {
-      type: task.type,
-      jobId: task.jobId,
-      idempotencyKey: task.idempotencyKey,
-      conversationId,
-      runAt: Date.parse(task.runAt),
-      expiresAt: Date.parse(task.expiresAt),
-    });
   }
 
   close() {
@@ -273,7 +270,7 @@ export async function account(client: Redis, fleet: Pick<Fleet, 'sandbox' | 'pre
 }
 
 /** Waits until every accepted task is delivered, dead-lettered or legitimately pending. */
-export async function settle(client: Redis, fleet: Fleet, load: Load, timeoutMs: number): Promise<Accounting> {
+export async function settle(client: Redis, fleet: Pick<Fleet, 'sandbox' | 'prefix'>, load: Pick<Load, 'accepted'>, timeoutMs: number): Promise<Accounting> {
   const deadline = Date.now() + timeoutMs;
   let accounting = await account(client, fleet, load);
   while (accounting.lost > 0 && Date.now() < deadline) {

@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DeadLetterQueue } from '../../src/queues/dead-letter-queue.js';
+import { typeKeys } from '../../src/queues/keys.js';
 import { syntheticOutcome } from '../../src/synthetic-load.js';
 import { keysWithPrefix, redis, REDIS_URL, removePrefix, uniquePrefix } from '../helpers/redis.js';
 import { waitUntil } from '../helpers/wait.js';
@@ -50,7 +51,7 @@ describe('reliability: leaks', () => {
     await waitUntil(
       async () => {
         let completed = 0;
-        for (const type of new Set([...load.accepted.values()].map((task) => task.type))) completed += await client.zcard(`${prefix}:{${type}}:completed`);
+        for (const type of new Set([...load.accepted.values()].map((task) => task.type))) completed += await client.zcard(typeKeys(prefix, type).completed);
         return completed;
       },
       (completed) => completed === 0,
