@@ -91,6 +91,9 @@ describe('expiry sweeper', () => {
     const env = testEnv(prefix, receiver.url, { SWEEP_INTERVAL: '200ms' });
     // The workers serve route_callback only: nothing picks the survey and ticket jobs up.
     const workers: ChildWorker[] = [startChildWorker(env, ['--queues', 'route_callback']), startChildWorker(env, ['--queues', 'route_callback'])];
+    // Both running (and stoppable with SIGTERM) before the jobs exist: on a loaded machine
+    // one may still be starting when the other has swept everything.
+    for (const worker of workers) await worker.waitForLog((line) => line.msg === 'worker started');
     const producer = createProducer({
       redisUrl: REDIS_URL,
       prefix,
