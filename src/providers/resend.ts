@@ -8,7 +8,7 @@
  *
  * The SDK returns `{ data, error }` instead of throwing; its answers map to delivery errors
  * here, in one place:
- *   no status (network failure, timeout)         retryable
+ *   no status (network failure, timeout), 408     retryable
  *   429 (rate_limit_exceeded, quotas)             retryable, honouring retry-after
  *   409 concurrent_idempotent_requests            retryable (the same key is in flight)
  *   5xx                                            retryable
@@ -19,7 +19,7 @@
 import { Resend } from 'resend';
 import { providerIdempotencyKey } from '../queues/job-id.js';
 import { toIso } from '../time.js';
-import { retryableError, TerminalDeliveryError } from './delivery-errors.js';
+import { classifyHttpStatus, retryableError, TerminalDeliveryError } from './delivery-errors.js';
 import type { DeliveryReceipt, DeliveryRequest } from './delivery-port.js';
 import type { EmailMessage } from './message.js';
 import { ignoreProviderRequest, type ProviderObserver } from './provider-observer.js';
@@ -53,7 +53,7 @@ export function classifyResendError(error: ResendError, headers: Record<string, 
   const details = { provider: RESEND_PROVIDER, ...(error.statusCode !== null && { status: error.statusCode }), code: error.name };
   const message = `resend answered ${error.statusCode ?? 'no status'} ${error.name}: ${error.message}`;
   const status = error.statusCode;
-  if (status === null || status === 429 || status >= 500 || error.name === 'rate_limit_exceeded' || error.name === 'concurrent_idempotent_requests') {
+  if (status === null || classifyHttpStatus(status) === 'retryable' || error.name === 'rate_limit_exceeded' || error.name === 'concurrent_idempotent_requests') {
     return retryableError(message, details, headers?.['retry-after'], now);
   }
   const configuration = status === 401 || error.name === 'missing_api_key' || error.name === 'invalid_api_key';

@@ -20,7 +20,7 @@
  * `X-Aftercall-Idempotency-Key`, `X-Aftercall-Expires-At` and `X-Aftercall-Type` (Twilio
  * ignores them; a sandbox records them).
  *
- * Errors map here, in one place: 429 / code 20429 and 5xx retryable (honouring
+ * Errors map here, in one place: 408, 429 / code 20429 and 5xx retryable (honouring
  * Retry-After); network failures and timeouts retryable; 401 terminal as a configuration
  * error; an invalid `To` (21211), an unsubscribed recipient (21610) and every other 4xx
  * terminal.
@@ -36,7 +36,7 @@ import { providerIdempotencyKey } from '../queues/job-id.js';
 import { typeKeys } from '../queues/keys.js';
 import type { RedisClient } from '../queues/scripts.js';
 import { toIso } from '../time.js';
-import { retryableError, RetryableDeliveryError, TerminalDeliveryError } from './delivery-errors.js';
+import { classifyHttpStatus, retryableError, RetryableDeliveryError, TerminalDeliveryError } from './delivery-errors.js';
 import type { DeliveryReceipt, DeliveryRequest } from './delivery-port.js';
 import type { SmsMessage } from './message.js';
 import { ignoreProviderRequest, type ProviderObserver } from './provider-observer.js';
@@ -112,7 +112,7 @@ export function classifyTwilioError(error: unknown, retryAfterHeader: string | u
     const rest = error as TwilioRestError;
     const details = { provider: TWILIO_PROVIDER, status: rest.status, ...(rest.code !== undefined && { code: rest.code }) };
     const message = `twilio answered ${rest.status}${rest.code ? ` (code ${rest.code})` : ''}: ${rest.message}`;
-    if (rest.status === 429 || rest.code === 20429 || rest.status >= 500) {
+    if (classifyHttpStatus(rest.status) === 'retryable' || rest.code === 20429) {
       return retryableError(message, details, retryAfterHeader, now);
     }
     const configuration = rest.status === 401 || rest.code === 20003;
