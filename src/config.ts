@@ -124,6 +124,12 @@ const redisUrl = z
     return z.NEVER;
   });
 
+/** A Standard Webhooks secret as workers accept it: `whsec_` and at least 16 bytes in base64. */
+export function isWebhookSecret(text: string): boolean {
+  const key = text.startsWith('whsec_') ? text.slice('whsec_'.length) : '';
+  return key !== '' && /^[A-Za-z0-9+/]+={0,2}$/.test(key) && Buffer.from(key, 'base64').length >= 16;
+}
+
 const fixedVariables = {
   REDIS_URL: redisUrl,
   AFTERCALL_PREFIX: z
@@ -154,8 +160,7 @@ const fixedVariables = {
     .optional()
     .transform((text, ctx) => {
       if (text === undefined || text === '') return undefined;
-      const key = text.startsWith('whsec_') ? text.slice('whsec_'.length) : '';
-      if (key && Buffer.from(key, 'base64').length >= 16 && /^[A-Za-z0-9+/]+={0,2}$/.test(key)) return text;
+      if (isWebhookSecret(text)) return text;
       ctx.addIssue({ code: 'custom', message: 'expected a Standard Webhooks secret: whsec_ followed by at least 16 bytes in base64' });
       return z.NEVER;
     }),

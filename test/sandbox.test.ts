@@ -581,6 +581,8 @@ describe('aftercall sandbox (the command)', () => {
     [['--seed=x'], /--seed: expected an integer/],
     [['--terminal', 'nobody'], /--terminal: .*"nobody"/],
     [['--webhook-secret', 'not-a-secret'], /--webhook-secret: expected whsec_/],
+    // 12 bytes: a valid Standard Webhooks key, but shorter than a worker's WEBHOOK_SECRET may be
+    [['--webhook-secret', `whsec_${Buffer.alloc(12, 7).toString('base64')}`], /--webhook-secret: expected whsec_ followed by at least 16 bytes/],
     [['--colour'], /colour/],
   ])('refuses %j with exit code 2, naming the option', async (args, message) => {
     const { io, text } = fakeIO();
