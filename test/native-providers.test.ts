@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobOutcomeEvent } from '../src/processors/job-handler.js';
+import { burstFaults } from '../src/commands/demo.js';
 import { createProducer } from '../src/producers/producer.js';
 import { createTwilioDelivery } from '../src/providers/twilio.js';
 import { DeadLetterQueue } from '../src/queues/dead-letter-queue.js';
@@ -191,6 +192,16 @@ describe('aftercall demo', () => {
     expect(total).toBe(created);
     expect(stdout).toMatch(/terminal/);
   }, 180_000);
+
+  it('splits its fault rate into faults that add up to it, up to every request failing', async () => {
+    for (const rate of [0, 0.3, 1]) {
+      const faults = burstFaults(rate);
+      expect(faults.rateLimitRate + faults.serverErrorRate + faults.hangRate).toBeCloseTo(rate, 12);
+    }
+    // --fault-rate 1 is within what --help promises, and the sandbox takes it
+    const all = await startSandbox({ port: 0, faults: burstFaults(1) });
+    await all.close();
+  });
 
   it('says in one line how to start Redis when none answers', async () => {
     const { code, stderr } = await demo([], { REDIS_URL: 'redis://127.0.0.1:1' });

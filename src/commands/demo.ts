@@ -48,6 +48,14 @@ Options:
   --help                this text
 `;
 
+/**
+ * How the burst's failing share `faultRate` (0..1) splits: 45 % rate limits, 45 % server
+ * errors, 10 % requests that hang past the client timeout; together exactly `faultRate`.
+ */
+export function burstFaults(faultRate: number): { rateLimitRate: number; serverErrorRate: number; hangRate: number } {
+  return { rateLimitRate: faultRate * 0.45, serverErrorRate: faultRate * 0.45, hangRate: faultRate * 0.1 };
+}
+
 interface DemoOptions {
   conversations: number;
   badRecipients: number;
@@ -204,10 +212,8 @@ export async function demoCommand(args: string[], config: AftercallConfig, io: C
       port: 0,
       seed: 42,
       faults: {
-        rateLimitRate: options.faultRate / 2,
+        ...burstFaults(options.faultRate),
         retryAfterSeconds: 1,
-        serverErrorRate: options.faultRate / 2,
-        hangRate: options.faultRate / 10,
         hangMs: 3_000,
         latencyMs: { min: 5, max: 40, tailRate: 0.02, tailMs: 400 },
         terminalRecipients: badRecipients,
