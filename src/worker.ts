@@ -111,10 +111,16 @@ export async function startWorker(options: WorkerProcessOptions): Promise<FleetW
     });
     worker.on('error', (error) => logger.error({ type, err: scrubText(error.message) }, 'worker error'));
     worker.on('failed', (job, error) => {
-      // Jobs the handler dead-letters never get here; this is BullMQ failing a job by
-      // itself (a job that crashed its workers too often).
+      // Jobs the handler dead-letters or schedules for a retry never get here. This is
+      // BullMQ failing a job by itself (one that crashed its workers too often: into the
+      // failed set, the dead-letter store, as exhausted), or an error that escaped the
+      // handler (Redis lost mid-job), which BullMQ retries while attempts remain.
       if (job && error.name !== 'RetryScheduledError') {
-        logger.warn({ type, jobId: job.id, attempt: job.attemptsMade, result: 'dead_lettered', reason: 'exhausted', error: scrubText(error.message) }, 'job failed');
+        const final = job.finishedOn !== undefined;
+        logger.warn({
+          type, jobId: job.id, attempt: job.attemptsMade, result: final ? 'dead_lettered' : 'retrying',
+          ...(final && { reason: 'exhausted' }), error: scrubText(error.message),
+        }, 'job failed');
       }
     });
     return worker;

@@ -1,6 +1,7 @@
 /**
- * Real worker processes: one killed with SIGKILL in the middle of a job, one stopped with
- * SIGTERM while a job is running.
+ * Real worker processes: one killed with SIGKILL in the middle of a job (recovered by
+ * another; or, past MAX_STALLED_COUNT, dead-lettered), one stopped with SIGTERM while a
+ * job is running.
  */
 import { hostname } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -37,6 +38,39 @@ afterAll(async () => {
 });
 
 describe('worker processes', () => {
+  it('dead-letters a job that crashed its worker more often than MAX_STALLED_COUNT allows, as exhausted, without delivering it again', async () => {
+    const conversationId = 'crashes-its-workers';
+    let firstSeen: () => void;
+    const firstArrived = new Promise<void>((resolve) => (firstSeen = resolve));
+    receiver.answer = (receipt) => {
+      if (receipt.body.conversationId !== conversationId) return {};
+      firstSeen();
+      return { delayMs: 60_000 };
+    };
+    // No stall allowed: the first crash is one too many.
+    const victim = spawnWorker({ MAX_STALLED_COUNT: '0' });
+    await victim.waitForLog((line) => line.msg === 'worker started');
+    const result = await producer.conversationEnded(resolvedOutcome(conversationId, Date.now(), { ticket: undefined }));
+    const jobId = result.tasks[0]!.jobId;
+    await firstArrived;
+    victim.kill('SIGKILL');
+    await victim.exited;
+
+    const rescuer = spawnWorker({ MAX_STALLED_COUNT: '0' });
+    const line = await rescuer.waitForLog((entry) => entry.msg === 'job failed' && entry.jobId === jobId, 30_000);
+    expect(line).toMatchObject({ type: 'update_crm', result: 'dead_lettered', reason: 'exhausted' });
+    const [status] = await waitUntil(
+      () => conversationStatus(client, prefix, conversationId),
+      (entries) => entries[0]?.state === 'dead_lettered',
+      'the job in the dead-letter queue',
+    );
+    expect(status!.deadLetterReason).toBe('exhausted');
+    expect(receiver.receipts.filter((receipt) => receipt.body.conversationId === conversationId)).toHaveLength(1);
+    // Its stall limit of 0 must not reach the other tests' jobs.
+    rescuer.kill('SIGTERM');
+    expect(await rescuer.exited).toEqual({ code: 0, signal: null });
+  });
+
   it('recovers the job of a worker killed with SIGKILL mid-delivery: it completes once, in another process', async () => {
     const conversationId = 'killed-mid-job';
     // The first delivery hangs until its worker is dead; the receiver never answers it.
