@@ -10,6 +10,7 @@ import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './queues/backoff.js';
 import { DEFAULT_PREFIX, PREFIX_PATTERN } from './queues/keys.js';
 import { allTaskDefinitions, MAX_ATTEMPTS, type TaskOverrides, type TaskType } from './tasks/catalog.js';
 import { formatDuration, parseDuration, SECOND } from './time.js';
+import { E164 } from './producers/conversation-outcome.js';
 import { DEFAULT_DEDUPE_WINDOW_MS, DEFAULT_PRODUCER_TIMEOUT_MS } from './producers/producer.js';
 import { DEFAULT_SWEEP_BATCH_SIZE } from './expiry-sweeper.js';
 import { ConfigError } from './validation-error.js';
@@ -191,7 +192,7 @@ const fixedVariables = {
     .optional()
     .transform((text, ctx) => {
       if (text === undefined || text === '') return undefined;
-      if (/^\+[1-9]\d{1,14}$/.test(text) || /^MG[0-9a-fA-F]{32}$/.test(text)) return text;
+      if (E164.test(text) || /^MG[0-9a-fA-F]{32}$/.test(text)) return text;
       ctx.addIssue({ code: 'custom', message: 'expected an E.164 number (+14155550100) or a Messaging Service SID (MG...)' });
       return z.NEVER;
     }),

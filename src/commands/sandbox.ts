@@ -6,6 +6,7 @@
  */
 import { parseArgs } from 'node:util';
 import { isWebhookSecret } from '../config.js';
+import { E164 } from '../producers/conversation-outcome.js';
 import { catalog } from '../tasks/catalog.js';
 import { ValidationError } from '../validation-error.js';
 import { SANDBOX_WEBHOOK_SECRET, startSandbox, type FaultChange, type Sandbox } from '../sandbox/sandbox.js';
@@ -69,7 +70,6 @@ function latency(text: string | undefined): { min: number; max: number } | undef
 }
 
 const EMAIL = /^[^@\s,]+@[^@\s,]+$/;
-const E164 = /^\+[1-9]\d{1,14}$/;
 
 function terminalList(text: string | undefined): string[] | undefined {
   if (text === undefined) return undefined;

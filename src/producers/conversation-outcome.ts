@@ -35,7 +35,8 @@ export const SUMMARY_MAX = 4_000;
 export const METADATA_MAX_BYTES = 8 * 1024;
 
 const CONTROL_CHARACTERS = /[\p{Cc}\p{Cs}]/u;
-const E164 = /^\+[1-9]\d{1,14}$/;
+/** A phone number in E.164 form: `+`, a country code and at most 15 digits in all. */
+export const E164 = /^\+[1-9]\d{1,14}$/;
 const LOCALE = /^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*$/;
 
 // A string's length in UTF-16 units is at least its length in code points, so most
