@@ -46,6 +46,20 @@ export function formatAppointment(iso: string, locale = 'en-GB'): string {
   return `${formatted} (UTC${offset === 'Z' ? '' : offset})`;
 }
 
+/** An appointment as the messages word it: what (the service), when, and ` at <address>` when known. */
+export function describeAppointment(booking: { service?: string | undefined; startsAt: string; address?: string | undefined }, locale?: string) {
+  return {
+    what: booking.service ?? 'your appointment',
+    when: formatAppointment(booking.startsAt, locale),
+    where: booking.address ? ` at ${booking.address}` : '',
+  };
+}
+
+/** The start of a text message: `Hi <name>, ` when the customer's name is known. */
+export function smsGreeting(name: string | undefined): string {
+  return name ? `Hi ${name}, ` : '';
+}
+
 /** A plain e-mail: a greeting, paragraphs, a sign-off; HTML and text from the same words. */
 export function composeEmail(to: string, subject: string, greetingName: string | undefined, paragraphs: string[]): EmailMessage {
   const greeting = greetingName ? `Hello ${greetingName},` : 'Hello,';

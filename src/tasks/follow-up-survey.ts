@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { customerSchema, OUTCOME_KINDS } from '../producers/conversation-outcome.js';
 import { conversationTaskKey } from '../queues/job-id.js';
 import { fromIso, HOUR } from '../time.js';
-import { composeEmail, composeSms } from '../providers/message.js';
+import { composeEmail, composeSms, smsGreeting } from '../providers/message.js';
 import { defineTask, deliverPayload } from './task-definition.js';
 
 const payloadSchema = z.strictObject({ customer: customerSchema, outcome: z.enum(OUTCOME_KINDS) });
@@ -35,7 +35,7 @@ export const followUpSurvey = defineTask({
         : undefined,
     sms: ({ customer }) =>
       customer.phone
-        ? composeSms(customer.phone, `${customer.name ? `Hi ${customer.name}, ` : ''}thank you for calling. How did we do? Reply with a number from 1 (poor) to 5 (great).`)
+        ? composeSms(customer.phone, `${smsGreeting(customer.name)}thank you for calling. How did we do? Reply with a number from 1 (poor) to 5 (great).`)
         : undefined,
   },
   process: deliverPayload,

@@ -13,7 +13,7 @@ import { z } from 'zod';
 import { bookingSchema, customerSchema } from '../producers/conversation-outcome.js';
 import { bookingTaskKey } from '../queues/job-id.js';
 import { fromIso, HOUR } from '../time.js';
-import { composeEmail, composeSms, formatAppointment } from '../providers/message.js';
+import { composeEmail, composeSms, describeAppointment, smsGreeting } from '../providers/message.js';
 import { defineTask, deliverPayload } from './task-definition.js';
 
 const payloadSchema = z.strictObject({ customer: customerSchema, booking: bookingSchema });
@@ -44,20 +44,19 @@ export const scheduleReminder = defineTask({
   runAt: (outcome, settings, now) => Math.max(now, fromIso(outcome.booking!.startsAt) - settings.leadTime),
   expiresAt: (outcome, settings) => fromIso(outcome.booking!.startsAt) - settings.expiresBefore,
   messages: {
-    email: ({ customer, booking }) =>
-      customer.email
-        ? composeEmail(customer.email, `Reminder: ${booking.service ?? 'your appointment'}`, customer.name, [
-            `This is a reminder of ${booking.service ?? 'your appointment'} on ${formatAppointment(booking.startsAt, customer.locale)}${booking.address ? ` at ${booking.address}` : ''}.`,
-            `Booking reference: ${booking.id}.`,
-          ])
-        : undefined,
-    sms: ({ customer, booking }) =>
-      customer.phone
-        ? composeSms(
-            customer.phone,
-            `${customer.name ? `Hi ${customer.name}, ` : ''}reminder: ${booking.service ?? 'your appointment'} on ${formatAppointment(booking.startsAt, customer.locale)}${booking.address ? ` at ${booking.address}` : ''}. Ref ${booking.id}.`,
-          )
-        : undefined,
+    email: ({ customer, booking }) => {
+      if (!customer.email) return undefined;
+      const { what, when, where } = describeAppointment(booking, customer.locale);
+      return composeEmail(customer.email, `Reminder: ${what}`, customer.name, [
+        `This is a reminder of ${what} on ${when}${where}.`,
+        `Booking reference: ${booking.id}.`,
+      ]);
+    },
+    sms: ({ customer, booking }) => {
+      if (!customer.phone) return undefined;
+      const { what, when, where } = describeAppointment(booking, customer.locale);
+      return composeSms(customer.phone, `${smsGreeting(customer.name)}reminder: ${what} on ${when}${where}. Ref ${booking.id}.`);
+    },
   },
   process: deliverPayload,
 });

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { BOOKING_OUTCOMES, bookingSchema, customerSchema } from '../producers/conversation-outcome.js';
 import { fromIso, MINUTE } from '../time.js';
 import { conversationTaskKey } from '../queues/job-id.js';
-import { composeEmail, formatAppointment } from '../providers/message.js';
+import { composeEmail, describeAppointment } from '../providers/message.js';
 import { defineTask, deliverPayload } from './task-definition.js';
 
 export const EMAIL_KINDS = {
@@ -45,9 +45,7 @@ export const sendEmail = defineTask({
   expiresAt: (outcome, settings) => fromIso(outcome.endedAt) + settings.expiresAfter,
   messages: {
     email: ({ kind, customer, booking }) => {
-      const when = formatAppointment(booking.startsAt, customer.locale);
-      const what = booking.service ?? 'your appointment';
-      const where = booking.address ? ` at ${booking.address}` : '';
+      const { what, when, where } = describeAppointment(booking, customer.locale);
       switch (kind) {
         case 'booking_confirmation':
           return composeEmail(customer.email, `Booking confirmed: ${what}`, customer.name, [
