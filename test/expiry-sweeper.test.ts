@@ -140,7 +140,7 @@ describe('expiry sweeper', () => {
 });
 
 describe('expiry sweeper in a long backlog', () => {
-  it('leaves an expired job deeper than its search limit to the workers, and keeps every call short', async () => {
+  it('leaves an expired job deeper than its search limit (which bounds each call) to the workers, and looks at it again later', async () => {
     const prefix = fresh('sweep-deep');
     const regular = createProducer({ redisUrl: REDIS_URL, prefix });
     const hasty = createProducer({ redisUrl: REDIS_URL, prefix, tasks: { update_crm: { settings: { expiresAfter: 60_000 } } } });
