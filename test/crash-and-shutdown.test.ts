@@ -38,23 +38,34 @@ afterAll(async () => {
 });
 
 describe('worker processes', () => {
-  it('dead-letters a job that crashed its worker more often than MAX_STALLED_COUNT allows, as exhausted, without delivering it again', async () => {
-    const conversationId = 'crashes-its-workers';
+  /**
+   * Enqueues a conversation's update_crm task and SIGKILLs the worker delivering it: the
+   * receiver holds the first delivery unanswered until then (later ones get 200).
+   */
+  async function killMidDelivery(conversationId: string, workerEnv: Record<string, string> = {}) {
     let firstSeen: () => void;
     const firstArrived = new Promise<void>((resolve) => (firstSeen = resolve));
     receiver.answer = (receipt) => {
       if (receipt.body.conversationId !== conversationId) return {};
-      firstSeen();
-      return { delayMs: 60_000 };
+      const count = receiver.receipts.filter((r) => r.body.conversationId === conversationId).length;
+      if (count === 1) {
+        firstSeen();
+        return { delayMs: 60_000 };
+      }
+      return { status: 200 };
     };
-    // No stall allowed: the first crash is one too many.
-    const victim = spawnWorker({ MAX_STALLED_COUNT: '0' });
+    const victim = spawnWorker(workerEnv);
     await victim.waitForLog((line) => line.msg === 'worker started');
     const result = await producer.conversationEnded(resolvedOutcome(conversationId, Date.now(), { ticket: undefined }));
-    const jobId = result.tasks[0]!.jobId;
     await firstArrived;
     victim.kill('SIGKILL');
-    await victim.exited;
+    return { jobId: result.tasks[0]!.jobId, victimExit: await victim.exited };
+  }
+
+  it('dead-letters a job that crashed its worker more often than MAX_STALLED_COUNT allows, as exhausted, without delivering it again', async () => {
+    const conversationId = 'crashes-its-workers';
+    // No stall allowed: the first crash is one too many.
+    const { jobId } = await killMidDelivery(conversationId, { MAX_STALLED_COUNT: '0' });
 
     const rescuer = spawnWorker({ MAX_STALLED_COUNT: '0' });
     const line = await rescuer.waitForLog((entry) => entry.msg === 'job failed' && entry.jobId === jobId, 30_000);
@@ -74,23 +85,8 @@ describe('worker processes', () => {
   it('recovers the job of a worker killed with SIGKILL mid-delivery: it completes once, in another process', async () => {
     const conversationId = 'killed-mid-job';
     // The first delivery hangs until its worker is dead; the receiver never answers it.
-    let firstSeen: () => void;
-    const firstArrived = new Promise<void>((resolve) => (firstSeen = resolve));
-    receiver.answer = (receipt) => {
-      if (receipt.body.conversationId !== conversationId) return {};
-      const count = receiver.receipts.filter((r) => r.body.conversationId === conversationId).length;
-      if (count === 1) {
-        firstSeen();
-        return { delayMs: 60_000 };
-      }
-      return { status: 200 };
-    };
-    const victim = spawnWorker();
-    await victim.waitForLog((line) => line.msg === 'worker started');
-    const result = await producer.conversationEnded(resolvedOutcome(conversationId, Date.now(), { ticket: undefined }));
-    await firstArrived;
-    victim.kill('SIGKILL');
-    expect((await victim.exited).signal).toBe('SIGKILL');
+    const { jobId, victimExit } = await killMidDelivery(conversationId);
+    expect(victimExit.signal).toBe('SIGKILL');
 
     const rescuer = spawnWorker();
     await rescuer.waitForLog((line) => line.msg === 'job completed' && line.conversationId === conversationId, 30_000);
@@ -100,7 +96,7 @@ describe('worker processes', () => {
       'the job to complete',
     );
     expect(status).toHaveLength(1);
-    const job = await client.hgetall(`${prefix}:{update_crm}:${result.tasks[0]!.jobId}`);
+    const job = await client.hgetall(`${prefix}:{update_crm}:${jobId}`);
     expect(job.pb).toBe(`${hostname()}:${rescuer.pid}`);
     // The receiver saw the request twice (the first never got its answer) but one key: the
     // effect, deduplicated by the idempotency key, is once.
