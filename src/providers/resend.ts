@@ -70,20 +70,32 @@ export function createResendDelivery(options: ResendDeliveryOptions): EmailSende
     provider: RESEND_PROVIDER,
     async sendEmail(message, request, signal) {
       const started = performance.now();
-      const { data, error, headers } = await resend.emails.send(
-        {
-          from: options.from,
-          to: [message.to],
-          subject: message.subject,
-          html: message.html,
-          text: message.text,
-          headers: { 'X-Aftercall-Expires-At': toIso(request.expiresAt), 'X-Aftercall-Type': request.type },
-        },
-        {
-          idempotencyKey: providerIdempotencyKey(request.idempotencyKey),
-          signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]),
-        } as { idempotencyKey: string },
-      );
+      // The request timeout is a timer this call holds, not AbortSignal.timeout inside
+      // AbortSignal.any: Node (20 and later, nodejs/node#57736) may garbage-collect a timeout
+      // signal that only a composite signal refers to, and then it never fires: a hung
+      // request would run past its expiry.
+      const deadline = new AbortController();
+      const timer = setTimeout(() => deadline.abort(new DOMException(`timed out after ${timeoutMs} ms`, 'TimeoutError')), timeoutMs);
+      const cancel = () => deadline.abort(signal.reason);
+      signal.addEventListener('abort', cancel, { once: true });
+      let answer: Awaited<ReturnType<typeof resend.emails.send>>;
+      try {
+        answer = await resend.emails.send(
+          {
+            from: options.from,
+            to: [message.to],
+            subject: message.subject,
+            html: message.html,
+            text: message.text,
+            headers: { 'X-Aftercall-Expires-At': toIso(request.expiresAt), 'X-Aftercall-Type': request.type },
+          },
+          { idempotencyKey: providerIdempotencyKey(request.idempotencyKey), signal: deadline.signal } as { idempotencyKey: string },
+        );
+      } finally {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', cancel);
+      }
+      const { data, error, headers } = answer;
       const seconds = (performance.now() - started) / 1000;
       if (error) {
         observe(RESEND_PROVIDER, error.statusCode === null ? 'network_error' : String(error.statusCode), seconds);
