@@ -9,4 +9,10 @@ if (!existsSync(cli)) {
   process.exit(1);
 }
 const { main } = await import(cli.href);
-process.exit(await main(process.argv.slice(2)));
+const code = await main(process.argv.slice(2));
+// Exit only once everything written has left the process: writes to a pipe are
+// asynchronous, and process.exit drops what is still queued (with a slow reader, most
+// of `aftercall enqueue`'s result lines).
+const flushed = (stream) => new Promise((resolve) => stream.write('', resolve));
+await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+process.exit(code);

@@ -56,6 +56,29 @@ describe('the aftercall command', () => {
     expect(stderr).not.toMatch(/line 1|line 3|line 5/);
   });
 
+  it('enqueue delivers every result line to a slow reader before it exits', async () => {
+    // Writes to a pipe are asynchronous: exiting while the reader lags would drop the
+    // result lines still queued (the outcomes were accepted, but the caller never hears so).
+    const count = 400;
+    const input = Array.from({ length: count }, (_, index) => JSON.stringify(resolvedOutcome(`cli-slow-${index}`))).join('\n');
+    const { code, stdout } = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
+      const child = spawn(process.execPath, [BIN, 'enqueue', '-'], {
+        cwd: root,
+        env: { PATH: process.env.PATH ?? '', REDIS_URL, AFTERCALL_PREFIX: prefix, LOG_LEVEL: 'silent' },
+      });
+      let text = '';
+      child.stdout.on('data', (chunk: Buffer) => {
+        text += chunk;
+        child.stdout.pause();
+        setTimeout(() => child.stdout.resume(), 40);
+      });
+      child.on('close', (exitCode) => resolve({ code: exitCode, stdout: text }));
+      child.stdin.end(input);
+    });
+    expect(code).toBe(0);
+    expect(stdout.trim().split('\n')).toHaveLength(count);
+  });
+
   it('enqueue takes one pretty-printed outcome from a file and exits 0', async () => {
     const { code, stdout, stderr } = await aftercall(['enqueue', '--shift-to-now', 'examples/booked.json']);
     expect(stderr).toBe('');
