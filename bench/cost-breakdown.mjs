@@ -89,7 +89,6 @@ export async function deliveryCosts({ quick, url, concurrency }) {
   try {
     const signer = new Webhook(WEBHOOK_SECRET);
     const key = Buffer.from(WEBHOOK_SECRET.slice('whsec_'.length), 'base64');
-    const controller = new AbortController();
     const iterations = quick ? 2_000 : 20_000;
     const fetchLoop = await perRequest(viaFetch);
     const httpLoop = await perRequest(viaHttp);
@@ -100,7 +99,6 @@ export async function deliveryCosts({ quick, url, concurrency }) {
       nodeHttpRequestsPerSecond: httpLoop.requestsPerSecond,
       signStandardWebhooks: await cpuPerCall(() => signer.sign('bench-1%3Aupdate_crm', new Date(), body), iterations),
       signNodeCrypto: await cpuPerCall(() => createHmac('sha256', key).update(`bench-1%3Aupdate_crm.${Math.floor(Date.now() / 1000)}.${body}`).digest('base64'), iterations),
-      abortSignalAnyWithTimeout: await cpuPerCall(() => AbortSignal.any([controller.signal, AbortSignal.timeout(10_000)]), iterations),
     };
   } finally {
     agent.destroy();

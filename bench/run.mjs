@@ -246,8 +246,8 @@ function ioSection(io) {
       `The delivery path's pieces, timed alone against the same receiver at the same concurrency: Node's \`fetch\` costs`,
       `${fmt(d.fetchMsPerRequest, 3)} ms of CPU per request, \`node:http\` with a keep-alive agent ${fmt(d.nodeHttpMsPerRequest, 3)} ms. A bare loop of requests, no`,
       `queue and no Redis, reaches ${pct(d.fetchRequestsPerSecond / io.ceiling, 1)} of the ceiling with \`fetch\` and ${pct(d.nodeHttpRequestsPerSecond / io.ceiling, 1)} with \`node:http\`. Signing with the`,
-      `\`standardwebhooks\` package ${us(d.signStandardWebhooks)} per request (\`node:crypto\`'s HMAC: ${us(d.signNodeCrypto)}); the adapter's`,
-      `\`AbortSignal.any([signal, AbortSignal.timeout(...)])\` ${us(d.abortSignalAnyWithTimeout)}.`,
+      `\`standardwebhooks\` package ${us(d.signStandardWebhooks)} per request (\`node:crypto\`'s HMAC: ${us(d.signNodeCrypto)}). aftercall's webhook`,
+      'adapter sends with `node:http` and a keep-alive agent; the raw BullMQ processor uses `fetch`.',
       '',
     );
   }
@@ -256,11 +256,11 @@ function ioSection(io) {
       `**Why missed.** The worker process runs short of CPU, not of concurrency: at ${num(io.ours.jobsPerSecond.median)} jobs/s it was busy`,
       `${pct(io.ours.cpu.worker)} of a core, at ${fmt(io.ours.cpu.workerMsPerJob, 2)} ms of CPU per job; ${num(io.ceiling)} jobs/s would need`,
       `${fmt(io.ours.cpu.workerMsPerJob, 2)} cores of one single-threaded process, and every millisecond the event loop is busy delays`,
-      `the next job of each of the ${io.concurrency} slots. Most of it is the HTTP client${d ? ` (fetch: ${fmt(d.fetchMsPerRequest, 2)} ms per request; a bare fetch loop alone reaches ${pct(d.fetchRequestsPerSecond / io.ceiling)})` : ''}; raw BullMQ`,
+      `the next job of each of the ${io.concurrency} slots. Much of it is the HTTP client${d ? ` (\`node:http\`: ${fmt(d.nodeHttpMsPerRequest, 2)} ms per request, and a bare loop of it alone reaches ${pct(d.nodeHttpRequestsPerSecond / io.ceiling)}; \`fetch\`: ${fmt(d.fetchMsPerRequest, 2)} ms)` : ''}; raw BullMQ`,
       io.raw.efficiency < 0.9
         ? `with a bare \`fetch\` misses the goal too (${pct(io.raw.efficiency)} of the ceiling). aftercall adds its handler's steps (see throughput)`
         : `with a bare \`fetch\` reaches ${pct(io.raw.efficiency)} of the ceiling, so what tips aftercall over is its own share: its handler's steps (see throughput)`,
-      `and the signing and abort signals above (${fmt(io.ours.cpu.workerMsPerJob - io.raw.cpu.workerMsPerJob, 2)} ms of CPU per job more than raw BullMQ's). Other processes on`,
+      `and the signing above; in all, ${fmt(io.ours.cpu.workerMsPerJob, 2)} ms of CPU per job against raw BullMQ's ${fmt(io.raw.cpu.workerMsPerJob, 2)} ms with \`fetch\`. Other processes on`,
       'the machine take CPU from the worker as well (the machine-busy row).',
       '',
     );
