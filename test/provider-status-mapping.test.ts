@@ -8,9 +8,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RetryableDeliveryError, TerminalDeliveryError } from '../src/providers/delivery-errors.js';
-import type { DeliveryRequest } from '../src/providers/delivery-port.js';
 import { createResendDelivery } from '../src/providers/resend.js';
 import { createTwilioDelivery } from '../src/providers/twilio.js';
+import { deliveryRequest } from './helpers/delivery-request.js';
 import { redis, removePrefix, uniquePrefix } from './helpers/redis.js';
 
 const client = redis();
@@ -42,15 +42,6 @@ afterAll(async () => {
   client.disconnect();
 });
 
-let sequence = 0;
-function request(type: string): DeliveryRequest {
-  sequence += 1;
-  return {
-    type, jobId: `job-${sequence}`, idempotencyKey: `conv-${sequence}:${type}`, conversationId: `conv-${sequence}`,
-    attempt: 1, createdAt: Date.now(), expiresAt: Date.now() + 3_600_000, payload: {},
-  };
-}
-
 const CASES: [status: number, kind: typeof RetryableDeliveryError | typeof TerminalDeliveryError][] = [
   [408, RetryableDeliveryError],
   [429, RetryableDeliveryError],
@@ -66,7 +57,7 @@ describe('HTTP status mapping of the native providers', () => {
     const resend = createResendDelivery({ apiKey: 're_test', baseUrl, from: 'Acme <bookings@acme.example>' });
     answer = status;
     const error = await resend
-      .sendEmail({ to: 'ada@example.com', subject: 's', html: '<p>h</p>', text: 't' }, request('send_email'), signal)
+      .sendEmail({ to: 'ada@example.com', subject: 's', html: '<p>h</p>', text: 't' }, deliveryRequest('send_email'), signal)
       .catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(kind);
     expect((error as RetryableDeliveryError).details.status).toBe(status);
@@ -77,7 +68,7 @@ describe('HTTP status mapping of the native providers', () => {
       accountSid: `AC${'a'.repeat(32)}`, authToken: 'token', from: '+14155550000', apiBase: baseUrl, redis: client, prefix,
     });
     answer = status;
-    const error = await twilio.sendSms({ to: '+14155550123', body: 'hello' }, request('schedule_reminder'), signal).catch((caught: unknown) => caught);
+    const error = await twilio.sendSms({ to: '+14155550123', body: 'hello' }, deliveryRequest('schedule_reminder'), signal).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(kind);
     expect((error as RetryableDeliveryError).details.status).toBe(status);
   });

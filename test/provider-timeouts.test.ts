@@ -14,10 +14,11 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RetryableDeliveryError } from '../src/providers/delivery-errors.js';
-import type { DeliveryReceipt, DeliveryRequest } from '../src/providers/delivery-port.js';
+import type { DeliveryReceipt } from '../src/providers/delivery-port.js';
 import { createResendDelivery } from '../src/providers/resend.js';
 import { createTwilioDelivery } from '../src/providers/twilio.js';
 import { createWebhookDelivery } from '../src/providers/webhook.js';
+import { deliveryRequest } from './helpers/delivery-request.js';
 import { redis, removePrefix, uniquePrefix, WEBHOOK_SECRET } from './helpers/redis.js';
 
 const TIMEOUT_MS = 200;
@@ -52,15 +53,6 @@ afterAll(async () => {
   client.disconnect();
 });
 
-let sequence = 0;
-function request(type: string): DeliveryRequest {
-  sequence += 1;
-  return {
-    type, jobId: `job-${sequence}`, idempotencyKey: `conv-${sequence}:${type}`, conversationId: `conv-${sequence}`,
-    attempt: 1, createdAt: Date.now(), expiresAt: Date.now() + 3_600_000, payload: {},
-  };
-}
-
 /** Ten sends at once while the collector runs every few milliseconds; what each ended with. */
 async function underCollection(send: () => Promise<DeliveryReceipt>): Promise<unknown[]> {
   const collecting = setInterval(gc, 5);
@@ -77,7 +69,7 @@ describe('a hung provider request', () => {
   it('times out in the Resend adapter', async () => {
     const resend = createResendDelivery({ apiKey: 're_test', baseUrl, from: 'Acme <bookings@acme.example>', timeoutMs: TIMEOUT_MS });
     const outcomes = await underCollection(() =>
-      resend.sendEmail({ to: 'ada@example.com', subject: 's', html: '<p>h</p>', text: 't' }, request('send_email'), signal),
+      resend.sendEmail({ to: 'ada@example.com', subject: 's', html: '<p>h</p>', text: 't' }, deliveryRequest('send_email'), signal),
     );
     for (const outcome of outcomes) expect(outcome).toBeInstanceOf(RetryableDeliveryError);
   });
@@ -86,13 +78,13 @@ describe('a hung provider request', () => {
     const twilio = createTwilioDelivery({
       accountSid: `AC${'a'.repeat(32)}`, authToken: 'token', from: '+14155550000', apiBase: baseUrl, redis: client, prefix, timeoutMs: TIMEOUT_MS,
     });
-    const outcomes = await underCollection(() => twilio.sendSms({ to: '+14155550123', body: 'hello' }, request('schedule_reminder'), signal));
+    const outcomes = await underCollection(() => twilio.sendSms({ to: '+14155550123', body: 'hello' }, deliveryRequest('schedule_reminder'), signal));
     for (const outcome of outcomes) expect(outcome).toBeInstanceOf(RetryableDeliveryError);
   });
 
   it('times out in the webhook adapter', async () => {
     const webhook = createWebhookDelivery({ urls: { update_crm: `${baseUrl}/crm` }, secret: WEBHOOK_SECRET, timeoutMs: TIMEOUT_MS });
-    const outcomes = await underCollection(() => webhook.deliver(request('update_crm'), signal));
+    const outcomes = await underCollection(() => webhook.deliver(deliveryRequest('update_crm'), signal));
     for (const outcome of outcomes) expect(outcome).toBeInstanceOf(RetryableDeliveryError);
   });
 });
