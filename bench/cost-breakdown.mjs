@@ -7,8 +7,8 @@ import { createHmac } from 'node:crypto';
 import http from 'node:http';
 import { pino } from 'pino';
 import { Webhook } from 'standardwebhooks';
-import { createLogger, createWorkerMetrics, planOutcome, resolveTaskConfigs, taskDefinition } from '../dist/index.js';
-import { jobEnvelopeSchema, parseJobData } from '../dist/queues/job-data.js';
+import { createLogger, createWorkerMetrics, planOutcome, resolveTaskConfigs, taskDefinition } from '../dist/src/index.js';
+import { jobEnvelopeSchema, parseJobData } from '../dist/src/tasks/job-data.js';
 import { noActionOutcome, pool, TYPE, WEBHOOK_SECRET } from './harness.mjs';
 
 /** CPU microseconds per call of `fn`, after a warm-up. */

@@ -1,7 +1,7 @@
 // Enqueue latency: conversationEnded of a five-task outcome, sequential calls, against five
 // concurrent raw BullMQ Queue.add calls with the same job options, in the same run.
 import { Queue } from 'bullmq';
-import { createProducer } from '../dist/index.js';
+import { createProducer } from '../dist/src/index.js';
 import { acrossRounds, alternating, redis, REDIS_URL, removePrefix, summarize } from './lib.mjs';
 
 const HOUR = 3_600_000;

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { Queue } from 'bullmq';
-import { createProducer, planOutcome, resolveTaskConfigs } from '../dist/index.js';
+import { createProducer, planOutcome, resolveTaskConfigs } from '../dist/src/index.js';
 import { acrossRounds, alternating, REDIS_URL, removePrefix } from './lib.mjs';
 
 export const TYPE = 'update_crm';

@@ -11,8 +11,8 @@
 //                   the sweep only takes those within reach of the consuming end and
 //                   leaves the rest to the workers' check at pickup
 import { Queue } from 'bullmq';
-import { sweepExpiredJobs } from '../dist/index.js';
-import { DEFAULT_SWEEP_BATCH_SIZE } from '../dist/expiry-sweeper.js';
+import { sweepExpiredJobs } from '../dist/src/index.js';
+import { DEFAULT_SWEEP_BATCH_SIZE } from '../dist/src/worker/expiry-sweeper.js';
 import { acrossRounds, redis, removePrefix } from './lib.mjs';
 
 const TYPE = 'update_crm';

@@ -21,7 +21,7 @@
 // goes away.
 import { Redis } from 'ioredis';
 import { UnrecoverableError, Worker } from 'bullmq';
-import { loadConfig, startWorker, TerminalDeliveryError } from '../dist/index.js';
+import { loadConfig, startWorker, TerminalDeliveryError } from '../dist/src/index.js';
 
 const options = JSON.parse(process.argv[2] ?? '{}');
 const { side, prefix, concurrency, port, webhookUrl, sampleEvery = 0, gcEvery = 0 } = options;

@@ -3,7 +3,7 @@
 // (the `prepare` script) or `npm run build`.
 import { existsSync } from 'node:fs';
 
-const cli = new URL('../dist/cli.js', import.meta.url);
+const cli = new URL('../dist/src/cli/main.js', import.meta.url);
 if (!existsSync(cli)) {
   process.stderr.write('aftercall: dist/ is missing; run `npm run build` (npm ci does it for you)\n');
   process.exit(1);

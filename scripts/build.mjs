@@ -1,4 +1,4 @@
-// Compiles src/ to dist/ and copies the Lua scripts next to the code that loads them.
+// Compiles src/ and dev/ to dist/src and dist/dev and copies the Lua scripts next to the code that loads them.
 // dist/ is updated in place (never deleted first), so a process starting during a build
 // does not find it missing; files whose source is gone are removed afterwards.
 import { execFileSync } from 'node:child_process';
@@ -13,13 +13,13 @@ const tsc = require.resolve('typescript/bin/tsc');
 const dist = join(root, 'dist');
 
 execFileSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.json')], { stdio: 'inherit', cwd: root });
-cpSync(join(root, 'src/queues/lua'), join(dist, 'queues/lua'), { recursive: true });
+cpSync(join(root, 'src/redis/lua'), join(dist, 'src/redis/lua'), { recursive: true });
 
 // Remove outputs of deleted sources.
 const sourceOf = (file) => {
   const rel = relative(dist, file);
-  if (rel.startsWith(join('queues', 'lua'))) return join(root, 'src', rel);
-  return join(root, 'src', rel.replace(/\.d\.ts$|\.js\.map$|\.js$/, '.ts'));
+  if (rel.startsWith(join('src', 'redis', 'lua'))) return join(root, rel);
+  return join(root, rel.replace(/\.d\.ts$|\.js\.map$|\.js$/, '.ts'));
 };
 const walk = (dir) =>
   readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>

@@ -5,11 +5,11 @@
  */
 import calculateSlot from 'cluster-key-slot';
 import { afterAll, describe, expect, it } from 'vitest';
-import { sweepExpiredJobs } from '../src/expiry-sweeper.js';
-import { createProducer } from '../src/producers/producer.js';
-import { conversationStatus } from '../src/status.js';
+import { sweepExpiredJobs } from '../src/worker/expiry-sweeper.js';
+import { createProducer } from '../src/producer/producer.js';
+import { conversationStatus } from '../src/ops/status.js';
 import { taskTypes } from '../src/tasks/catalog.js';
-import { startWorker } from '../src/worker.js';
+import { startWorker } from '../src/worker/worker.js';
 import { bookedOutcome, resolvedOutcome } from './helpers/outcomes.js';
 import { keysWithPrefix, redis, REDIS_URL, removePrefix, testConfig, uniquePrefix } from './helpers/redis.js';
 import { waitUntil } from './helpers/wait.js';

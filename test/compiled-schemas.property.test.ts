@@ -10,9 +10,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { compiledOutcomeSchema, conversationOutcomeSchema, parseConversationOutcome } from '../src/producers/conversation-outcome.js';
-import { planOutcome } from '../src/producers/plan.js';
-import { jobEnvelopeSchema } from '../src/queues/job-data.js';
+import { compiledOutcomeSchema, conversationOutcomeSchema, parseConversationOutcome } from '../src/contract/conversation-outcome.js';
+import { planOutcome } from '../src/tasks/plan.js';
+import { jobEnvelopeSchema } from '../src/tasks/job-data.js';
 import { allTaskDefinitions, resolveTaskConfigs } from '../src/tasks/catalog.js';
 import { outcomeArbitrary } from './helpers/outcome-arbitrary.js';
 

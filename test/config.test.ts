@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../src/config.js';
+import { ConfigError, loadConfig } from '../src/config/environment.js';
 import { WEBHOOK_SECRET } from './helpers/redis.js';
 
 const errorOf = (env: Record<string, string>) => {

@@ -5,8 +5,8 @@
  */
 import { hostname } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createProducer } from '../src/producers/producer.js';
-import { conversationStatus } from '../src/status.js';
+import { createProducer } from '../src/producer/producer.js';
+import { conversationStatus } from '../src/ops/status.js';
 import { startChildWorker, type ChildWorker } from './helpers/child-worker.js';
 import { resolvedOutcome } from './helpers/outcomes.js';
 import { redis, REDIS_URL, removePrefix, testEnv, uniquePrefix } from './helpers/redis.js';

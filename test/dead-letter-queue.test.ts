@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sweepExpiredJobs } from '../src/expiry-sweeper.js';
-import { createProducer } from '../src/producers/producer.js';
-import { DeadLetterQueue } from '../src/queues/dead-letter-queue.js';
-import { conversationStatus } from '../src/status.js';
-import { startWorker } from '../src/worker.js';
+import { sweepExpiredJobs } from '../src/worker/expiry-sweeper.js';
+import { createProducer } from '../src/producer/producer.js';
+import { DeadLetterQueue } from '../src/redis/dead-letter-queue.js';
+import { conversationStatus } from '../src/ops/status.js';
+import { startWorker } from '../src/worker/worker.js';
 import { bookedOutcome, resolvedOutcome } from './helpers/outcomes.js';
 import { redis, REDIS_URL, removePrefix, testConfig, uniquePrefix } from './helpers/redis.js';
 import { waitUntil } from './helpers/wait.js';

@@ -14,9 +14,9 @@ import { fileURLToPath } from 'node:url';
 import { Ajv2019 } from 'ajv/dist/2019.js';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { configVariables, loadConfig } from '../src/config.js';
-import { resolveRoutes } from '../src/providers/channels.js';
-import { SANDBOX_WEBHOOK_SECRET } from '../src/sandbox/sandbox.js';
+import { configVariables, loadConfig } from '../src/config/environment.js';
+import { resolveRoutes } from '../src/delivery/routing.js';
+import { SANDBOX_WEBHOOK_SECRET } from '../dev/sandbox/sandbox.js';
 import { allTaskDefinitions, taskTypes } from '../src/tasks/catalog.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { configVariables } from '../src/config.js';
+import { configVariables } from '../src/config/environment.js';
 import { taskTypes } from '../src/tasks/catalog.js';
 
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');

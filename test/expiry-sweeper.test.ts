@@ -1,10 +1,10 @@
 import { Worker } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sweepExpiredJobs } from '../src/expiry-sweeper.js';
-import { createProducer } from '../src/producers/producer.js';
-import { DeadLetterQueue } from '../src/queues/dead-letter-queue.js';
-import { queueName } from '../src/queues/keys.js';
-import { conversationStatus } from '../src/status.js';
+import { sweepExpiredJobs } from '../src/worker/expiry-sweeper.js';
+import { createProducer } from '../src/producer/producer.js';
+import { DeadLetterQueue } from '../src/redis/dead-letter-queue.js';
+import { queueName } from '../src/redis/keys.js';
+import { conversationStatus } from '../src/ops/status.js';
 import { startChildWorker, type ChildWorker } from './helpers/child-worker.js';
 import { bookedOutcome, resolvedOutcome } from './helpers/outcomes.js';
 import { redis, REDIS_URL, removePrefix, testEnv, uniquePrefix } from './helpers/redis.js';

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { asciiKey, bookingTaskKey, conversationTaskKey, decodeKeyPart, idempotencyKeyOf, jobIdFor } from '../src/queues/job-id.js';
+import { asciiKey, bookingTaskKey, conversationTaskKey, decodeKeyPart, idempotencyKeyOf, jobIdFor } from '../src/tasks/job-id.js';
 
 describe('job ids from idempotency keys', () => {
   it('never contain ":" and never look like integers', () => {

@@ -4,10 +4,10 @@
  * searched for every secret and every piece of customer data that went in.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { scrubText } from '../src/logger.js';
-import { createProducer } from '../src/producers/producer.js';
-import { startSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
-import { conversationStatus } from '../src/status.js';
+import { scrubText } from '../src/worker/logger.js';
+import { createProducer } from '../src/producer/producer.js';
+import { startSandbox, type Sandbox } from '../dev/sandbox/sandbox.js';
+import { conversationStatus } from '../src/ops/status.js';
 import { startChildWorker, type ChildWorker } from './helpers/child-worker.js';
 import { redis, REDIS_URL, removePrefix, testEnv, uniquePrefix } from './helpers/redis.js';
 import { waitUntil } from './helpers/wait.js';

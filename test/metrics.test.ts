@@ -4,8 +4,8 @@
  * creation rate is read from a worker, never from the producer.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createProducer } from '../src/producers/producer.js';
-import { startWorker, type FleetWorker } from '../src/worker.js';
+import { createProducer } from '../src/producer/producer.js';
+import { startWorker, type FleetWorker } from '../src/worker/worker.js';
 import { freePort } from './helpers/free-port.js';
 import { parsePrometheusText, valueOf, type Sample } from './helpers/prometheus-text.js';
 import { redis, REDIS_URL, removePrefix, testConfig, uniquePrefix } from './helpers/redis.js';

@@ -4,15 +4,15 @@
  */
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { JobOutcomeEvent } from '../src/processors/job-handler.js';
-import { burstFaults } from '../src/commands/demo.js';
-import { createProducer } from '../src/producers/producer.js';
-import { createTwilioDelivery } from '../src/providers/twilio.js';
-import { DeadLetterQueue } from '../src/queues/dead-letter-queue.js';
-import { startSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
-import { conversationStatus } from '../src/status.js';
-import { ConfigError } from '../src/validation-error.js';
-import { startWorker, type FleetWorker } from '../src/worker.js';
+import type { JobOutcomeEvent } from '../src/worker/job-handler.js';
+import { burstFaults } from '../dev/demo/demo.js';
+import { createProducer } from '../src/producer/producer.js';
+import { createTwilioDelivery } from '../src/delivery/providers/twilio/twilio.js';
+import { DeadLetterQueue } from '../src/redis/dead-letter-queue.js';
+import { startSandbox, type Sandbox } from '../dev/sandbox/sandbox.js';
+import { conversationStatus } from '../src/ops/status.js';
+import { ConfigError } from '../src/contract/validation-error.js';
+import { startWorker, type FleetWorker } from '../src/worker/worker.js';
 import { BIN } from './helpers/child-worker.js';
 import { redis, REDIS_URL, removePrefix, testConfig, uniquePrefix } from './helpers/redis.js';
 import { waitUntil } from './helpers/wait.js';

@@ -3,8 +3,8 @@ import { describe, expect, it } from 'vitest';
 import {
   conversationOutcomeJsonSchema,
   parseConversationOutcome,
-} from '../src/producers/conversation-outcome.js';
-import { OutcomeValidationError } from '../src/validation-error.js';
+} from '../src/contract/conversation-outcome.js';
+import { OutcomeValidationError } from '../src/contract/validation-error.js';
 import { bookedOutcome } from './helpers/outcomes.js';
 
 function issuesOf(input: unknown) {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { parseConversationOutcome } from '../src/producers/conversation-outcome.js';
-import { planOutcome } from '../src/producers/plan.js';
+import { parseConversationOutcome } from '../src/contract/conversation-outcome.js';
+import { planOutcome } from '../src/tasks/plan.js';
 import { resolveTaskConfigs } from '../src/tasks/catalog.js';
-import { ValidationError } from '../src/validation-error.js';
+import { ValidationError } from '../src/contract/validation-error.js';
 import { bookedOutcome } from './helpers/outcomes.js';
 
 const MIN = 60_000;

@@ -1,9 +1,9 @@
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createProducer, RedisUnavailableError } from '../src/producers/producer.js';
-import { DeadLetterQueue } from '../src/queues/dead-letter-queue.js';
-import { queueName } from '../src/queues/keys.js';
-import { OutcomeValidationError } from '../src/validation-error.js';
+import { createProducer, RedisUnavailableError } from '../src/producer/producer.js';
+import { DeadLetterQueue } from '../src/redis/dead-letter-queue.js';
+import { queueName } from '../src/redis/keys.js';
+import { OutcomeValidationError } from '../src/contract/validation-error.js';
 import { bookedOutcome, resolvedOutcome } from './helpers/outcomes.js';
 import { keysWithPrefix, redis, REDIS_URL, removePrefix, uniquePrefix } from './helpers/redis.js';
 import { startTcpProxy } from './helpers/tcp-proxy.js';

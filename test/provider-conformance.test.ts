@@ -6,12 +6,12 @@
  */
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseConversationOutcome } from '../src/producers/conversation-outcome.js';
-import type { DeliveryRequest } from '../src/providers/delivery-port.js';
-import { TerminalDeliveryError } from '../src/providers/delivery-errors.js';
-import { createResendDelivery } from '../src/providers/resend.js';
-import { createTwilioDelivery } from '../src/providers/twilio.js';
-import { jobIdFor } from '../src/queues/job-id.js';
+import { parseConversationOutcome } from '../src/contract/conversation-outcome.js';
+import type { DeliveryRequest } from '../src/contract/delivery-port.js';
+import { TerminalDeliveryError } from '../src/delivery/errors.js';
+import { createResendDelivery } from '../src/delivery/providers/resend/resend.js';
+import { createTwilioDelivery } from '../src/delivery/providers/twilio/twilio.js';
+import { jobIdFor } from '../src/tasks/job-id.js';
 import { taskDefinition, type TaskType } from '../src/tasks/catalog.js';
 import { bookedOutcome } from './helpers/outcomes.js';
 import { startPrism, type PrismServer } from './helpers/prism.js';

@@ -7,9 +7,9 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RetryableDeliveryError, TerminalDeliveryError } from '../src/providers/delivery-errors.js';
-import { createResendDelivery } from '../src/providers/resend.js';
-import { createTwilioDelivery } from '../src/providers/twilio.js';
+import { RetryableDeliveryError, TerminalDeliveryError } from '../src/delivery/errors.js';
+import { createResendDelivery } from '../src/delivery/providers/resend/resend.js';
+import { createTwilioDelivery } from '../src/delivery/providers/twilio/twilio.js';
 import { deliveryRequest } from './helpers/delivery-request.js';
 import { redis, removePrefix, uniquePrefix } from './helpers/redis.js';
 

@@ -13,11 +13,11 @@ import type { AddressInfo } from 'node:net';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RetryableDeliveryError } from '../src/providers/delivery-errors.js';
-import type { DeliveryReceipt } from '../src/providers/delivery-port.js';
-import { createResendDelivery } from '../src/providers/resend.js';
-import { createTwilioDelivery } from '../src/providers/twilio.js';
-import { createWebhookDelivery } from '../src/providers/webhook.js';
+import { RetryableDeliveryError } from '../src/delivery/errors.js';
+import type { DeliveryReceipt } from '../src/contract/delivery-port.js';
+import { createResendDelivery } from '../src/delivery/providers/resend/resend.js';
+import { createTwilioDelivery } from '../src/delivery/providers/twilio/twilio.js';
+import { createWebhookDelivery } from '../src/delivery/providers/webhook/webhook.js';
 import { deliveryRequest } from './helpers/delivery-request.js';
 import { redis, removePrefix, uniquePrefix, WEBHOOK_SECRET } from './helpers/redis.js';
 

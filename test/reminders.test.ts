@@ -1,9 +1,9 @@
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createProducer } from '../src/producers/producer.js';
-import { queueName } from '../src/queues/keys.js';
-import { conversationStatus } from '../src/status.js';
-import { startWorker } from '../src/worker.js';
+import { createProducer } from '../src/producer/producer.js';
+import { queueName } from '../src/redis/keys.js';
+import { conversationStatus } from '../src/ops/status.js';
+import { startWorker } from '../src/worker/worker.js';
 import { redis, REDIS_URL, removePrefix, testConfig, uniquePrefix } from './helpers/redis.js';
 import { waitUntil } from './helpers/wait.js';
 import { startReceiver } from './helpers/webhook-receiver.js';

@@ -7,11 +7,11 @@ import { Resend } from 'resend';
 import { Webhook } from 'standardwebhooks';
 import twilio from 'twilio';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { sandboxCommand } from '../src/commands/sandbox.js';
-import type { CommandIO } from '../src/commands/io.js';
-import { createWebhookDelivery } from '../src/providers/webhook.js';
-import { asciiKey, conversationTaskKey, jobIdFor } from '../src/queues/job-id.js';
-import { SANDBOX_WEBHOOK_SECRET, startSandbox, type FaultConfig, type Sandbox } from '../src/sandbox/sandbox.js';
+import { sandboxCommand } from '../dev/sandbox/sandbox-command.js';
+import type { CommandIO } from '../src/cli/io.js';
+import { createWebhookDelivery } from '../src/delivery/providers/webhook/webhook.js';
+import { asciiKey, conversationTaskKey, jobIdFor } from '../src/tasks/job-id.js';
+import { SANDBOX_WEBHOOK_SECRET, startSandbox, type FaultConfig, type Sandbox } from '../dev/sandbox/sandbox.js';
 import { waitUntil } from './helpers/wait.js';
 import type { TaskBody } from './helpers/webhook-receiver.js';
 

@@ -1,11 +1,11 @@
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createProducer } from '../src/producers/producer.js';
-import { DeadLetterQueue } from '../src/queues/dead-letter-queue.js';
-import { asciiKey } from '../src/queues/job-id.js';
-import { queueName } from '../src/queues/keys.js';
-import { conversationStatus } from '../src/status.js';
-import { startWorker, type FleetWorker } from '../src/worker.js';
+import { createProducer } from '../src/producer/producer.js';
+import { DeadLetterQueue } from '../src/redis/dead-letter-queue.js';
+import { asciiKey } from '../src/tasks/job-id.js';
+import { queueName } from '../src/redis/keys.js';
+import { conversationStatus } from '../src/ops/status.js';
+import { startWorker, type FleetWorker } from '../src/worker/worker.js';
 import { bookedOutcome, resolvedOutcome } from './helpers/outcomes.js';
 import { redis, REDIS_URL, removePrefix, testConfig, uniquePrefix } from './helpers/redis.js';
 import { waitUntil } from './helpers/wait.js';

@@ -3,7 +3,7 @@
  * file and listing it here; the producer, workers, sweeper, status, CLI, configuration
  * and metrics pick it up from this list.
  */
-import { ValidationError, type FieldIssue } from '../validation-error.js';
+import { ValidationError, type FieldIssue } from '../contract/validation-error.js';
 import { followUpSurvey } from './follow-up-survey.js';
 import { routeCallback } from './route-callback.js';
 import { scheduleReminder } from './schedule-reminder.js';

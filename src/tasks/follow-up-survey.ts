@@ -3,10 +3,10 @@
  * customer opted in. Expires 48 hours after the call.
  */
 import { z } from 'zod';
-import { customerSchema, OUTCOME_KINDS } from '../producers/conversation-outcome.js';
-import { conversationTaskKey } from '../queues/job-id.js';
-import { fromIso, HOUR } from '../time.js';
-import { composeEmail, composeSms, smsGreeting } from '../providers/message.js';
+import { customerSchema, OUTCOME_KINDS } from '../contract/conversation-outcome.js';
+import { conversationTaskKey } from './job-id.js';
+import { fromIso, HOUR } from '../contract/time.js';
+import { composeEmail, composeSms, smsGreeting } from './message.js';
 import { defineTask, deliverPayload } from './task-definition.js';
 
 const payloadSchema = z.strictObject({ customer: customerSchema, outcome: z.enum(OUTCOME_KINDS) });

@@ -3,9 +3,9 @@
  * Expires at the customer's `callback.notAfter`, or 1 hour after the call.
  */
 import { z } from 'zod';
-import { CALLBACK_OUTCOMES, callbackSchema, customerSchema, OUTCOME_KINDS, SENTIMENTS } from '../producers/conversation-outcome.js';
-import { conversationTaskKey } from '../queues/job-id.js';
-import { fromIso, HOUR } from '../time.js';
+import { CALLBACK_OUTCOMES, callbackSchema, customerSchema, OUTCOME_KINDS, SENTIMENTS } from '../contract/conversation-outcome.js';
+import { conversationTaskKey } from './job-id.js';
+import { fromIso, HOUR } from '../contract/time.js';
 import { defineTask, deliverPayload } from './task-definition.js';
 
 const payloadSchema = z.strictObject({

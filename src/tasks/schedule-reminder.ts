@@ -10,10 +10,10 @@
  * already be expired is not enqueued: the plan lists it as skipped.
  */
 import { z } from 'zod';
-import { bookingSchema, customerSchema } from '../producers/conversation-outcome.js';
-import { bookingTaskKey } from '../queues/job-id.js';
-import { fromIso, HOUR } from '../time.js';
-import { composeEmail, composeSms, describeAppointment, smsGreeting } from '../providers/message.js';
+import { bookingSchema, customerSchema } from '../contract/conversation-outcome.js';
+import { bookingTaskKey } from './job-id.js';
+import { fromIso, HOUR } from '../contract/time.js';
+import { composeEmail, composeSms, describeAppointment, smsGreeting } from './message.js';
 import { defineTask, deliverPayload } from './task-definition.js';
 
 const payloadSchema = z.strictObject({ customer: customerSchema, booking: bookingSchema });

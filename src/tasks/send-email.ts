@@ -4,10 +4,10 @@
  * waiting for it: expires 30 minutes after the call by default.
  */
 import { z } from 'zod';
-import { BOOKING_OUTCOMES, bookingSchema, customerSchema } from '../producers/conversation-outcome.js';
-import { fromIso, MINUTE } from '../time.js';
-import { conversationTaskKey } from '../queues/job-id.js';
-import { composeEmail, describeAppointment } from '../providers/message.js';
+import { BOOKING_OUTCOMES, bookingSchema, customerSchema } from '../contract/conversation-outcome.js';
+import { fromIso, MINUTE } from '../contract/time.js';
+import { conversationTaskKey } from './job-id.js';
+import { composeEmail, describeAppointment } from './message.js';
 import { defineTask, deliverPayload } from './task-definition.js';
 
 export const EMAIL_KINDS = {

@@ -17,9 +17,9 @@
  * - its processor: how the task becomes a delivery through the delivery port.
  */
 import type { z } from 'zod';
-import type { ConversationOutcome } from '../producers/conversation-outcome.js';
-import type { DeliveryPort, DeliveryReceipt, DeliveryRequest } from '../providers/delivery-port.js';
-import type { EmailMessage, SmsMessage } from '../providers/message.js';
+import type { ConversationOutcome } from '../contract/conversation-outcome.js';
+import type { DeliveryPort, DeliveryReceipt, DeliveryRequest } from '../contract/delivery-port.js';
+import type { EmailMessage, SmsMessage } from './message.js';
 
 /** Timing settings of a type: durations in milliseconds, by name. */
 export type TaskSettings = Record<string, number>;

@@ -2,9 +2,9 @@
  * update_crm: the conversation's record in the CRM, for every outcome. Carries the whole
  * outcome, `metadata` included as the voice agent sent it. Expires 4 hours after the call.
  */
-import { conversationOutcomeSchema } from '../producers/conversation-outcome.js';
-import { conversationTaskKey } from '../queues/job-id.js';
-import { fromIso, HOUR } from '../time.js';
+import { conversationOutcomeSchema } from '../contract/conversation-outcome.js';
+import { conversationTaskKey } from './job-id.js';
+import { fromIso, HOUR } from '../contract/time.js';
 import { defineTask, deliverPayload } from './task-definition.js';
 
 export const updateCrm = defineTask({

@@ -3,9 +3,9 @@
  * every outcome that names a ticket. Expires 24 hours after the call.
  */
 import { z } from 'zod';
-import { OUTCOME_KINDS, ticketSchema } from '../producers/conversation-outcome.js';
-import { conversationTaskKey } from '../queues/job-id.js';
-import { fromIso, HOUR } from '../time.js';
+import { OUTCOME_KINDS, ticketSchema } from '../contract/conversation-outcome.js';
+import { conversationTaskKey } from './job-id.js';
+import { fromIso, HOUR } from '../contract/time.js';
 import { defineTask, deliverPayload } from './task-definition.js';
 
 const payloadSchema = z.strictObject({

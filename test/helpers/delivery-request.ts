@@ -1,5 +1,5 @@
 /** A fresh delivery request for calling an adapter directly: its own job, key and conversation, expiring in an hour. */
-import type { DeliveryRequest } from '../../src/providers/delivery-port.js';
+import type { DeliveryRequest } from '../../src/contract/delivery-port.js';
 
 let sequence = 0;
 

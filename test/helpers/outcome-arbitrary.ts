@@ -1,6 +1,6 @@
 /** Valid conversation outcomes generated with fast-check, around a given moment. */
 import fc from 'fast-check';
-import type { ConversationOutcome } from '../../src/producers/conversation-outcome.js';
+import type { ConversationOutcome } from '../../src/contract/conversation-outcome.js';
 
 const HOUR = 3_600_000;
 const printable = (text: string) => !/[\p{Cc}\p{Cs}]/u.test(text);

@@ -1,6 +1,6 @@
 /** Outcomes for tests, relative to a given moment. */
 import { createHash } from 'node:crypto';
-import type { ConversationOutcome } from '../../src/producers/conversation-outcome.js';
+import type { ConversationOutcome } from '../../src/contract/conversation-outcome.js';
 
 /** A short booking id per conversation. */
 export const bookingIdFor = (conversationId: string) => `bk-${createHash('sha1').update(conversationId).digest('hex').slice(0, 12)}`;

@@ -1,7 +1,7 @@
 /** Real Redis for tests: a unique key prefix per test file, removed afterwards. */
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { loadConfig, type AftercallConfig } from '../../src/config.js';
+import { loadConfig, type AftercallConfig } from '../../src/config/environment.js';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 

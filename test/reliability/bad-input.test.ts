@@ -9,11 +9,11 @@
 import { Queue } from 'bullmq';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createProducer } from '../../src/producers/producer.js';
-import { DeadLetterQueue } from '../../src/queues/dead-letter-queue.js';
-import { queueName } from '../../src/queues/keys.js';
-import { conversationStatus } from '../../src/status.js';
-import { OutcomeValidationError } from '../../src/validation-error.js';
+import { createProducer } from '../../src/producer/producer.js';
+import { DeadLetterQueue } from '../../src/redis/dead-letter-queue.js';
+import { queueName } from '../../src/redis/keys.js';
+import { conversationStatus } from '../../src/ops/status.js';
+import { OutcomeValidationError } from '../../src/contract/validation-error.js';
 import { keysWithPrefix, redis, REDIS_URL, removePrefix, uniquePrefix } from '../helpers/redis.js';
 import { waitUntil } from '../helpers/wait.js';
 import { report, scale, startFleet, type Fleet } from './harness.js';

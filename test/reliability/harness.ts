@@ -14,11 +14,11 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
-import { sandboxEnvironment } from '../../src/commands/sandbox.js';
-import { createProducer, RedisUnavailableError, type EnqueuedTask, type Producer, type ProducerOptions } from '../../src/producers/producer.js';
-import type { ConversationOutcome } from '../../src/producers/conversation-outcome.js';
-import { typeKeys } from '../../src/queues/keys.js';
-import { startSandbox, type Sandbox, type SandboxOptions } from '../../src/sandbox/sandbox.js';
+import { sandboxEnvironment } from '../../dev/sandbox/sandbox-command.js';
+import { createProducer, RedisUnavailableError, type EnqueuedTask, type Producer, type ProducerOptions } from '../../src/producer/producer.js';
+import type { ConversationOutcome } from '../../src/contract/conversation-outcome.js';
+import { typeKeys } from '../../src/redis/keys.js';
+import { startSandbox, type Sandbox, type SandboxOptions } from '../../dev/sandbox/sandbox.js';
 import type { TaskType } from '../../src/tasks/catalog.js';
 import { startChildWorker, type ChildWorker } from '../helpers/child-worker.js';
 import { REDIS_URL, testEnv } from '../helpers/redis.js';

@@ -6,9 +6,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DeadLetterQueue } from '../../src/queues/dead-letter-queue.js';
-import { typeKeys } from '../../src/queues/keys.js';
-import { syntheticOutcome } from '../../src/synthetic-load.js';
+import { DeadLetterQueue } from '../../src/redis/dead-letter-queue.js';
+import { typeKeys } from '../../src/redis/keys.js';
+import { syntheticOutcome } from '../../dev/synthetic-load.js';
 import { keysWithPrefix, redis, REDIS_URL, removePrefix, uniquePrefix } from '../helpers/redis.js';
 import { waitUntil } from '../helpers/wait.js';
 import { invariantViolations, Load, report, scale, settle, sleep, startFleet, type Fleet } from './harness.js';

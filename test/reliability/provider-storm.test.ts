@@ -6,8 +6,8 @@
  * when it does (by the retry horizon, at pickup, or by the next sweep).
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { DeadLetterQueue } from '../../src/queues/dead-letter-queue.js';
-import { syntheticOutcome } from '../../src/synthetic-load.js';
+import { DeadLetterQueue } from '../../src/redis/dead-letter-queue.js';
+import { syntheticOutcome } from '../../dev/synthetic-load.js';
 import { redis, REDIS_URL, removePrefix, uniquePrefix } from '../helpers/redis.js';
 import { invariantViolations, Load, report, scale, settle, sleep, startFleet, type Fleet } from './harness.js';
 

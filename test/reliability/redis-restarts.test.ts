@@ -7,7 +7,7 @@
  */
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { syntheticOutcome } from '../../src/synthetic-load.js';
+import { syntheticOutcome } from '../../dev/synthetic-load.js';
 import { startPrivateRedis, type PrivateRedis } from '../helpers/redis-server.js';
 import { uniquePrefix } from '../helpers/redis.js';
 import { account, invariantViolations, Load, report, scale, settle, sleep, startFleet, type Fleet } from './harness.js';

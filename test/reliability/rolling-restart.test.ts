@@ -5,8 +5,8 @@
  * stalled-job recovery; nothing is lost.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { typeKeys } from '../../src/queues/keys.js';
-import { syntheticOutcome } from '../../src/synthetic-load.js';
+import { typeKeys } from '../../src/redis/keys.js';
+import { syntheticOutcome } from '../../dev/synthetic-load.js';
 import { redis, REDIS_URL, removePrefix, uniquePrefix } from '../helpers/redis.js';
 import { invariantViolations, Load, report, running, scale, settle, sleep, startFleet, type Fleet } from './harness.js';
 

@@ -5,7 +5,7 @@
  * one window allows (a kill between Twilio's answer and the ledger write), reported.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { syntheticOutcome } from '../../src/synthetic-load.js';
+import { syntheticOutcome } from '../../dev/synthetic-load.js';
 import { redis, REDIS_URL, removePrefix, uniquePrefix } from '../helpers/redis.js';
 import { invariantViolations, Load, report, running, scale, settle, sleep, startFleet, type Fleet } from './harness.js';
 

@@ -1,0 +1,79 @@
+/**
+ * The sandbox's own endpoints, under `/_sandbox/`, for tests, demos and people with curl:
+ *
+ *   GET  /_sandbox/health                      200 { ok: true }
+ *   GET  /_sandbox/faults                      the fault configuration in force
+ *   PUT  /_sandbox/faults                      merge a JSON change into it (any subset of
+ *                                              fields, `latencyMs` partially too); 400
+ *                                              naming each invalid field
+ *   POST /_sandbox/reset                       forget deliveries, idempotency memory and
+ *                                              counters (the faults stay)
+ *   GET  /_sandbox/deliveries[?provider=P]     { deliveries, stats }; P is resend, twilio
+ *                                              or webhook
+ *
+ * No latency or faults apply here.
+ */
+import { z } from 'zod';
+import { toFieldIssues, ValidationError } from '../../src/contract/validation-error.js';
+import { DELIVERY_PROVIDERS, type Delivery, type DeliveryProvider, type SandboxStats } from './delivery-log.js';
+import type { FaultChange, FaultConfig } from './faults.js';
+import { jsonAnswer, type Answer, type SandboxRequest } from './http.js';
+
+export const CONTROL_PREFIX = '/_sandbox/';
+
+export interface ControlTarget {
+  faults(): FaultConfig;
+  setFaults(change: FaultChange): FaultConfig;
+  reset(): void;
+  deliveries(filter?: { provider?: DeliveryProvider }): Delivery[];
+  stats(): SandboxStats;
+}
+
+const deliveriesQuery = z.strictObject({
+  provider: z.enum(DELIVERY_PROVIDERS, `expected one of ${DELIVERY_PROVIDERS.join(', ')}`).optional(),
+});
+
+const methodNotAllowed = (allowed: string): Answer => jsonAnswer(405, { error: `method not allowed; use ${allowed}` }, { allow: allowed });
+
+const invalid = (error: ValidationError): Answer => jsonAnswer(400, { error: error.message, issues: error.issues });
+
+export function handleControl(request: SandboxRequest, target: ControlTarget): Answer {
+  const route = request.path.slice(CONTROL_PREFIX.length);
+  switch (route) {
+    case 'health':
+      return request.method === 'GET' ? jsonAnswer(200, { ok: true }) : methodNotAllowed('GET');
+
+    case 'faults': {
+      if (request.method === 'GET') return jsonAnswer(200, target.faults());
+      if (request.method !== 'PUT') return methodNotAllowed('GET, PUT');
+      let change: unknown;
+      try {
+        change = JSON.parse(request.rawBody.toString('utf8'));
+      } catch {
+        return jsonAnswer(400, { error: 'the body is not JSON', issues: [{ path: '(root)', message: 'expected a JSON object of fault settings' }] });
+      }
+      try {
+        return jsonAnswer(200, target.setFaults(change as FaultChange));
+      } catch (error) {
+        if (error instanceof ValidationError) return invalid(error);
+        throw error;
+      }
+    }
+
+    case 'reset':
+      if (request.method !== 'POST') return methodNotAllowed('POST');
+      target.reset();
+      return jsonAnswer(200, { ok: true });
+
+    case 'deliveries': {
+      if (request.method !== 'GET') return methodNotAllowed('GET');
+      const parsed = deliveriesQuery.safeParse(Object.fromEntries(request.query));
+      if (!parsed.success) return invalid(new ValidationError('deliveries query', toFieldIssues(parsed.error.issues)));
+      const filter = parsed.data.provider ? { provider: parsed.data.provider } : {};
+      return jsonAnswer(200, { deliveries: target.deliveries(filter), stats: target.stats() });
+    }
+
+    default:
+      return jsonAnswer(404, { error: `no such sandbox endpoint: ${request.path}` });
+  }
+}

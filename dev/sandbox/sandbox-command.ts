@@ -1,0 +1,219 @@
+/**
+ * `aftercall sandbox [options]`: runs the provider sandbox (src/sandbox/) in the
+ * foreground: local fakes of Resend, Twilio and a Standard Webhooks receiver, with fault
+ * injection. It prints its URL and the environment a worker needs to deliver to it, then
+ * runs until SIGINT or SIGTERM, closes and exits 0. A bad option exits 2 naming it.
+ */
+import { parseArgs } from 'node:util';
+import { isWebhookSecret } from '../../src/config/environment.js';
+import { E164 } from '../../src/contract/conversation-outcome.js';
+import { catalog } from '../../src/tasks/catalog.js';
+import { ValidationError } from '../../src/contract/validation-error.js';
+import { SANDBOX_WEBHOOK_SECRET, startSandbox, type FaultChange, type Sandbox } from './sandbox.js';
+import type { CommandIO } from '../../src/cli/io.js';
+
+export const SANDBOX_HELP = `aftercall sandbox: local fakes of Resend, Twilio and a signed-webhook receiver
+
+Usage: aftercall sandbox [options]
+
+  --port N               port to listen on (default 4010; 0 = any free port)
+  --host HOST            address to listen on (default 127.0.0.1)
+  --webhook-secret S     Standard Webhooks secret, whsec_<base64 of 16+ bytes>
+                         (default: the public test secret ${SANDBOX_WEBHOOK_SECRET})
+  --rate-limit F         fraction 0..1 of provider requests answered 429
+  --retry-after S        Retry-After of those answers, in whole seconds (default 1)
+  --server-errors F      fraction 0..1 answered 500, 502 or 503
+  --hangs F              fraction 0..1 processed and recorded, but answered only after --hang-ms
+  --hang-ms MS           how long a hung answer is held (default 30000)
+  --latency MIN-MAX      milliseconds added to every provider answer, uniform in MIN..MAX
+                         (or one number)
+  --terminal LIST        comma-separated e-mail addresses / E.164 numbers that always get
+                         a terminal error
+  --seed N               seed of the fault generator (default: random, printed at start)
+  -h, --help             this text
+
+The three fractions share one roll and may add up to at most 1. Faults can also be
+changed while it runs: PUT /_sandbox/faults with a JSON object, e.g.
+  curl -X PUT localhost:4010/_sandbox/faults -d '{"rateLimitRate":0.2}'
+Deliveries: GET /_sandbox/deliveries[?provider=resend|twilio|webhook]; POST /_sandbox/reset.
+`;
+
+export interface SandboxCommandOptions {
+  /** Stops the sandbox like SIGTERM does (for tests and embedding). */
+  signal?: AbortSignal;
+}
+
+class UsageError extends Error {}
+
+function fraction(option: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (!text.trim() || !Number.isFinite(value) || value < 0 || value > 1) throw new UsageError(`--${option}: expected a fraction from 0 to 1 (e.g. 0.1), got ${JSON.stringify(text)}`);
+  return value;
+}
+
+function integer(option: string, text: string | undefined, min: number, max: number, unit: string): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^\d+$/.test(text.trim()) || Number(text) < min || Number(text) > max) {
+    throw new UsageError(`--${option}: expected ${unit} from ${min} to ${max}, got ${JSON.stringify(text)}`);
+  }
+  return Number(text);
+}
+
+function latency(text: string | undefined): { min: number; max: number } | undefined {
+  if (text === undefined) return undefined;
+  const match = /^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$/.exec(text);
+  const min = match ? Number(match[1]) : NaN;
+  const max = match ? Number(match[2] ?? match[1]) : NaN;
+  if (!match || min > max || max > 3_600_000) throw new UsageError(`--latency: expected MIN-MAX in milliseconds with MIN <= MAX <= 3600000 (e.g. 20-150), got ${JSON.stringify(text)}`);
+  return { min, max };
+}
+
+const EMAIL = /^[^@\s,]+@[^@\s,]+$/;
+
+function terminalList(text: string | undefined): string[] | undefined {
+  if (text === undefined) return undefined;
+  const entries = text.split(',').map((entry) => entry.trim()).filter(Boolean);
+  const wrong = entries.filter((entry) => !EMAIL.test(entry) && !E164.test(entry));
+  if (!entries.length || wrong.length) {
+    throw new UsageError(`--terminal: expected comma-separated e-mail addresses or E.164 numbers (+14155550100)${wrong.length ? `; not one: ${wrong.map((entry) => JSON.stringify(entry)).join(', ')}` : ''}`);
+  }
+  return entries;
+}
+
+function checkWebhookSecret(secret: string): void {
+  // The same rule as the workers' WEBHOOK_SECRET: a secret the sandbox prints, they accept.
+  if (!isWebhookSecret(secret)) throw new UsageError('--webhook-secret: expected whsec_ followed by at least 16 bytes in base64');
+}
+
+/** The environment a worker needs to deliver everything to this sandbox. */
+export function sandboxEnvironment(sandbox: Sandbox): [string, string][] {
+  return [
+    ['RESEND_BASE_URL', sandbox.resendBaseUrl],
+    ['TWILIO_API_BASE', sandbox.twilioApiBase],
+    ...catalog.map((definition): [string, string] => [definition.webhookUrlVariable, sandbox.webhookUrl(definition.type)]),
+    ['WEBHOOK_SECRET', sandbox.webhookSecret],
+  ];
+}
+
+function describeFaults(sandbox: Sandbox): string {
+  const faults = sandbox.faults();
+  const { min, max, tailRate, tailMs } = faults.latencyMs;
+  return [
+    `rate limit ${faults.rateLimitRate} (Retry-After ${faults.retryAfterSeconds} s)`,
+    `server errors ${faults.serverErrorRate}`,
+    `hangs ${faults.hangRate} (${faults.hangMs} ms)`,
+    `latency ${min}-${max} ms${tailRate ? ` + ${tailMs} ms at ${tailRate}` : ''}`,
+    `terminal recipients ${faults.terminalRecipients.length ? faults.terminalRecipients.join(', ') : 'none'}`,
+  ].join(', ');
+}
+
+export async function sandboxCommand(args: string[], io: CommandIO, options: SandboxCommandOptions = {}): Promise<number> {
+  let sandbox: Sandbox;
+  try {
+    const { values } = parseArgs({
+      args,
+      options: {
+        port: { type: 'string' },
+        host: { type: 'string' },
+        'webhook-secret': { type: 'string' },
+        'rate-limit': { type: 'string' },
+        'retry-after': { type: 'string' },
+        'server-errors': { type: 'string' },
+        hangs: { type: 'string' },
+        'hang-ms': { type: 'string' },
+        latency: { type: 'string' },
+        terminal: { type: 'string' },
+        seed: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    });
+    if (values.help) {
+      io.stdout.write(SANDBOX_HELP);
+      return 0;
+    }
+    const port = integer('port', values.port, 0, 65_535, 'a port') ?? 4010;
+    const host = values.host ?? '127.0.0.1';
+    if (!host.trim()) throw new UsageError('--host: expected a host name or address');
+    const webhookSecret = values['webhook-secret'];
+    if (webhookSecret !== undefined) checkWebhookSecret(webhookSecret);
+    const change: FaultChange = {};
+    const rateLimitRate = fraction('rate-limit', values['rate-limit']);
+    const serverErrorRate = fraction('server-errors', values['server-errors']);
+    const hangRate = fraction('hangs', values.hangs);
+    if ((rateLimitRate ?? 0) + (serverErrorRate ?? 0) + (hangRate ?? 0) > 1) {
+      throw new UsageError('--rate-limit + --server-errors + --hangs: expected at most 1 together (they share one roll)');
+    }
+    if (rateLimitRate !== undefined) change.rateLimitRate = rateLimitRate;
+    if (serverErrorRate !== undefined) change.serverErrorRate = serverErrorRate;
+    if (hangRate !== undefined) change.hangRate = hangRate;
+    const retryAfterSeconds = integer('retry-after', values['retry-after'], 0, 86_400, 'whole seconds');
+    if (retryAfterSeconds !== undefined) change.retryAfterSeconds = retryAfterSeconds;
+    const hangMs = integer('hang-ms', values['hang-ms'], 0, 3_600_000, 'milliseconds');
+    if (hangMs !== undefined) change.hangMs = hangMs;
+    const latencyMs = latency(values.latency);
+    if (latencyMs) change.latencyMs = latencyMs;
+    const terminalRecipients = terminalList(values.terminal);
+    if (terminalRecipients) change.terminalRecipients = terminalRecipients;
+    const seed = integer('seed', values.seed, 0, 2 ** 32 - 1, 'an integer');
+
+    try {
+      sandbox = await startSandbox({ port, host, faults: change, ...(webhookSecret !== undefined && { webhookSecret }), ...(seed !== undefined && { seed }) });
+    } catch (error) {
+      if (error instanceof ValidationError) throw new UsageError(error.message);
+      const code = (error as NodeJS.ErrnoException).code;
+      const reason = code === 'EADDRINUSE' ? 'the address is in use' : code === 'EADDRNOTAVAIL' ? 'no such local address' : (error as Error).message;
+      io.stderr.write(`aftercall sandbox: cannot listen on ${host}:${port}: ${reason}\n`);
+      return 1;
+    }
+  } catch (error) {
+    const parseError = (error as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS');
+    if (error instanceof UsageError || parseError) {
+      io.stderr.write(`aftercall sandbox: ${(error as Error).message}\n(see aftercall sandbox --help)\n`);
+      return 2;
+    }
+    throw error;
+  }
+
+  const { url } = sandbox;
+  io.stdout.write(
+    [
+      `aftercall sandbox listening on ${url} (seed ${sandbox.seed})`,
+      '',
+      `  Resend    POST ${url}/emails`,
+      `  Twilio    POST ${url}/2010-04-01/Accounts/{AccountSid}/Messages.json`,
+      `  webhooks  POST ${url}/webhooks/<type>`,
+      `  control   GET|PUT ${url}/_sandbox/faults   POST ${url}/_sandbox/reset`,
+      `  read      GET ${url}/_sandbox/deliveries[?provider=resend|twilio|webhook]   GET ${url}/_sandbox/health`,
+      '',
+      `Faults: ${describeFaults(sandbox)}`,
+      '',
+      '# environment for a worker that delivers to this sandbox:',
+      ...sandboxEnvironment(sandbox).map(([name, value]) => `export ${name}=${value}`),
+      '# the sandbox accepts any credentials; to send e-mail and SMS through its Resend and Twilio fakes, also:',
+      `# export RESEND_API_KEY=re_sandbox EMAIL_FROM=sandbox@example.com TWILIO_ACCOUNT_SID=AC${'0'.repeat(32)} TWILIO_AUTH_TOKEN=sandbox TWILIO_FROM=+15005550006`,
+      '',
+      'Stop with Ctrl-C (SIGINT) or SIGTERM.',
+      '',
+    ].join('\n'),
+  );
+
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      options.signal?.removeEventListener('abort', stop);
+      resolve();
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+    if (options.signal?.aborted) stop();
+    else options.signal?.addEventListener('abort', stop, { once: true });
+  });
+  const stats = sandbox.stats();
+  await sandbox.close();
+  io.stdout.write(`aftercall sandbox stopped after ${stats.requests} provider requests, ${sandbox.deliveries().length} deliveries\n`);
+  return 0;
+}

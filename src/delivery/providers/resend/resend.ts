@@ -1,0 +1,108 @@
+/**
+ * E-mail through Resend, with the official `resend` SDK.
+ *
+ * Every send carries the task's idempotency key (`emails.send(payload, { idempotencyKey })`),
+ * so a retried or re-run task is delivered once: Resend answers a repeated key with the
+ * first answer for 24 hours. The task's expiry and type travel as e-mail headers
+ * (`X-Aftercall-Expires-At`, `X-Aftercall-Type`), so a receiving side can refuse stale mail.
+ *
+ * The SDK returns `{ data, error }` instead of throwing; its answers map to delivery errors
+ * here, in one place:
+ *   no status (network failure, timeout), 408     retryable
+ *   429 (rate_limit_exceeded, quotas)             retryable, honouring retry-after
+ *   409 concurrent_idempotent_requests            retryable (the same key is in flight)
+ *   5xx                                            retryable
+ *   401 missing/invalid API key                   terminal, flagged as a configuration error
+ *   403 (unverified sender, restricted key), 422 (validation), 409 invalid_idempotent_request,
+ *   every other 4xx                                terminal
+ */
+import { Resend } from 'resend';
+import { providerIdempotencyKey } from '../../../tasks/job-id.js';
+import { toIso } from '../../../contract/time.js';
+import { classifyHttpStatus, retryableError, TerminalDeliveryError } from '../../errors.js';
+import type { DeliveryReceipt, DeliveryRequest } from '../../../contract/delivery-port.js';
+import type { EmailMessage } from '../../../tasks/message.js';
+import { ignoreProviderRequest, type ProviderObserver } from '../../observer.js';
+
+export const RESEND_PROVIDER = 'resend';
+
+export interface ResendDeliveryOptions {
+  apiKey: string;
+  /** Default: the SDK's own (RESEND_BASE_URL, else https://api.resend.com). */
+  baseUrl?: string;
+  /** Sender, e.g. `Acme <bookings@acme.example>`. */
+  from: string;
+  timeoutMs?: number;
+  now?: () => number;
+  observe?: ProviderObserver;
+}
+
+export interface EmailSender {
+  readonly provider: string;
+  sendEmail(message: EmailMessage, request: DeliveryRequest, signal: AbortSignal): Promise<DeliveryReceipt>;
+}
+
+interface ResendError {
+  message: string;
+  statusCode: number | null;
+  name: string;
+}
+
+/** The one place Resend's answers become delivery outcomes. */
+export function classifyResendError(error: ResendError, headers: Record<string, string> | null, now: number): Error {
+  const details = { provider: RESEND_PROVIDER, ...(error.statusCode !== null && { status: error.statusCode }), code: error.name };
+  const message = `resend answered ${error.statusCode ?? 'no status'} ${error.name}: ${error.message}`;
+  const status = error.statusCode;
+  if (status === null || classifyHttpStatus(status) === 'retryable' || error.name === 'rate_limit_exceeded' || error.name === 'concurrent_idempotent_requests') {
+    return retryableError(message, details, headers?.['retry-after'], now);
+  }
+  const configuration = status === 401 || error.name === 'missing_api_key' || error.name === 'invalid_api_key';
+  return new TerminalDeliveryError(configuration ? `configuration error: ${message} (check RESEND_API_KEY)` : message, { ...details, configuration });
+}
+
+export function createResendDelivery(options: ResendDeliveryOptions): EmailSender {
+  const resend = new Resend(options.apiKey, options.baseUrl ? { baseUrl: options.baseUrl } : undefined);
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const now = options.now ?? Date.now;
+  const observe = options.observe ?? ignoreProviderRequest;
+
+  return {
+    provider: RESEND_PROVIDER,
+    async sendEmail(message, request, signal) {
+      const started = performance.now();
+      // The request timeout is a timer this call holds, not AbortSignal.timeout inside
+      // AbortSignal.any: Node (20 and later, nodejs/node#57736) may garbage-collect a timeout
+      // signal that only a composite signal refers to, and then it never fires: a hung
+      // request would run past its expiry.
+      const deadline = new AbortController();
+      const timer = setTimeout(() => deadline.abort(new DOMException(`timed out after ${timeoutMs} ms`, 'TimeoutError')), timeoutMs);
+      const cancel = () => deadline.abort(signal.reason);
+      signal.addEventListener('abort', cancel, { once: true });
+      let answer: Awaited<ReturnType<typeof resend.emails.send>>;
+      try {
+        answer = await resend.emails.send(
+          {
+            from: options.from,
+            to: [message.to],
+            subject: message.subject,
+            html: message.html,
+            text: message.text,
+            headers: { 'X-Aftercall-Expires-At': toIso(request.expiresAt), 'X-Aftercall-Type': request.type },
+          },
+          { idempotencyKey: providerIdempotencyKey(request.idempotencyKey), signal: deadline.signal } as { idempotencyKey: string },
+        );
+      } finally {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', cancel);
+      }
+      const { data, error, headers } = answer;
+      const seconds = (performance.now() - started) / 1000;
+      if (error) {
+        observe(RESEND_PROVIDER, error.statusCode === null ? 'network_error' : String(error.statusCode), seconds);
+        throw classifyResendError(error, headers, now());
+      }
+      observe(RESEND_PROVIDER, '200', seconds);
+      return { provider: RESEND_PROVIDER, status: 200, ...(data?.id && { messageId: data.id }) };
+    },
+  };
+}

@@ -1,0 +1,250 @@
+/**
+ * The producer: what a voice-agent server embeds. `conversationEnded(outcome)` turns a
+ * conversation outcome into jobs and returns in milliseconds.
+ *
+ * 1. Validate the outcome. Bad input throws OutcomeValidationError listing every field;
+ *    nothing reaches Redis.
+ * 2. Plan it with the task catalog (plan.ts): which tasks, which keys, when each runs and
+ *    expires.
+ * 3. Enqueue the whole plan in one round trip: one script per task (enqueue-task.lua),
+ *    all written before any reply is awaited (on Redis Cluster, each to the shard of its
+ *    type's slot). The script runs BullMQ's own add script, unchanged, and in the same
+ *    atomic step indexes the job by expiry, counts it, moves a task that is already
+ *    expired into the dead-letter queue, and for a reminder claims its booking
+ *    (replacing or removing the booking's previous reminder).
+ * 4. Resolve with the job ids. The job id is derived from the idempotency key, so a
+ *    repeated outcome (concurrent, or long after the first jobs completed) names the
+ *    existing jobs and creates nothing: `created` is false for them.
+ *
+ * Deduplication lasts as long as the job exists: a completed job is kept for the dedupe
+ * window (default 24 h) and then removed; a dead-lettered job is kept until it is
+ * replayed or purged. With Redis unreachable the call rejects within the deadline
+ * (default 2 s) with RedisUnavailableError instead of hanging the voice agent.
+ */
+import { Queue, type JobsOptions } from 'bullmq';
+import { parseConversationOutcome, type ConversationOutcome } from '../contract/conversation-outcome.js';
+import { producerMetrics } from './producer-metrics.js';
+import { planOutcome, type Plan, type PlannedTask, type SkipReason } from '../tasks/plan.js';
+import { createRedisConnection, describeRedisUrl, whenReady } from '../redis/connection.js';
+import { encodeKeyPart } from '../tasks/job-id.js';
+import { queueName, typeKeys } from '../redis/keys.js';
+import {
+  DEFAULT_DEDUPE_WINDOW_MS,
+  DEFAULT_PREFIX,
+  DEFAULT_PRODUCER_TIMEOUT_MS,
+  DEFAULT_REDIS_URL,
+} from '../config/defaults.js';
+import { BACKOFF_STRATEGY } from '../redis/bullmq-compat.js';
+import { bullmqAddCommand } from '../redis/bullmq-compat.js';
+import { callScript, callScriptWithKeys, defineScripts, type RedisClient } from '../redis/scripts.js';
+import { resolveTaskConfigs, taskTypes, type TaskConfigs, type TaskOverrides, type TaskType } from '../tasks/catalog.js';
+import { HOUR, systemClock, toIso, type Clock } from '../contract/time.js';
+
+export interface ProducerOptions {
+  /** Redis URL (redis:// or rediss://); default redis://127.0.0.1:6379. Ignored when `connection` is given. */
+  redisUrl?: string;
+  /** A connection of the caller's; the producer does not close it. */
+  connection?: RedisClient;
+  /** Key prefix shared with the workers; default `aftercall`. */
+  prefix?: string;
+  /** Per-type changes to the catalog's defaults (switch off, attempts, timings). */
+  tasks?: TaskOverrides;
+  /** How long a completed task still deduplicates a repeated outcome; default 24 h. */
+  dedupeWindowMs?: number;
+  /** Deadline of one `conversationEnded` call when Redis is slow or away; default 2 s. */
+  timeoutMs?: number;
+  clock?: Clock;
+}
+
+export interface EnqueuedTask {
+  type: TaskType;
+  jobId: string;
+  idempotencyKey: string;
+  runAt: string;
+  expiresAt: string;
+  /** False when a job with this key already existed (a repeated outcome): nothing new was created. */
+  created: boolean;
+  /** True when the task was already expired when planned: it went to the dead-letter queue. */
+  expired: boolean;
+}
+
+export interface EnqueueResult {
+  conversationId: string;
+  tasks: EnqueuedTask[];
+  skipped: { type: TaskType; reason: SkipReason }[];
+}
+
+export interface Producer {
+  conversationEnded(outcome: unknown): Promise<EnqueueResult>;
+  readonly taskConfigs: TaskConfigs;
+  /** Closes the producer's own connection (not one passed in). */
+  close(): Promise<void>;
+}
+
+/** Redis did not answer in time. Enqueueing again later is safe: it is idempotent. */
+export class RedisUnavailableError extends Error {
+  override readonly name = 'RedisUnavailableError';
+}
+
+export class EnqueueError extends Error {
+  override readonly name = 'EnqueueError';
+}
+
+
+export function createProducer(options: ProducerOptions = {}): Producer {
+  const prefix = options.prefix ?? DEFAULT_PREFIX;
+  const clock = options.clock ?? systemClock;
+  const timeoutMs = options.timeoutMs ?? DEFAULT_PRODUCER_TIMEOUT_MS;
+  const dedupeWindowMs = options.dedupeWindowMs ?? DEFAULT_DEDUPE_WINDOW_MS;
+  const taskConfigs = resolveTaskConfigs(options.tasks);
+  const redisUrl = options.redisUrl ?? DEFAULT_REDIS_URL;
+  const ownsConnection = !options.connection;
+  const where = ownsConnection ? `Redis at ${describeRedisUrl(redisUrl)}` : 'Redis (the connection given to createProducer)';
+  const client: RedisClient =
+    options.connection ?? createRedisConnection('producer', { url: redisUrl, timeoutMs, name: 'aftercall-producer' });
+  defineScripts(client);
+
+  // One BullMQ Queue per type, made once: it builds each add's command (bullmq-add.ts).
+  // skipMetasUpdate: a producer writes nothing to Redis but the jobs it is asked for.
+  const queues = new Map<TaskType, Queue>(
+    taskTypes.map((type) => {
+      const queue = new Queue(queueName(type), { connection: client, prefix, skipMetasUpdate: true });
+      queue.on('error', () => undefined); // surfaced by the calls themselves
+      return [type, queue];
+    }),
+  );
+  const keysByType = new Map(taskTypes.map((type) => [type, typeKeys(prefix, type)]));
+  const removeOnComplete = { age: Math.ceil(dedupeWindowMs / 1000) };
+  const jobOptions = (task: PlannedTask, now: number): JobsOptions => ({
+    jobId: task.jobId,
+    timestamp: now,
+    delay: Math.max(0, task.runAt - now),
+    attempts: task.attempts,
+    backoff: { type: BACKOFF_STRATEGY },
+    removeOnComplete,
+    removeOnFail: false,
+  });
+  const recordTtl = (expiresAt: number, now: number) => Math.max(expiresAt, now) - now + dedupeWindowMs;
+
+  async function enqueue(plan: Plan, now: number): Promise<EnqueueResult> {
+    await whenReady(client, timeoutMs);
+    // One command per task, all written to the connection before any reply is awaited: one
+    // round trip. (Plain commands rather than an ioredis pipeline: a pipeline object per
+    // call costs the voice agent's process slow garbage collections.) On a cluster, each
+    // command goes to the shard of its type's slot.
+    const conversation = encodeKeyPart(plan.conversationId);
+    const pending: Promise<Entry | undefined>[] = [];
+    for (const task of plan.tasks) {
+      const keys = keysByType.get(task.type)!;
+      const add = bullmqAddCommand(queues.get(task.type)!, task.type, task.data, jobOptions(task, now), task.jobId);
+      const scope = task.scope
+        ? [keys.scope(task.scope.id), task.scope.action, task.scope.version, conversation, task.idempotencyKey, recordTtl(task.expiresAt, now)]
+        : ['', '', 0, '', '', 0];
+      const reply = callScriptWithKeys<unknown[]>(client, add.script, [
+        ...add.keysAndArgs,
+        keys.base, task.jobId, task.expiresAt, task.runAt, now, task.expired ? 1 : 0,
+        'expired: already past expiresAt when the outcome was enqueued',
+        ...scope,
+      ]);
+      pending.push(settleTask(task, reply));
+    }
+    for (const change of plan.scopeChanges) {
+      const keys = keysByType.get(change.type)!;
+      const settled = callScript(client, 'settleScope', keys.scope(change.scope.id), [
+        keys.base, change.scope.action, change.scope.version, conversation, now, dedupeWindowMs,
+      ]);
+      pending.push(step(settled, change.type, 'settle').then(() => undefined));
+    }
+    const entries = await Promise.all(pending);
+    const result: EnqueueResult = { conversationId: plan.conversationId, tasks: [], skipped: [...plan.skipped] };
+    for (const entry of entries) {
+      if (!entry) continue;
+      if ('reason' in entry) result.skipped.push(entry);
+      else result.tasks.push(entry);
+    }
+    return result;
+  }
+
+  type Entry = EnqueuedTask | { type: TaskType; reason: SkipReason };
+
+  /** Redis answered with an error: EnqueueError; no answer (timeout, connection lost) is left to conversationEnded. */
+  async function step<T>(promise: Promise<T>, type: TaskType, name: string): Promise<T> {
+    try {
+      return await promise;
+    } catch (error) {
+      if ((error as Error).name !== 'ReplyError') throw error;
+      throw new EnqueueError(`enqueueing ${type} failed at ${name}: ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  async function settleTask(task: PlannedTask, reply: Promise<unknown[]>): Promise<Entry> {
+    const [outcome, ...rest] = await step(reply, task.type, 'enqueue');
+    if (outcome === 'stale') return { type: task.type, reason: 'superseded' };
+    if (outcome === 'error') throw new EnqueueError(`enqueueing ${task.type} failed: BullMQ's add answered ${String(rest[0])}`);
+    const created = outcome === 'created';
+    const [runAt, expiresAt] = rest;
+    return {
+      type: task.type,
+      jobId: task.jobId,
+      idempotencyKey: task.idempotencyKey,
+      runAt: toIso(created || !runAt ? task.runAt : Number(runAt)),
+      expiresAt: toIso(created || !expiresAt ? task.expiresAt : Number(expiresAt)),
+      created,
+      expired: task.expired,
+    };
+  }
+
+  const unavailable = (detail: string, cause?: unknown) =>
+    new RedisUnavailableError(
+      `${where} ${detail}; the outcome may not have been enqueued (calling conversationEnded again is safe: it is idempotent)`,
+      cause === undefined ? undefined : { cause },
+    );
+  // The connection aftercall makes bounds every command (commandTimeout); a connection
+  // given by the caller may not, so its calls race a deadline of their own.
+  const commandsAreBounded = ownsConnection && Number((client as { options?: { commandTimeout?: number } }).options?.commandTimeout) > 0;
+
+  async function conversationEnded(input: unknown): Promise<EnqueueResult> {
+    const started = performance.now();
+    let outcome: ConversationOutcome;
+    try {
+      outcome = parseConversationOutcome(input);
+    } catch (error) {
+      producerMetrics.outcomes.inc({ result: 'rejected' });
+      throw error;
+    }
+    const now = clock();
+    const plan = planOutcome(outcome, taskConfigs, now);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      let result: EnqueueResult;
+      if (commandsAreBounded) {
+        result = await enqueue(plan, now);
+      } else {
+        const deadline = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(unavailable(`did not answer within ${timeoutMs} ms`)), timeoutMs);
+        });
+        result = await Promise.race([enqueue(plan, now), deadline]);
+      }
+      producerMetrics.outcomes.inc({ result: 'accepted' });
+      for (const task of result.tasks) producerMetrics.tasks.inc({ type: task.type, created: String(task.created) });
+      producerMetrics.duration.observe((performance.now() - started) / 1000);
+      return result;
+    } catch (error) {
+      producerMetrics.outcomes.inc({ result: 'unavailable' });
+      if (error instanceof RedisUnavailableError || error instanceof EnqueueError) throw error;
+      const message = (error as Error).message;
+      throw unavailable(/timed out/i.test(message) ? `did not answer within ${timeoutMs} ms` : `failed: ${message}`, error);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  return {
+    conversationEnded,
+    taskConfigs,
+    async close() {
+      await Promise.all([...queues.values()].map((queue) => queue.close().catch(() => undefined)));
+      if (ownsConnection) client.disconnect();
+    },
+  };
+}

@@ -1,0 +1,86 @@
+/**
+ * Queue names and Redis keys.
+ *
+ * Every task type has its own BullMQ queue named `{<type>}`: the braces are a Redis
+ * Cluster hash tag, so every key of one type (the queue's lists and sets, its jobs, its
+ * dead-letter entries, its expiry index, its booking records) hashes to one slot, and
+ * the types spread over the shards. Whatever must be atomic stays inside one type's slot;
+ * nothing atomic spans two types.
+ *
+ * Layout, with the default prefix `aftercall`:
+ *   aftercall:{send_email}:wait|delayed|active|failed|...   BullMQ's own keys
+ *   aftercall:{send_email}:<jobId>                          a job (BullMQ hash)
+ *   aftercall:{send_email}:failed                           the type's dead-letter store
+ *   aftercall:{send_email}:expiry                           expiry index: jobId by expiresAt
+ *   aftercall:{send_email}:retrying                         jobs waiting for a retry (for metrics)
+ *   aftercall:{send_email}:dead-letter-counts               dead-letter depth by reason
+ *   aftercall:{send_email}:stats                            counters kept in Redis (created)
+ *   aftercall:{schedule_reminder}:scope:<bookingId>         the booking's current reminder
+ *   aftercall:{schedule_reminder}:conversation:<convId>     the reminder a conversation created
+ *   aftercall:{schedule_reminder}:sms-ledger:<key>          what Twilio was sent for a task (twilio.ts)
+ *   aftercall:{aftercall-maintenance}:...                   the sweeper's scheduler queue
+ */
+import { DEFAULT_PREFIX, PREFIX_PATTERN } from '../config/defaults.js';
+import { encodeKeyPart } from '../tasks/job-id.js';
+
+
+
+export function queueName(type: string): string {
+  return `{${type}}`;
+}
+
+export const MAINTENANCE_QUEUE = '{aftercall-maintenance}';
+
+export interface TypeKeys {
+  /** `<prefix>:{<type>}:`, the prefix of every key of the type; a job's key is base + jobId. */
+  base: string;
+  wait: string;
+  paused: string;
+  delayed: string;
+  prioritized: string;
+  active: string;
+  completed: string;
+  failed: string;
+  stalled: string;
+  events: string;
+  meta: string;
+  marker: string;
+  expiry: string;
+  retrying: string;
+  deadLetterCounts: string;
+  stats: string;
+  job(jobId: string): string;
+  lock(jobId: string): string;
+  scope(scopeId: string): string;
+  conversation(conversationId: string): string;
+  smsLedger(idempotencyKey: string): string;
+}
+
+export function typeKeys(prefix: string, type: string): TypeKeys {
+  const base = `${prefix}:${queueName(type)}:`;
+  return {
+    base,
+    wait: `${base}wait`,
+    paused: `${base}paused`,
+    delayed: `${base}delayed`,
+    prioritized: `${base}prioritized`,
+    active: `${base}active`,
+    completed: `${base}completed`,
+    failed: `${base}failed`,
+    stalled: `${base}stalled`,
+    events: `${base}events`,
+    meta: `${base}meta`,
+    marker: `${base}marker`,
+    expiry: `${base}expiry`,
+    retrying: `${base}retrying`,
+    deadLetterCounts: `${base}dead-letter-counts`,
+    stats: `${base}stats`,
+    job: (jobId) => `${base}${jobId}`,
+    lock: (jobId) => `${base}${jobId}:lock`,
+    scope: (scopeId) => `${base}scope:${encodeKeyPart(scopeId)}`,
+    conversation: (conversationId) => `${base}conversation:${encodeKeyPart(conversationId)}`,
+    smsLedger: (idempotencyKey) => `${base}sms-ledger:${encodeKeyPart(idempotencyKey)}`,
+  };
+}
+
+export { DEFAULT_PREFIX, PREFIX_PATTERN };

@@ -1,0 +1,200 @@
+/**
+ * The shared job handler: what every worker runs for every job, whatever its type.
+ *
+ * 1. Read the job back and validate it (envelope and the type's payload schema). Data
+ *    that fails is dead-lettered with reason `invalid`; the worker keeps running.
+ * 2. Check expiry at pickup: a job whose expiresAt has passed, or comes sooner than one
+ *    attempt can take (the provider request timeout), is dead-lettered with reason
+ *    `expired`; the provider is not called. So no delivery arrives after its expiry.
+ * 3. A scoped task (a booking's reminder) that is no longer its scope's current task
+ *    (replaced or cancelled while it was being picked up) completes without delivery.
+ * 4. Deliver through the type's processor and port, with the idempotency key.
+ * 5. On failure, decide:
+ *    - terminal error: dead-letter now, reason `terminal`;
+ *    - retryable, but this was the last attempt: dead-letter, reason `exhausted`;
+ *    - retryable, but the next attempt (after backoff, or the provider's Retry-After)
+ *      would start after expiresAt: dead-letter now, reason `expired`;
+ *    - otherwise hand BullMQ the delay and let it schedule the retry.
+ *
+ * Dead-lettering moves the job out of the active list into the type's dead-letter store
+ * in one script that checks this worker's lock (dead-letter-active.lua), so it happens
+ * once even when processes race. The handler then throws BullMQ's DelayedError, which
+ * tells BullMQ the job has been moved already and must not be finished again.
+ *
+ * Every outcome is one log line: conversationId, jobId, type, attempt, durationMs,
+ * result, and reason and error when it failed. Never the payload.
+ */
+import { DelayedError, type Job } from 'bullmq';
+import { scrubText, type Logger } from './logger.js';
+import { retryDelay, RetryScheduledError, type RetryPolicy } from './retry-policy.js';
+import { parseJobData } from '../tasks/job-data.js';
+import type { TypeKeys } from '../redis/keys.js';
+import { callScript, type RedisClient } from '../redis/scripts.js';
+import type { DeliveryPort, DeliveryReceipt } from '../contract/delivery-port.js';
+import { RetryableDeliveryError, TerminalDeliveryError } from '../delivery/errors.js';
+import type { AnyTaskDefinition, TaskConfig } from '../tasks/catalog.js';
+import { formatDuration, toIso, type Clock } from '../contract/time.js';
+import type { DeadLetterReason } from '../redis/dead-letter-queue.js';
+
+export type JobResult = 'completed' | 'retrying' | 'dead_lettered' | 'superseded';
+
+export interface JobOutcomeEvent {
+  type: string;
+  jobId: string;
+  conversationId?: string;
+  attempt: number;
+  durationMs: number;
+  result: JobResult;
+  reason?: DeadLetterReason;
+  error?: string;
+  /** When the task became due (epoch ms): its creation, or its scheduled run time. */
+  dueAt?: number;
+  provider?: string;
+  /** Whether the provider was called in this attempt. */
+  calledProvider: boolean;
+  /** How the provider call went, when there was one. */
+  attemptResult?: 'success' | 'retryable_error' | 'terminal_error';
+}
+
+export interface JobHandlerOptions {
+  definition: AnyTaskDefinition;
+  config: TaskConfig;
+  port: DeliveryPort;
+  keys: TypeKeys;
+  client: RedisClient;
+  retryPolicy: RetryPolicy;
+  /**
+   * The longest one delivery attempt can take (the provider request timeout). An attempt
+   * starts only when it can end before the task's expiry, so no delivery arrives stale.
+   */
+  deliveryTimeoutMs: number;
+  clock: Clock;
+  logger: Logger;
+  /** Called once per job outcome (metrics). */
+  onOutcome?: (event: JobOutcomeEvent) => void;
+}
+
+interface Failure {
+  kind: 'retryable' | 'terminal';
+  message: string;
+  retryAfterMs?: number;
+  /** The provider refused our credentials: every job of the type will fail the same way. */
+  configuration?: boolean;
+}
+
+function classify(error: unknown): Failure {
+  if (error instanceof TerminalDeliveryError) {
+    return { kind: 'terminal', message: error.message, ...(error.details.configuration && { configuration: true }) };
+  }
+  if (error instanceof RetryableDeliveryError) {
+    return {
+      kind: 'retryable',
+      message: error.message,
+      ...(error.details.retryAfterMs !== undefined && { retryAfterMs: error.details.retryAfterMs }),
+    };
+  }
+  const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  return { kind: 'retryable', message: `unexpected error: ${message}` };
+}
+
+const NEVER_ABORTED = new AbortController().signal;
+
+export function createJobHandler(options: JobHandlerOptions) {
+  const { definition, config, port, keys, client, retryPolicy, clock, logger } = options;
+
+  // Two parameters, not three: BullMQ makes an AbortController for every job of a
+  // processor that takes a signal, and nothing here cancels a delivery on BullMQ's behalf
+  // (each provider request has its own timeout).
+  return async function handleJob(job: Job, token?: string): Promise<DeliveryReceipt | { superseded: true }> {
+    const startedAt = clock();
+    const jobId = job.id!;
+    const attempt = job.attemptsMade + 1;
+    const parsed = parseJobData(definition, job.data);
+    const conversationId = parsed.ok ? parsed.data.conversationId : parsed.envelope.conversationId;
+    const dueAt = parsed.ok ? Math.max(parsed.data.createdAt, parsed.data.runAt) : undefined;
+    if (job.attemptsMade > 0) {
+      // Back from a retry: no longer waiting for one (the gauge of retrying jobs).
+      await client.zrem(keys.retrying, jobId);
+    }
+
+    const report = (event: Omit<JobOutcomeEvent, 'type' | 'jobId' | 'attempt' | 'durationMs' | 'conversationId' | 'dueAt'>) => {
+      const full: JobOutcomeEvent = {
+        type: definition.type, jobId, attempt, durationMs: clock() - startedAt,
+        ...(conversationId !== undefined && { conversationId }),
+        ...(dueAt !== undefined && { dueAt }),
+        ...event,
+      };
+      const level = full.result === 'dead_lettered' ? 'warn' : 'info';
+      logger[level]({
+        conversationId: full.conversationId, jobId, type: full.type, attempt, durationMs: full.durationMs,
+        result: full.result, ...(full.reason && { reason: full.reason }), ...(full.error && { error: scrubText(full.error) }),
+      }, `job ${full.result}`);
+      options.onOutcome?.(full);
+    };
+
+    const deadLetter = async (reason: DeadLetterReason, message: string, attempts: number, calledProvider: boolean, attemptResult?: JobOutcomeEvent['attemptResult']): Promise<never> => {
+      const code = await callScript<number>(client, 'deadLetterActive', keys.job(jobId), [
+        keys.base, jobId, token ?? '', reason, `${reason}: ${message}`, attempts, clock(),
+      ]);
+      if (code !== 0) {
+        // The lock is no longer ours (the job stalled and another worker took it): that
+        // worker decides. BullMQ will fail to finish it here too and move on.
+        throw new Error(`could not dead-letter job ${jobId} (${reason}): lock lost (code ${code})`);
+      }
+      report({ result: 'dead_lettered', reason, error: message, calledProvider, ...(attemptResult && { attemptResult }) });
+      throw new DelayedError(`dead-lettered: ${reason}`);
+    };
+
+    if (!parsed.ok) {
+      const detail = parsed.issues.map((issue) => `${issue.path}: ${issue.message}`).join('; ');
+      return deadLetter('invalid', `job data does not match the ${definition.type} schema: ${detail}`, job.attemptsMade, false);
+    }
+    const task = parsed.data;
+    const now = clock();
+    if (now >= task.expiresAt) {
+      return deadLetter('expired', `expired at pickup: expiresAt ${toIso(task.expiresAt)} passed ${formatDuration(now - task.expiresAt)} before`, job.attemptsMade, false);
+    }
+    if (now + options.deliveryTimeoutMs >= task.expiresAt) {
+      return deadLetter('expired', `expires at ${toIso(task.expiresAt)}, sooner than one delivery attempt may take (${formatDuration(options.deliveryTimeoutMs)})`, job.attemptsMade, false);
+    }
+    if (task.scopeId !== undefined) {
+      const current = await client.hget(keys.scope(task.scopeId), 'jobId');
+      if (current !== null && current !== jobId) {
+        report({ result: 'superseded', calledProvider: false });
+        return { superseded: true };
+      }
+    }
+
+    try {
+      const receipt = await definition.process(
+        {
+          type: definition.type, jobId, idempotencyKey: task.idempotencyKey, conversationId: task.conversationId,
+          attempt, createdAt: task.createdAt, expiresAt: task.expiresAt, payload: task.payload,
+        },
+        port,
+        NEVER_ABORTED,
+      );
+      report({ result: 'completed', provider: receipt.provider, calledProvider: true, attemptResult: 'success' });
+      return receipt;
+    } catch (error) {
+      const failure = classify(error);
+      if (failure.configuration) {
+        logger.error({ type: definition.type, jobId, provider: error instanceof TerminalDeliveryError ? error.details.provider : undefined, error: scrubText(failure.message) }, 'configuration error: the provider refused our credentials');
+      }
+      if (failure.kind === 'terminal') return deadLetter('terminal', failure.message, attempt, true, 'terminal_error');
+      // The attempts the job was enqueued with (the producer's configuration at the time).
+      const maxAttempts = job.opts.attempts || config.attempts;
+      if (attempt >= maxAttempts) {
+        return deadLetter('exhausted', `${failure.message} (attempt ${attempt} of ${maxAttempts})`, attempt, true, 'retryable_error');
+      }
+      const delay = retryDelay(attempt, retryPolicy, failure.retryAfterMs);
+      const nextAttemptAt = clock() + delay;
+      if (nextAttemptAt + options.deliveryTimeoutMs >= task.expiresAt) {
+        return deadLetter('expired', `${failure.message}; the next attempt (in ${formatDuration(delay)}) could not end before expiresAt ${toIso(task.expiresAt)}`, attempt, true, 'retryable_error');
+      }
+      await client.zadd(keys.retrying, nextAttemptAt, jobId);
+      report({ result: 'retrying', error: failure.message, calledProvider: true, attemptResult: 'retryable_error' });
+      throw new RetryScheduledError(failure.message, delay);
+    }
+  };
+}

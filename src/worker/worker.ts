@@ -1,0 +1,190 @@
+/**
+ * One fleet process: BullMQ workers for the selected task types (one queue per type,
+ * `concurrency` jobs at once per queue), the expiry sweeper, and a clean shutdown.
+ * Run many side by side; they share the work through Redis.
+ *
+ * Start-up refuses a task type that is switched on but has nowhere to go (a channel that
+ * is chosen but not configured: no webhook URL, no signing secret, no Resend or Twilio
+ * credentials), naming the variable. Connections reconnect forever: a Redis restart
+ * pauses the process, it does not stop it.
+ *
+ * Shutdown (SIGTERM, SIGINT, or `close()`): stop taking jobs, let active jobs finish
+ * within the grace period (default 25 s), then close. Jobs still running when the grace
+ * period ends keep their lock until it lapses and are then picked up by another process
+ * (BullMQ's stalled-job recovery), as are the jobs of a process killed with SIGKILL; the
+ * idempotency key keeps the delivery single.
+ */
+import { hostname } from 'node:os';
+import { Worker } from 'bullmq';
+import type { AftercallConfig } from '../config/environment.js';
+import { startExpirySweeper, type ExpirySweeper, type SweepResult } from './expiry-sweeper.js';
+import { createLogger, scrubText, type Logger } from './logger.js';
+import { createWorkerMetrics, type WorkerMetrics } from './worker-metrics.js';
+import { startMetricsServer } from './health-server.js';
+import { createJobHandler, type JobOutcomeEvent } from './job-handler.js';
+import type { DeliveryPort } from '../contract/delivery-port.js';
+import { createDeliveryRouter } from '../delivery/routing.js';
+import { backoffStrategy } from './retry-policy.js';
+import { createRedisConnection, describeRedisUrl } from '../redis/connection.js';
+import { queueName, typeKeys } from '../redis/keys.js';
+import { defineScripts } from '../redis/scripts.js';
+import { resolveTaskConfigs, taskDefinition, taskTypes, type TaskType } from '../tasks/catalog.js';
+import { systemClock, type Clock } from '../contract/time.js';
+
+export interface WorkerProcessOptions {
+  config: AftercallConfig;
+  /** Task types to serve; default every type that is switched on. */
+  queues?: readonly TaskType[];
+  /** Jobs at once per queue; default WORKER_CONCURRENCY. */
+  concurrency?: number;
+  /** Delivery port per type, in place of the configured channels (tests). */
+  ports?: Partial<Record<TaskType, DeliveryPort>>;
+  /** Take part in the expiry sweep; default SWEEPER_ENABLED. */
+  sweeper?: boolean;
+  clock?: Clock;
+  logger?: Logger;
+  onOutcome?: (event: JobOutcomeEvent) => void;
+  onSweep?: (result: SweepResult) => void;
+  /** Port of /metrics, /healthz, /readyz; default METRICS_PORT; 0: none. */
+  metricsPort?: number;
+}
+
+export interface FleetWorker {
+  readonly name: string;
+  readonly queues: readonly TaskType[];
+  readonly metrics: WorkerMetrics;
+  /** Where /metrics, /healthz and /readyz are served, when they are. */
+  readonly metricsUrl: string | undefined;
+  /** Resolves once every queue's worker is running. */
+  readonly ready: Promise<void>;
+  /** Graceful shutdown; resolves when the process may exit. */
+  close(): Promise<void>;
+}
+
+export async function startWorker(options: WorkerProcessOptions): Promise<FleetWorker> {
+  const { config } = options;
+  const logger = options.logger ?? createLogger({ level: config.logLevel });
+  const clock = options.clock ?? systemClock;
+  const taskConfigs = resolveTaskConfigs(config.tasks);
+  const enabledTypes = taskTypes.filter((type) => taskConfigs.get(type)!.enabled);
+  const queues = options.queues ?? enabledTypes;
+  const concurrency = options.concurrency ?? config.worker.concurrency;
+  const name = `${hostname()}:${process.pid}`;
+  const client = createRedisConnection('worker', { url: config.redisUrl, name: `aftercall-worker:${name}` });
+  const metrics = createWorkerMetrics({ client, prefix: config.prefix, clock, types: enabledTypes });
+  let port: DeliveryPort;
+  try {
+    // Throws ConfigError naming each variable a served type's channels need.
+    port = createDeliveryRouter({ config, types: queues, redis: client, observe: metrics.observeProvider, ...(options.ports && { ports: options.ports }) });
+  } catch (error) {
+    client.disconnect();
+    throw error;
+  }
+  defineScripts(client);
+
+  const workers = queues.map((type) => {
+    const definition = taskDefinition(type);
+    const handler = createJobHandler({
+      definition,
+      config: taskConfigs.get(type)!,
+      port,
+      keys: typeKeys(config.prefix, type),
+      client,
+      retryPolicy: config.retry,
+      deliveryTimeoutMs: config.webhook.timeoutMs,
+      clock,
+      logger,
+      onOutcome: (event) => {
+        metrics.onJobOutcome(event);
+        options.onOutcome?.(event);
+      },
+    });
+    const worker = new Worker(queueName(type), handler, {
+      connection: client,
+      prefix: config.prefix,
+      name,
+      concurrency,
+      lockDuration: config.worker.lockDurationMs,
+      stalledInterval: config.worker.stalledIntervalMs,
+      maxStalledCount: config.worker.maxStalledCount,
+      settings: { backoffStrategy: backoffStrategy(config.retry) },
+    });
+    worker.on('error', (error) => logger.error({ type, err: scrubText(error.message) }, 'worker error'));
+    worker.on('failed', (job, error) => {
+      // Jobs the handler dead-letters or schedules for a retry never get here. This is
+      // BullMQ failing a job by itself (one that crashed its workers too often: into the
+      // failed set, the dead-letter store, as exhausted), or an error that escaped the
+      // handler (Redis lost mid-job), which BullMQ retries while attempts remain.
+      if (job && error.name !== 'RetryScheduledError') {
+        const final = job.finishedOn !== undefined;
+        logger.warn({
+          type, jobId: job.id, attempt: job.attemptsMade, result: final ? 'dead_lettered' : 'retrying',
+          ...(final && { reason: 'exhausted' }), error: scrubText(error.message),
+        }, 'job failed');
+      }
+    });
+    return worker;
+  });
+
+  let sweeper: ExpirySweeper | undefined;
+  if (options.sweeper ?? config.sweeper.enabled) {
+    sweeper = await startExpirySweeper({
+      client,
+      prefix: config.prefix,
+      intervalMs: config.sweeper.intervalMs,
+      batchSize: config.sweeper.batchSize,
+      dedupeWindowMs: config.dedupeWindowMs,
+      logger,
+      clock,
+      workerName: name,
+      onSweep: (result) => {
+        metrics.onSweep(result);
+        options.onSweep?.(result);
+      },
+    });
+  }
+  metrics.serving(queues);
+
+  let closing: Promise<void> | undefined;
+  const metricsPort = options.metricsPort ?? config.metricsPort;
+  const server =
+    metricsPort > 0
+      ? await startMetricsServer({
+          port: metricsPort,
+          registry: metrics.registry,
+          ready: async () =>
+            !closing &&
+            workers.every((worker) => worker.isRunning()) &&
+            (await Promise.race([client.ping().then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 1_000).unref())])),
+        })
+      : undefined;
+
+  const ready = Promise.all(workers.map((worker) => worker.waitUntilReady())).then(() => {
+    logger.info({ queues, concurrency, redis: describeRedisUrl(config.redisUrl), sweeper: !!sweeper }, 'worker started');
+  });
+
+  const close = () => {
+    closing ??= (async () => {
+      logger.info({ graceMs: config.worker.shutdownGraceMs }, 'worker stopping: no new jobs, waiting for active ones');
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = await Promise.race([
+        Promise.all(workers.map((worker) => worker.close())).then(() => false),
+        new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(true), config.worker.shutdownGraceMs);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (timedOut) {
+        logger.warn('grace period over: jobs still running will be picked up by another worker');
+        await Promise.all(workers.map((worker) => worker.close(true)));
+      }
+      await sweeper?.close();
+      await server?.close();
+      await client.quit().catch(() => client.disconnect());
+      logger.info('worker stopped');
+    })();
+    return closing;
+  };
+
+  return { name, queues, metrics, metricsUrl: server?.url, ready, close };
+}
