@@ -7,7 +7,13 @@ import { createHmac } from 'node:crypto';
 import http from 'node:http';
 import { pino } from 'pino';
 import { Webhook } from 'standardwebhooks';
-import { createLogger, createWorkerMetrics, planOutcome, resolveTaskConfigs, taskDefinition } from '../dist/src/index.js';
+import {
+  createLogger,
+  createWorkerMetrics,
+  planOutcome,
+  resolveTaskConfigs,
+  taskDefinition,
+} from '../dist/src/index.js';
 import { jobEnvelopeSchema, parseJobData } from '../dist/src/tasks/job-data.js';
 import { noActionOutcome, pool, TYPE, WEBHOOK_SECRET } from './harness.mjs';
 
@@ -26,18 +32,42 @@ export async function handlerCosts({ quick }) {
   const now = Date.now();
   const data = planOutcome(noActionOutcome(1, now), resolveTaskConfigs(), now).tasks[0].data;
   const stored = JSON.parse(JSON.stringify(data));
-  const line = { conversationId: data.conversationId, jobId: 'bench-1%3Aupdate_crm', type: TYPE, attempt: 1, durationMs: 0, result: 'completed' };
+  const line = {
+    conversationId: data.conversationId,
+    jobId: 'bench-1%3Aupdate_crm',
+    type: TYPE,
+    attempt: 1,
+    durationMs: 0,
+    result: 'completed',
+  };
   const devNull = () => pino.destination({ dest: '/dev/null', sync: true });
   // The production logger (level info, redaction of secret and customer fields), and the
   // same options without the redaction, each writing to /dev/null.
   const logger = createLogger({ level: 'info', destination: devNull() });
   const unredacted = pino(
-    { name: 'aftercall', level: 'info', base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime, formatters: { level: (label) => ({ level: label }) } },
+    {
+      name: 'aftercall',
+      level: 'info',
+      base: { pid: process.pid },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+    },
     devNull(),
   );
   const definition = taskDefinition(TYPE);
   const metrics = createWorkerMetrics({ client: {}, prefix: 'bench-breakdown' });
-  const event = { type: TYPE, jobId: line.jobId, conversationId: data.conversationId, attempt: 1, durationMs: 1, result: 'completed', dueAt: now, provider: 'noop', calledProvider: true, attemptResult: 'success' };
+  const event = {
+    type: TYPE,
+    jobId: line.jobId,
+    conversationId: data.conversationId,
+    attempt: 1,
+    durationMs: 1,
+    result: 'completed',
+    dueAt: now,
+    provider: 'noop',
+    calledProvider: true,
+    attemptResult: 'success',
+  };
   return {
     logLine: await cpuPerCall(() => logger.info(line, 'job completed'), iterations),
     logLineWithoutRedaction: await cpuPerCall(() => unredacted.info(line, 'job completed'), iterations),
@@ -61,7 +91,14 @@ export async function deliveryCosts({ quick, url, concurrency }) {
   const requests = quick ? 200 : 2_000;
   const now = Date.now();
   const data = planOutcome(noActionOutcome(1, now), resolveTaskConfigs(), now).tasks[0].data;
-  const body = JSON.stringify({ type: TYPE, idempotencyKey: data.idempotencyKey, conversationId: data.conversationId, jobId: 'bench-1%3Aupdate_crm', attempt: 1, payload: data.payload });
+  const body = JSON.stringify({
+    type: TYPE,
+    idempotencyKey: data.idempotencyKey,
+    conversationId: data.conversationId,
+    jobId: 'bench-1%3Aupdate_crm',
+    attempt: 1,
+    payload: data.payload,
+  });
   const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency * 2 });
   const viaFetch = async () => {
     const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
@@ -69,10 +106,18 @@ export async function deliveryCosts({ quick, url, concurrency }) {
   };
   const viaHttp = () =>
     new Promise((resolve, reject) => {
-      const request = http.request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (response) => {
-        response.resume();
-        response.on('end', resolve);
-      });
+      const request = http.request(
+        url,
+        {
+          method: 'POST',
+          agent,
+          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+        },
+        (response) => {
+          response.resume();
+          response.on('end', resolve);
+        },
+      );
       request.on('error', reject);
       request.end(body);
     });
@@ -98,7 +143,13 @@ export async function deliveryCosts({ quick, url, concurrency }) {
       nodeHttpMsPerRequest: httpLoop.msPerRequest,
       nodeHttpRequestsPerSecond: httpLoop.requestsPerSecond,
       signStandardWebhooks: await cpuPerCall(() => signer.sign('bench-1%3Aupdate_crm', new Date(), body), iterations),
-      signNodeCrypto: await cpuPerCall(() => createHmac('sha256', key).update(`bench-1%3Aupdate_crm.${Math.floor(Date.now() / 1000)}.${body}`).digest('base64'), iterations),
+      signNodeCrypto: await cpuPerCall(
+        () =>
+          createHmac('sha256', key)
+            .update(`bench-1%3Aupdate_crm.${Math.floor(Date.now() / 1000)}.${body}`)
+            .digest('base64'),
+        iterations,
+      ),
     };
   } finally {
     agent.destroy();

@@ -13,7 +13,12 @@ function outcome(id, now) {
     endedAt: new Date(now - 1_000).toISOString(),
     outcome: 'booked',
     customer: { id: 'cus-1', name: 'Ada Lovelace', email: 'ada@example.com', phone: '+14155550100', locale: 'en-GB' },
-    booking: { id: `bk-${id}`, startsAt: new Date(now + 72 * HOUR).toISOString(), address: '1 Main St', service: 'Check-up' },
+    booking: {
+      id: `bk-${id}`,
+      startsAt: new Date(now + 72 * HOUR).toISOString(),
+      address: '1 Main St',
+      service: 'Check-up',
+    },
     ticket: { id: `T-${id}`, status: 'open' },
     surveyOptIn: true,
     summary: 'Booked a check-up for Monday.',
@@ -51,15 +56,19 @@ export async function enqueueLatency({ quick }) {
       const started = performance.now();
       await Promise.all(
         queues.map((queue, index) =>
-          queue.add(TYPES[index], { conversationId: input.conversationId, payload: input }, {
-            jobId: `${input.conversationId}%3A${TYPES[index]}`,
-            timestamp: now,
-            delay: index === 2 || index === 4 ? HOUR : 0,
-            attempts: 3,
-            backoff: { type: 'aftercall' },
-            removeOnComplete: { age: 86_400 },
-            removeOnFail: false,
-          }),
+          queue.add(
+            TYPES[index],
+            { conversationId: input.conversationId, payload: input },
+            {
+              jobId: `${input.conversationId}%3A${TYPES[index]}`,
+              timestamp: now,
+              delay: index === 2 || index === 4 ? HOUR : 0,
+              attempts: 3,
+              backoff: { type: 'aftercall' },
+              removeOnComplete: { age: 86_400 },
+              removeOnFail: false,
+            },
+          ),
         ),
       );
       samples.push(performance.now() - started);

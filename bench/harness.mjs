@@ -89,9 +89,30 @@ export async function startRedis() {
   if (!binary) return { url: REDIS_URL, isolated: false, async stop() {} };
   const dir = tempDir('aftercall-bench-redis-');
   const port = await freePort();
-  const child = track(spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', dir, '--logfile', ''], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  }));
+  const child = track(
+    spawn(
+      binary,
+      [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--daemonize',
+        'no',
+        '--dir',
+        dir,
+        '--logfile',
+        '',
+      ],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    ),
+  );
   let stderr = '';
   child.stderr.on('data', (chunk) => {
     stderr += chunk;
@@ -113,7 +134,13 @@ export async function startRedis() {
       if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode}: ${stderr}`);
       const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
       probe.on('error', () => undefined);
-      const ok = await probe.connect().then(() => probe.ping()).then(() => true, () => false);
+      const ok = await probe
+        .connect()
+        .then(() => probe.ping())
+        .then(
+          () => true,
+          () => false,
+        );
       probe.disconnect();
       if (ok) break;
       if (Date.now() > deadline) throw new Error(`redis-server on port ${port} did not answer: ${stderr}`);
@@ -130,7 +157,7 @@ export async function startRedis() {
 export function describeRedis(server) {
   return server.isolated
     ? 'a private redis-server without persistence'
-    : 'the shared Redis at REDIS_URL (redis-server not found), so other clients\' load and commands may be counted';
+    : "the shared Redis at REDIS_URL (redis-server not found), so other clients' load and commands may be counted";
 }
 
 /**
@@ -216,7 +243,13 @@ export function noActionOutcome(id, at = Date.now()) {
     conversationId: `bench-${id}`,
     endedAt: new Date(at - 1_000).toISOString(),
     outcome: 'no_action',
-    customer: { id: `cus-${id % 1000}`, name: 'Ada Lovelace', email: 'ada@example.com', phone: '+14155550100', locale: 'en-GB' },
+    customer: {
+      id: `cus-${id % 1000}`,
+      name: 'Ada Lovelace',
+      email: 'ada@example.com',
+      phone: '+14155550100',
+      locale: 'en-GB',
+    },
     sentiment: 'neutral',
     summary: 'Customer asked about opening hours; nothing to follow up.',
     metadata: { agent: 'voice-bot-3', campaign: 'winter-check' },
@@ -251,7 +284,8 @@ export function oursEnqueuer(url, prefix) {
       // The first call alone, so that the connection is made before the load starts.
       const one = async (i) => {
         const result = await producer.conversationEnded(noActionOutcome(base + i, at));
-        if (result.tasks.length !== 1 || !result.tasks[0].created) throw new Error(`unexpected enqueue result ${JSON.stringify(result)}`);
+        if (result.tasks.length !== 1 || !result.tasks[0].created)
+          throw new Error(`unexpected enqueue result ${JSON.stringify(result)}`);
       };
       const first = !connected && n > 0 ? 1 : 0;
       if (first) {
@@ -345,7 +379,10 @@ function controlled(child, label) {
     stderr = (stderr + chunk).slice(-4_000);
   });
   const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  const failure = () => new Error(`${label} (pid ${child.pid}) exited (${child.exitCode ?? child.signalCode}); stderr: ${stderr.trim() || '(empty)'}`);
+  const failure = () =>
+    new Error(
+      `${label} (pid ${child.pid}) exited (${child.exitCode ?? child.signalCode}); stderr: ${stderr.trim() || '(empty)'}`,
+    );
   child.on('message', (message) => {
     if (message.reply !== undefined && pending.has(message.reply)) {
       const { resolve, reject } = pending.get(message.reply);
@@ -423,7 +460,18 @@ function controlled(child, label) {
  * The environment of an 'ours' process is what loadConfig reads: LOG_LEVEL info (the
  * production default), METRICS_PORT 0, no sweeper.
  */
-export async function startWorkerProcess({ side, url, prefix, concurrency, port = 'noop', webhookUrl, sampleEvery = 0, gcEvery = 0, log = 'file', nodeArgs = [] }) {
+export async function startWorkerProcess({
+  side,
+  url,
+  prefix,
+  concurrency,
+  port = 'noop',
+  webhookUrl,
+  sampleEvery = 0,
+  gcEvery = 0,
+  log = 'file',
+  nodeArgs = [],
+}) {
   let logPath;
   let stdout = 'ignore';
   if (side === 'ours') {
@@ -435,18 +483,20 @@ export async function startWorkerProcess({ side, url, prefix, concurrency, port 
     }
   }
   const options = { side, prefix, concurrency, port, webhookUrl, sampleEvery, gcEvery };
-  const child = track(spawn(process.execPath, [...nodeArgs, WORKER_SCRIPT, JSON.stringify(options)], {
-    env: {
-      PATH: process.env.PATH ?? '',
-      REDIS_URL: url,
-      AFTERCALL_PREFIX: prefix,
-      LOG_LEVEL: 'info',
-      METRICS_PORT: '0',
-      SWEEPER_ENABLED: 'false',
-      ...(webhookUrl && { WEBHOOK_SECRET, CRM_WEBHOOK_URL: webhookUrl }),
-    },
-    stdio: ['ignore', stdout, 'pipe', 'ipc'],
-  }));
+  const child = track(
+    spawn(process.execPath, [...nodeArgs, WORKER_SCRIPT, JSON.stringify(options)], {
+      env: {
+        PATH: process.env.PATH ?? '',
+        REDIS_URL: url,
+        AFTERCALL_PREFIX: prefix,
+        LOG_LEVEL: 'info',
+        METRICS_PORT: '0',
+        SWEEPER_ENABLED: 'false',
+        ...(webhookUrl && { WEBHOOK_SECRET, CRM_WEBHOOK_URL: webhookUrl }),
+      },
+      stdio: ['ignore', stdout, 'pipe', 'ipc'],
+    }),
+  );
   if (typeof stdout === 'number') closeSync(stdout);
   const worker = controlled(child, `${side} worker`);
   try {
@@ -477,7 +527,9 @@ export async function startWorkerProcess({ side, url, prefix, concurrency, port 
 
 /** The slow receiver: answers every request after `delayMs`, in a process of its own. */
 export async function startDelayServer(delayMs) {
-  const child = track(spawn(process.execPath, [DELAY_SERVER_SCRIPT, String(delayMs)], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] }));
+  const child = track(
+    spawn(process.execPath, [DELAY_SERVER_SCRIPT, String(delayMs)], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] }),
+  );
   const server = controlled(child, 'delay server');
   try {
     const { port } = await server.waitFor((message) => message.event === 'listening', 10_000);
@@ -491,7 +543,14 @@ export async function startDelayServer(delayMs) {
 /** Stops (or closes) everything given, ignoring what already stopped; never throws. */
 export async function stopAll(...things) {
   await Promise.all(
-    things.flat().filter(Boolean).map((thing) => Promise.resolve().then(() => (thing.stop ?? thing.close).call(thing)).catch(() => undefined)),
+    things
+      .flat()
+      .filter(Boolean)
+      .map((thing) =>
+        Promise.resolve()
+          .then(() => (thing.stop ?? thing.close).call(thing))
+          .catch(() => undefined),
+      ),
   );
 }
 
@@ -506,8 +565,19 @@ export async function stopAll(...things) {
  * with Redis' CPU unless `redisCpu` is false, and the receiver's when given a
  * `delayServer`); stop() stops them all.
  */
-export async function startSide({ side, url, prefix, processes = 1, bulk = true, redisCpu = true, delayServer, ...workerOptions }) {
-  const started = await Promise.allSettled(Array.from({ length: processes }, () => startWorkerProcess({ side, url, prefix, ...workerOptions })));
+export async function startSide({
+  side,
+  url,
+  prefix,
+  processes = 1,
+  bulk = true,
+  redisCpu = true,
+  delayServer,
+  ...workerOptions
+}) {
+  const started = await Promise.allSettled(
+    Array.from({ length: processes }, () => startWorkerProcess({ side, url, prefix, ...workerOptions })),
+  );
   const workers = started.filter((result) => result.status === 'fulfilled').map((result) => result.value);
   const failed = started.find((result) => result.status === 'rejected');
   if (failed) {
@@ -522,7 +592,16 @@ export async function startSide({ side, url, prefix, processes = 1, bulk = true,
     worker: workers[0],
     enqueuer,
     control,
-    run: (n, options) => measureRound({ control, enqueue: enqueuer.enqueue, workers, n, redisClient: redisCpu ? control.client : undefined, delayServer, ...options }),
+    run: (n, options) =>
+      measureRound({
+        control,
+        enqueue: enqueuer.enqueue,
+        workers,
+        n,
+        redisClient: redisCpu ? control.client : undefined,
+        delayServer,
+        ...options,
+      }),
     stop: () => stopAll(workers, enqueuer, control),
   };
 }
@@ -547,7 +626,17 @@ async function within(promise, ms) {
  * `timeoutMs`. Throughput is n / (the last job's finishing time in the workers - the
  * resume). Returns CPU use of each part.
  */
-export async function measureRound({ control, enqueue, workers, n, state = 'completed', redisClient, delayServer, pollMs = 20, timeoutMs = 600_000 }) {
+export async function measureRound({
+  control,
+  enqueue,
+  workers,
+  n,
+  state = 'completed',
+  redisClient,
+  delayServer,
+  pollMs = 20,
+  timeoutMs = 600_000,
+}) {
   const finishedCount = state === 'failed' ? control.failed : control.completed;
   await control.pause();
   const before = await finishedCount();

@@ -26,7 +26,15 @@ export async function horizontalScaling({ quick }) {
       for (const processes of counts) {
         const prefix = redis.prefix(`hs-${side}-${processes}`);
         const group = await startSide({
-          side, url: redis.url, prefix, processes, concurrency: IO_CONCURRENCY, port: 'webhook', webhookUrl: server.url, log: 'file', delayServer: server,
+          side,
+          url: redis.url,
+          prefix,
+          processes,
+          concurrency: IO_CONCURRENCY,
+          port: 'webhook',
+          webhookUrl: server.url,
+          log: 'file',
+          delayServer: server,
         });
         try {
           await group.run(warmupPerProcess * processes);
@@ -34,7 +42,9 @@ export async function horizontalScaling({ quick }) {
           for (let round = 0; round < rounds; round += 1) {
             const result = await group.run(perProcess * processes);
             results.push(result);
-            log(`horizontal-scaling ${side} ${processes} process(es) round ${round + 1}: ${result.jobsPerSecond.toFixed(0)} jobs/s`);
+            log(
+              `horizontal-scaling ${side} ${processes} process(es) round ${round + 1}: ${result.jobsPerSecond.toFixed(0)} jobs/s`,
+            );
           }
           const cpu = cpuMedians(results, cores);
           rows.push({
@@ -61,7 +71,8 @@ export async function horizontalScaling({ quick }) {
         }
       }
     }
-    const at = (side, processes) => rows.find((row) => row.side === side && row.processes === processes)?.jobsPerSecond.median;
+    const at = (side, processes) =>
+      rows.find((row) => row.side === side && row.processes === processes)?.jobsPerSecond.median;
     for (const row of rows) row.speedup = row.jobsPerSecond.median / at(row.side, 1);
     const speedup2 = at('ours', 2) / at('ours', 1);
     return {
@@ -76,7 +87,12 @@ export async function horizontalScaling({ quick }) {
       speedup2,
       speedup4: counts.includes(4) ? at('ours', 4) / at('ours', 1) : undefined,
       rawSpeedup2: at('raw', 2) / at('raw', 1),
-      goal: { metric: 'jobs/s with 2 processes / with 1', limit: 1.8, judged: !quick, met: quick ? null : speedup2 >= 1.8 },
+      goal: {
+        metric: 'jobs/s with 2 processes / with 1',
+        limit: 1.8,
+        judged: !quick,
+        met: quick ? null : speedup2 >= 1.8,
+      },
     };
   });
 }

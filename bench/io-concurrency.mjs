@@ -9,7 +9,16 @@
 // is finished; one warm-up round per side, the sides alternate. Private redis-server.
 import { cpus } from 'node:os';
 import { deliveryCosts } from './cost-breakdown.mjs';
-import { alternateRounds, cpuMedians, describeRedis, spread, startDelayServer, startSide, stopAll, withRedis } from './harness.mjs';
+import {
+  alternateRounds,
+  cpuMedians,
+  describeRedis,
+  spread,
+  startDelayServer,
+  startSide,
+  stopAll,
+  withRedis,
+} from './harness.mjs';
 
 export const IO_CONCURRENCY = 100;
 export const IO_LATENCY_MS = 100;
@@ -25,7 +34,16 @@ export async function ioConcurrency({ quick }) {
     for (const side of ['ours', 'raw']) {
       const prefix = redis.prefix(`io-${side}`);
       sides[side] = redis.stopLater(
-        await startSide({ side, url: redis.url, prefix, concurrency: IO_CONCURRENCY, port: 'webhook', webhookUrl: server.url, log: 'file', delayServer: server }),
+        await startSide({
+          side,
+          url: redis.url,
+          prefix,
+          concurrency: IO_CONCURRENCY,
+          port: 'webhook',
+          webhookUrl: server.url,
+          log: 'file',
+          delayServer: server,
+        }),
       );
     }
     const results = await alternateRounds({ sides, warmup, jobs, rounds, label: 'io-concurrency' });
@@ -39,7 +57,14 @@ export async function ioConcurrency({ quick }) {
       return {
         jobsPerSecond,
         efficiency: jobsPerSecond.median / IO_CEILING,
-        cpu: { worker: cpu.workers, redis: cpu.redis, server: cpu.server, machine: cpu.machine, allProcesses: cpu.allProcesses, workerMsPerJob: cpu.workerMsPerJob },
+        cpu: {
+          worker: cpu.workers,
+          redis: cpu.redis,
+          server: cpu.server,
+          machine: cpu.machine,
+          allProcesses: cpu.allProcesses,
+          workerMsPerJob: cpu.workerMsPerJob,
+        },
       };
     };
     const ours = summary('ours');
@@ -57,7 +82,12 @@ export async function ioConcurrency({ quick }) {
       ratio: ours.jobsPerSecond.median / raw.jobsPerSecond.median,
       // CPU of the delivery path's pieces (see cost-breakdown.mjs)
       delivery,
-      goal: { metric: 'ours jobs/s / ceiling (concurrency / latency)', limit: 0.9, judged: !quick, met: quick ? null : ours.efficiency >= 0.9 },
+      goal: {
+        metric: 'ours jobs/s / ceiling (concurrency / latency)',
+        limit: 0.9,
+        judged: !quick,
+        met: quick ? null : ours.efficiency >= 0.9,
+      },
     };
   });
 }

@@ -21,7 +21,16 @@
 // (what the process keeps, what a leak raises) within 10 % (max / min). RSS as sampled
 // between collections swings with the heap's sawtooth, and memory a collection frees is
 // not returned to the system at once: that band is reported, not judged.
-import { describeRedis, log, oursEnqueuer, sleep, startSide, startWorkerProcess, stopAll, withRedis } from './harness.mjs';
+import {
+  describeRedis,
+  log,
+  oursEnqueuer,
+  sleep,
+  startSide,
+  startWorkerProcess,
+  stopAll,
+  withRedis,
+} from './harness.mjs';
 import { CONCURRENCY } from './throughput.mjs';
 
 const WARMUP_TASKS = 100;
@@ -76,7 +85,15 @@ async function keyUsage(client, prefix) {
 /** One side's Redis memory per task; its processes are stopped before the next side starts. */
 async function redisPerTask({ redis, admin, side, port, tasks, label }) {
   const prefix = redis.prefix(`mem-${label}`);
-  const { run, stop } = await startSide({ side, url: redis.url, prefix, concurrency: CONCURRENCY, port, log: 'null', redisCpu: false });
+  const { run, stop } = await startSide({
+    side,
+    url: redis.url,
+    prefix,
+    concurrency: CONCURRENCY,
+    port,
+    log: 'null',
+    redisCpu: false,
+  });
   try {
     const state = port === 'terminal' ? 'failed' : 'completed';
     // Warm-up: scripts loaded into Redis, connections made, the queue's own keys created;
@@ -91,7 +108,8 @@ async function redisPerTask({ redis, admin, side, port, tasks, label }) {
     const after = await usedMemory(admin);
     const usage = await keyUsage(admin, prefix);
     const retained = tasks + WARMUP_TASKS;
-    if (usage.jobCount !== retained) throw new Error(`${label}: expected ${retained} retained jobs, found ${usage.jobCount}`);
+    if (usage.jobCount !== retained)
+      throw new Error(`${label}: expected ${retained} retained jobs, found ${usage.jobCount}`);
     return {
       tasks,
       retained,
@@ -119,14 +137,30 @@ function trend(values) {
 
 async function workerRss({ redis, jobs, sampleEvery, gcEvery, warmup }) {
   const prefix = redis.prefix('mem-rss');
-  const worker = await startWorkerProcess({ side: 'ours', url: redis.url, prefix, concurrency: CONCURRENCY, port: 'noop', log: 'null', sampleEvery, gcEvery, nodeArgs: ['--expose-gc'] });
+  const worker = await startWorkerProcess({
+    side: 'ours',
+    url: redis.url,
+    prefix,
+    concurrency: CONCURRENCY,
+    port: 'noop',
+    log: 'null',
+    sampleEvery,
+    gcEvery,
+    nodeArgs: ['--expose-gc'],
+  });
   const enqueuer = oursEnqueuer(redis.url, prefix);
   try {
     const samples = [];
     let processed = 0;
     worker.onMessage((message) => {
       if (message.event !== 'sample') return;
-      samples.push({ count: message.count, rss: message.rss, heapUsed: message.heapUsed, rssAfterGc: message.rssAfterGc, heapUsedAfterGc: message.heapUsedAfterGc });
+      samples.push({
+        count: message.count,
+        rss: message.rss,
+        heapUsed: message.heapUsed,
+        rssAfterGc: message.rssAfterGc,
+        heapUsedAfterGc: message.heapUsedAfterGc,
+      });
       processed = message.count;
     });
     const started = Date.now();
@@ -161,8 +195,13 @@ async function workerRss({ redis, jobs, sampleEvery, gcEvery, warmup }) {
       gcEvery,
       seconds,
       samples: samples.map((sample) => ({
-        count: sample.count, rssMiB: mib(sample.rss), heapUsedMiB: mib(sample.heapUsed),
-        ...(sample.rssAfterGc !== undefined && { rssAfterGcMiB: mib(sample.rssAfterGc), heapUsedAfterGcMiB: mib(sample.heapUsedAfterGc) }),
+        count: sample.count,
+        rssMiB: mib(sample.rss),
+        heapUsedMiB: mib(sample.heapUsed),
+        ...(sample.rssAfterGc !== undefined && {
+          rssAfterGcMiB: mib(sample.rssAfterGc),
+          heapUsedAfterGcMiB: mib(sample.heapUsedAfterGc),
+        }),
       })),
       // as sampled: the heap's sawtooth between full collections included
       rssMiB,
@@ -176,7 +215,8 @@ async function workerRss({ redis, jobs, sampleEvery, gcEvery, warmup }) {
     };
     // Flat: no trend in RSS, and the heap the process keeps (after a full GC) does not grow.
     // The band RSS moves in between collections (the heap's sawtooth) is reported, not judged.
-    result.flat = Math.abs(result.trend.change) <= 0.1 && (!result.heapUsedAfterGcMiB || result.heapUsedAfterGcMiB.growth <= 0.1);
+    result.flat =
+      Math.abs(result.trend.change) <= 0.1 && (!result.heapUsedAfterGcMiB || result.heapUsedAfterGcMiB.growth <= 0.1);
     return result;
   } finally {
     await stopAll(worker, enqueuer);
@@ -202,15 +242,24 @@ export async function memory({ quick }) {
         raw: await redisPerTask({ redis, admin, side: 'raw', port: 'terminal', tasks, label: 'raw-failed' }),
       },
     };
-    log(`memory: completed job ${redisMemory.completed.ours.perTaskKeys.toFixed(0)} B (raw ${redisMemory.completed.raw.perTaskKeys.toFixed(0)} B), dead letter ${redisMemory.deadLetter.ours.perTaskKeys.toFixed(0)} B`);
+    log(
+      `memory: completed job ${redisMemory.completed.ours.perTaskKeys.toFixed(0)} B (raw ${redisMemory.completed.raw.perTaskKeys.toFixed(0)} B), dead letter ${redisMemory.deadLetter.ours.perTaskKeys.toFixed(0)} B`,
+    );
     const rss = await workerRss({ redis, jobs: rssJobs, sampleEvery, gcEvery, warmup });
-    log(`memory: worker RSS ${rss.rssMiB.min.toFixed(1)}..${rss.rssMiB.max.toFixed(1)} MiB over ${rssJobs} jobs (${(rss.growth * 100).toFixed(1)} %); after a full GC ${rss.rssAfterGcMiB?.min.toFixed(1)}..${rss.rssAfterGcMiB?.max.toFixed(1)} MiB`);
+    log(
+      `memory: worker RSS ${rss.rssMiB.min.toFixed(1)}..${rss.rssMiB.max.toFixed(1)} MiB over ${rssJobs} jobs (${(rss.growth * 100).toFixed(1)} %); after a full GC ${rss.rssAfterGcMiB?.min.toFixed(1)}..${rss.rssAfterGcMiB?.max.toFixed(1)} MiB`,
+    );
     return {
       redis: describeRedis(redis),
       tasks,
       redisMemory,
       workerRss: rss,
-      goal: { metric: 'worker RSS trend (last quarter / first quarter - 1) and heap kept after a full GC, after warm-up', limit: 0.1, judged: !quick, met: quick ? null : rss.flat },
+      goal: {
+        metric: 'worker RSS trend (last quarter / first quarter - 1) and heap kept after a full GC, after warm-up',
+        limit: 0.1,
+        judged: !quick,
+        met: quick ? null : rss.flat,
+      },
     };
   });
 }

@@ -86,7 +86,11 @@ async function measure({ url, admin, harnessPorts, tasks, run }) {
     otherCommands: perTask(topLevelCalls - scriptCalls),
     allCommands: perTask(allCommands),
     insideScripts: perTask(allCommands - topLevelCalls),
-    topLevelByCommand: Object.fromEntries(Object.entries(topLevel).sort((a, b) => b[1] - a[1]).map(([name, count]) => [name, perTask(count)])),
+    topLevelByCommand: Object.fromEntries(
+      Object.entries(topLevel)
+        .sort((a, b) => b[1] - a[1])
+        .map(([name, count]) => [name, perTask(count)]),
+    ),
     // MONITOR's count of everything (a client's commands and its scripts') against commandstats'
     monitorAllCommands: perTask(topLevelCalls + inScripts),
   };
@@ -103,7 +107,16 @@ export async function redisCost({ quick }) {
       const prefix = redis.prefix(`cost-${side}`);
       // Raw: Queue.add, one call per task (not addBulk); the warm-up round needs no CPU figures.
       const { worker, enqueuer, control, run } = redis.stopLater(
-        await startSide({ side, url: redis.url, prefix, concurrency: CONCURRENCY, port: 'noop', log: 'null', bulk: false, redisCpu: false }),
+        await startSide({
+          side,
+          url: redis.url,
+          prefix,
+          concurrency: CONCURRENCY,
+          port: 'noop',
+          log: 'null',
+          bulk: false,
+          redisCpu: false,
+        }),
       );
       await control.client.ping();
       const harnessPorts = new Set([admin.stream.localPort, control.client.stream.localPort]);
@@ -112,7 +125,10 @@ export async function redisCost({ quick }) {
       await sleep(300);
 
       const backlog = await measure({
-        url: redis.url, admin, harnessPorts, tasks: backlogTasks,
+        url: redis.url,
+        admin,
+        harnessPorts,
+        tasks: backlogTasks,
         run: async () => {
           await control.pause();
           await worker.request('mark');
@@ -122,7 +138,10 @@ export async function redisCost({ quick }) {
         },
       });
       const trickle = await measure({
-        url: redis.url, admin, harnessPorts, tasks: trickleTasks,
+        url: redis.url,
+        admin,
+        harnessPorts,
+        tasks: trickleTasks,
         run: async () => {
           for (let i = 0; i < trickleTasks; i += 1) {
             await worker.request('mark');
@@ -132,7 +151,9 @@ export async function redisCost({ quick }) {
         },
       });
       sides[side] = { backlog, trickle };
-      log(`redis-cost ${side}: backlog ${backlog.topLevel.toFixed(2)} top-level / ${backlog.allCommands.toFixed(1)} all; trickle ${trickle.topLevel.toFixed(2)} / ${trickle.allCommands.toFixed(1)} per task`);
+      log(
+        `redis-cost ${side}: backlog ${backlog.topLevel.toFixed(2)} top-level / ${backlog.allCommands.toFixed(1)} all; trickle ${trickle.topLevel.toFixed(2)} / ${trickle.allCommands.toFixed(1)} per task`,
+      );
     }
     const ratios = {};
     for (const scenario of ['backlog', 'trickle']) {
@@ -151,7 +172,12 @@ export async function redisCost({ quick }) {
       raw: sides.raw,
       ratios,
       worstRatio: worst,
-      goal: { metric: 'ours / raw commands per task (top-level and all, both scenarios)', limit: 1.5, judged: !quick, met: quick ? null : worst <= 1.5 },
+      goal: {
+        metric: 'ours / raw commands per task (top-level and all, both scenarios)',
+        limit: 1.5,
+        judged: !quick,
+        met: quick ? null : worst <= 1.5,
+      },
     };
   });
 }

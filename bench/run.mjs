@@ -34,7 +34,9 @@ const BENCHMARKS = {
 
 const unknown = (only ?? []).filter((name) => !(name in BENCHMARKS));
 if (unknown.length) {
-  process.stderr.write(`bench: unknown benchmark ${unknown.join(', ')}; known: ${Object.keys(BENCHMARKS).join(', ')}\n`);
+  process.stderr.write(
+    `bench: unknown benchmark ${unknown.join(', ')}; known: ${Object.keys(BENCHMARKS).join(', ')}\n`,
+  );
   process.exit(2);
 }
 
@@ -50,7 +52,11 @@ for (const [name, run] of Object.entries(BENCHMARKS)) {
     // A quick run's sizes are too small for its timings to mean anything: no verdicts.
     if (quick && result.goal) result.goal = { ...result.goal, judged: false, met: null };
     else if (result.goal && result.goal.judged === undefined) result.goal = { ...result.goal, judged: true };
-    results.benchmarks[name] = { ...result, ranAt: new Date().toISOString(), seconds: (performance.now() - started) / 1000 };
+    results.benchmarks[name] = {
+      ...result,
+      ranAt: new Date().toISOString(),
+      seconds: (performance.now() - started) / 1000,
+    };
   } catch (error) {
     failures.push(name);
     process.stderr.write(`bench: ${name} failed: ${error.stack ?? error}\n`);
@@ -69,7 +75,11 @@ if (!quick && only && existsSync(resultsFile)) {
           results.benchmarks[name] = { ranAt: previous.machine.date, ...entry, fromEarlierRun: true };
         }
       }
-      results.benchmarks = Object.fromEntries(Object.keys(BENCHMARKS).filter((name) => name in results.benchmarks).map((name) => [name, results.benchmarks[name]]));
+      results.benchmarks = Object.fromEntries(
+        Object.keys(BENCHMARKS)
+          .filter((name) => name in results.benchmarks)
+          .map((name) => [name, results.benchmarks[name]]),
+      );
     }
   } catch {
     // an unreadable previous file is replaced
@@ -98,7 +108,9 @@ function verdict(goal, text) {
 
 /** Sections kept from an earlier run (a run with --only) say when they were measured. */
 function measuredAt(entry) {
-  return entry.fromEarlierRun && entry.ranAt ? [`_Measured in an earlier run, ${entry.ranAt.slice(0, 16).replace('T', ' ')} UTC._`, ''] : [];
+  return entry.fromEarlierRun && entry.ranAt
+    ? [`_Measured in an earlier run, ${entry.ranAt.slice(0, 16).replace('T', ' ')} UTC._`, '']
+    : [];
 }
 
 const plural = (count, word) => `${count} ${word}${count === 1 ? '' : 's'}`;
@@ -122,14 +134,14 @@ function enqueueLatencySection(e) {
         ]
       : []),
     '',
-    'Redis time is what Redis spent executing the calls\' commands (`INFO commandstats`, the scripts\' inner commands',
-    'included), client CPU this process\' CPU (`process.cpuUsage`), per call, measured in one more pass per side.',
+    "Redis time is what Redis spent executing the calls' commands (`INFO commandstats`, the scripts' inner commands",
+    "included), client CPU this process' CPU (`process.cpuUsage`), per call, measured in one more pass per side.",
     '',
     ...(e.goal.met === false
       ? [
-          '**Why missed.** Each task is one script that runs BullMQ\'s own add and, in the same atomic step, checks whether',
+          "**Why missed.** Each task is one script that runs BullMQ's own add and, in the same atomic step, checks whether",
           'the job exists already, indexes it by expiry, counts it for the creation rate and, for a reminder, claims its',
-          'booking: more work in Redis per task than a bare add (the Redis time above), and the outcome\'s validation and',
+          "booking: more work in Redis per task than a bare add (the Redis time above), and the outcome's validation and",
           'plan in the client. Both add to every call, and Redis runs the five scripts one after another. The absolute p99',
           `stays a few milliseconds against the voice agent's 200 ms budget; the p99 ratio moves from round to round`,
           `(${fmt(e.ratioP99PerRound?.min)}..${fmt(e.ratioP99PerRound?.max)} in this run), with whatever else the machine's two cores are doing.`,
@@ -150,10 +162,15 @@ function sweeperSection(s) {
     '',
     '| layout | live jobs | expired | dead-lettered by the sweep | sweep (ms) | Redis calls | calls > 10 ms | slowest call (ms) |',
     '|---|---|---|---|---|---|---|---|',
-    ...s.rows.map((row) => `| ${row.layout} | ${num(row.live)} | ${num(row.expired)} | ${num(row.deadLettered)} | ${range(row.ms, 1)} | ${row.redisCallsPerSweep} | ${row.callsOver10ms} | ${row.slowestCalls === undefined ? 'n/a' : row.slowestCalls.length ? fmt(row.slowestCalls[0].ms, 1) : '< 1'} |`),
+    ...s.rows.map(
+      (row) =>
+        `| ${row.layout} | ${num(row.live)} | ${num(row.expired)} | ${num(row.deadLettered)} | ${range(row.ms, 1)} | ${row.redisCallsPerSweep} | ${row.callsOver10ms} | ${row.slowestCalls === undefined ? 'n/a' : row.slowestCalls.length ? fmt(row.slowestCalls[0].ms, 1) : '< 1'} |`,
+    ),
     '',
     `Ratio of the sweep at ${num(s.largest)} to the sweep at ${num(s.smallest)} live jobs: ` +
-      Object.entries(s.ratios).map(([layout, ratio]) => `${layout} ${fmt(ratio)}`).join(', ') +
+      Object.entries(s.ratios)
+        .map(([layout, ratio]) => `${layout} ${fmt(ratio)}`)
+        .join(', ') +
       ` (${verdict(s.goal, 'goal ≤ 1.5, and no call over 10 ms outside waiting-random')}).`,
     '',
     '`waiting-random` is the worst case and has no goal: an expired waiting job is searched for from the consuming',
@@ -174,8 +191,8 @@ function throughputSection(t) {
     '',
     ...measuredAt(t),
     `${num(t.jobsPerRound)} \`update_crm\` jobs per round, drained by one worker process at concurrency ${t.concurrency} with a no-op`,
-    'delivery: aftercall\'s `startWorker` with an in-process no-op port, its jobs enqueued beforehand through the producer',
-    '(`conversationEnded` of a `no_action` outcome, one task each); raw BullMQ\'s `Worker` with a no-op processor, the same',
+    "delivery: aftercall's `startWorker` with an in-process no-op port, its jobs enqueued beforehand through the producer",
+    "(`conversationEnded` of a `no_action` outcome, one task each); raw BullMQ's `Worker` with a no-op processor, the same",
     `job data and options added with \`Queue.addBulk\`. Each side runs in a child process of its own, both on ${t.redis};`,
     'the queue is paused while a round is enqueued, and a round lasts from its resume to its last job. One warm-up round',
     `of ${num(t.warmupJobs)} jobs per side, then ${plural(t.ours.rounds, 'round')}, alternating the sides.`,
@@ -189,7 +206,7 @@ function throughputSection(t) {
     `| worker process busy (share of one core) | ${pct(t.cpu.ours.worker)} | ${pct(t.cpu.raw.worker)} | | |`,
     `| machine busy, all processes (share of all cores) | ${pct(t.cpu.ours.allProcesses)} | ${pct(t.cpu.raw.allProcesses)} | | |`,
     '',
-    'CPU per job is the process\' CPU time (`process.cpuUsage`; Redis: `used_cpu_user + used_cpu_sys`) over a round, divided',
+    "CPU per job is the process' CPU time (`process.cpuUsage`; Redis: `used_cpu_user + used_cpu_sys`) over a round, divided",
     'by its jobs (medians over rounds); it moves less than jobs/s when other work shares the machine.',
     '',
   ];
@@ -226,7 +243,7 @@ function ioSection(io) {
     `Every delivery takes ${io.latencyMs} ms: a receiver on loopback, in a process of its own, answers ${io.latencyMs} ms after reading the`,
     `request (it does not verify signatures). One worker process at concurrency ${io.concurrency} can finish at most`,
     `${num(io.ceiling)} jobs/s. aftercall delivers \`update_crm\` through the real signed webhook (\`WEBHOOK_SECRET\` set,`,
-    '`CRM_WEBHOOK_URL` pointing at the receiver), logging at `info` to a file; raw BullMQ\'s processor POSTs the job\'s data to',
+    "`CRM_WEBHOOK_URL` pointing at the receiver), logging at `info` to a file; raw BullMQ's processor POSTs the job's data to",
     `the same receiver with \`fetch\`. ${num(io.jobsPerRound)} jobs per round after a warm-up round of ${num(io.warmupJobs)}, ${plural(io.ours.jobsPerSecond.rounds, 'round')} per side,`,
     `alternating; on ${io.redis}.`,
     '',
@@ -276,7 +293,7 @@ function horizontalSection(h) {
     '',
     ...measuredAt(h),
     `The I/O-bound load of the previous section (${h.latencyMs} ms deliveries, concurrency ${h.concurrencyPerProcess} per process) served by ${h.counts.join(', ')}`,
-    'worker processes (child processes, `METRICS_PORT=0`), aftercall\'s and, for comparison, raw BullMQ\'s; fresh processes',
+    "worker processes (child processes, `METRICS_PORT=0`), aftercall's and, for comparison, raw BullMQ's; fresh processes",
     `for each count, a warm-up round, then rounds of ${num(h.jobsPerProcess)} jobs per process. CPU is shown in cores (1.00 = one core busy`,
     `for the whole round): the workers' \`process.cpuUsage\`, Redis' \`used_cpu\`, the receiver's; "machine" is the busy share of all`,
     `${h.cores} cores from \`/proc/stat\`, other processes on the machine included.`,
@@ -312,7 +329,10 @@ function horizontalSection(h) {
 function redisCostSection(c) {
   const row = (scenario, label, key, digits = 2) =>
     `| ${scenario} | ${label} | ${fmt(c.ours[scenario][key], digits)} | ${fmt(c.raw[scenario][key], digits)} | ${c.ratios[scenario][key] === undefined ? fmt(c.ours[scenario][key] / c.raw[scenario][key]) : fmt(c.ratios[scenario][key])} |`;
-  const byCommand = (side, scenario) => Object.entries(c[side][scenario].topLevelByCommand).map(([name, count]) => `${name} ${fmt(count)}`).join(', ');
+  const byCommand = (side, scenario) =>
+    Object.entries(c[side][scenario].topLevelByCommand)
+      .map(([name, count]) => `${name} ${fmt(count)}`)
+      .join(', ');
   return [
     '## Redis cost per task',
     '',
@@ -338,8 +358,8 @@ function redisCostSection(c) {
     `Top-level calls by command: backlog aftercall ${byCommand('ours', 'backlog')}; raw ${byCommand('raw', 'backlog')}. Trickle aftercall`,
     `${byCommand('ours', 'trickle')}; raw ${byCommand('raw', 'trickle')}. Largest ratio ${fmt(c.worstRatio)} (${verdict(c.goal, 'goal ≤ 1.5')}).`,
     '',
-    'aftercall\'s enqueue is one script, like `Queue.add`, that also writes the expiry index and the `created` counter (the extra',
-    'commands inside scripts); processing runs BullMQ\'s own scripts. In the trickle scenario the blocking waits for the',
+    "aftercall's enqueue is one script, like `Queue.add`, that also writes the expiry index and the `created` counter (the extra",
+    "commands inside scripts); processing runs BullMQ's own scripts. In the trickle scenario the blocking waits for the",
     'next job (BZPOPMIN on the marker) and the fetch of an empty queue vary with timing on either side.',
     '',
   ];
@@ -357,7 +377,9 @@ function memorySection(m) {
     if (!inside.length) continue;
     const rss = inside.map((sample) => sample.rssMiB);
     const gc = inside.find((sample) => sample.rssAfterGcMiB !== undefined);
-    windows.push(`${num(end / 1000)}k ${fmt(Math.min(...rss), 0)}..${fmt(Math.max(...rss), 0)}${gc ? ` → ${fmt(gc.rssAfterGcMiB, 0)}` : ''}`);
+    windows.push(
+      `${num(end / 1000)}k ${fmt(Math.min(...rss), 0)}..${fmt(Math.max(...rss), 0)}${gc ? ` → ${fmt(gc.rssAfterGcMiB, 0)}` : ''}`,
+    );
   }
   return [
     '## Memory',
@@ -375,7 +397,7 @@ function memorySection(m) {
     `| dead-letter entry (kept until replayed or purged) | ${bytes(r.deadLetter.ours.perTaskKeys)} | ${bytes(r.deadLetter.ours.jobHash)} | ${bytes(r.deadLetter.ours.usedMemoryPerTask)} | ${bytes(r.deadLetter.raw.perTaskKeys)} | ${bytes(r.deadLetter.raw.usedMemoryPerTask)} |`,
     '',
     `A completed job keeps its expiry-index entry until its \`expiresAt\` passes and a sweep drops it (${bytes(r.completed.ours.expiryIndexPerTask)} per job here);`,
-    'a dead-letter entry has none. Raw BullMQ\'s failed job also stores the stack trace, which aftercall\'s dead letters do not.',
+    "a dead-letter entry has none. Raw BullMQ's failed job also stores the stack trace, which aftercall's dead letters do not.",
     `At 24 h retention, every 1,000 tasks a day hold about ${fmt((r.completed.ours.usedMemoryPerTask * 1000) / 2 ** 20, 1)} MiB of Redis.`,
     '',
     `Worker RSS: one aftercall worker process (concurrency ${w.concurrency}, no-op delivery, logging at \`info\` to /dev/null) over`,
@@ -405,8 +427,8 @@ function memorySection(m) {
           `(${pct(w.heapUsedAfterGcMiB.growth, 1)}) over the whole run: the process keeps nothing per job. Between V8's full collections garbage piles`,
           `up (heap used as sampled: ${fmt(w.heapUsedMiB.min, 0)}..${fmt(w.heapUsedMiB.max, 0)} MiB) and RSS follows it; memory freed by a collection is not`,
           'all returned to the system at once (RSS right after a forced GC barely drops), so RSS moves within a band set by the',
-          'heap\'s growth between collections, wider than 10 % of a ~120 MiB process. The band\'s width is the garbage made per job',
-          '(see the throughput section\'s steps), not a leak.',
+          "heap's growth between collections, wider than 10 % of a ~120 MiB process. The band's width is the garbage made per job",
+          "(see the throughput section's steps), not a leak.",
         ]
       : []),
     '',
@@ -433,7 +455,7 @@ function report() {
     '',
     `Machine: ${m.cores} cores, ${m.cpu}, ${m.memoryGiB} GiB; Node.js ${m.node}; Redis ${m.redis} on loopback. Date: ${m.date}.`,
     'The process-level benchmarks (throughput and after) run each side in child processes of its own, on a private',
-    'redis-server without persistence started for the benchmark; the machine\'s cores are shared by the workers, Redis,',
+    "redis-server without persistence started for the benchmark; the machine's cores are shared by the workers, Redis,",
     'the receiver of the I/O-bound benchmarks and whatever else runs on it.',
     '',
   ];
@@ -445,7 +467,8 @@ function report() {
     lines.push(...SECTIONS[name](entry));
   }
   const timed = Object.entries(results.benchmarks).filter(([, entry]) => Number.isFinite(entry.seconds));
-  if (timed.length) lines.push(`Run time: ${timed.map(([name, entry]) => `${name} ${fmt(entry.seconds, 0)} s`).join(', ')}.`, '');
+  if (timed.length)
+    lines.push(`Run time: ${timed.map(([name, entry]) => `${name} ${fmt(entry.seconds, 0)} s`).join(', ')}.`, '');
   return `${lines.join('\n')}\n`;
 }
 

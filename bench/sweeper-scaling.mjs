@@ -40,7 +40,15 @@ async function build(client, prefix, { live, expired, layout, now }) {
       const expiresAt = isExpired ? now - 1_000 : now + 3_600_000;
       jobs.push({
         name: TYPE,
-        data: { type: TYPE, conversationId: `bench-${i}`, idempotencyKey: `bench-${i}:${TYPE}`, createdAt: now, runAt: now, expiresAt, payload: { n: i } },
+        data: {
+          type: TYPE,
+          conversationId: `bench-${i}`,
+          idempotencyKey: `bench-${i}:${TYPE}`,
+          createdAt: now,
+          runAt: now,
+          expiresAt,
+          payload: { n: i },
+        },
         opts: { jobId, timestamp: now, ...(layout === 'delayed' && { delay: 3_600_000 }), removeOnFail: false },
       });
       index.push(expiresAt, jobId);
@@ -78,18 +86,38 @@ export async function sweeperScaling({ quick }) {
           const now = Date.now();
           await build(client, prefix, { live, expired, layout, now });
           await client.slowlog('RESET');
-          const result = await sweepExpiredJobs(client, { prefix, now, batchSize: DEFAULT_SWEEP_BATCH_SIZE, types: [TYPE] });
+          const result = await sweepExpiredJobs(client, {
+            prefix,
+            now,
+            batchSize: DEFAULT_SWEEP_BATCH_SIZE,
+            types: [TYPE],
+          });
           const slow = await client.slowlog('GET', 1024);
           slowCalls += slow.filter((entry) => Number(entry[2]) > 10_000).length;
           // each entry: [id, timestamp, microseconds, [command, args...], ...]
-          for (const entry of slow) slowest.push({ ms: Number(entry[2]) / 1000, command: String(entry[3]?.[0] ?? '?'), key: scriptOf(entry[3]) });
+          for (const entry of slow)
+            slowest.push({
+              ms: Number(entry[2]) / 1000,
+              command: String(entry[3]?.[0] ?? '?'),
+              key: scriptOf(entry[3]),
+            });
           calls += result.calls;
-          if (layout !== 'waiting-random' && result.expired[TYPE] !== expired) throw new Error(`sweep dead-lettered ${result.expired[TYPE]} of ${expired}`);
+          if (layout !== 'waiting-random' && result.expired[TYPE] !== expired)
+            throw new Error(`sweep dead-lettered ${result.expired[TYPE]} of ${expired}`);
           swept += result.expired[TYPE];
           times.push(result.durationMs);
           await removePrefix(client, prefix);
         }
-        results.push({ layout, live, expired, deadLettered: swept / rounds, ms: acrossRounds(times), redisCallsPerSweep: calls / rounds, callsOver10ms: slowCalls, slowestCalls: slowest.sort((a, b) => b.ms - a.ms).slice(0, 5) });
+        results.push({
+          layout,
+          live,
+          expired,
+          deadLettered: swept / rounds,
+          ms: acrossRounds(times),
+          redisCallsPerSweep: calls / rounds,
+          callsOver10ms: slowCalls,
+          slowestCalls: slowest.sort((a, b) => b.ms - a.ms).slice(0, 5),
+        });
         process.stderr.write(`  sweeper ${layout} ${live}: ${acrossRounds(times).median.toFixed(1)} ms\n`);
       }
     }
@@ -103,6 +131,15 @@ export async function sweeperScaling({ quick }) {
   const ratios = Object.fromEntries(
     ['waiting-oldest', 'delayed'].map((layout) => [layout, at(layout, large) / at(layout, small)]),
   );
-  const met = Object.values(ratios).every((ratio) => ratio <= 1.5) && results.filter((row) => row.layout !== 'waiting-random').every((row) => row.callsOver10ms === 0);
-  return { batchSize: DEFAULT_SWEEP_BATCH_SIZE, rows: results, ratios, smallest: small, largest: large, goal: { metric: `time at ${large} / time at ${small}`, limit: 1.5, met } };
+  const met =
+    Object.values(ratios).every((ratio) => ratio <= 1.5) &&
+    results.filter((row) => row.layout !== 'waiting-random').every((row) => row.callsOver10ms === 0);
+  return {
+    batchSize: DEFAULT_SWEEP_BATCH_SIZE,
+    rows: results,
+    ratios,
+    smallest: small,
+    largest: large,
+    goal: { metric: `time at ${large} / time at ${small}`, limit: 1.5, met },
+  };
 }

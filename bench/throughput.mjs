@@ -21,7 +21,9 @@ export async function throughput({ quick }) {
     const sides = {};
     for (const side of ['ours', 'raw']) {
       const prefix = redis.prefix(`tp-${side}`);
-      sides[side] = redis.stopLater(await startSide({ side, url: redis.url, prefix, concurrency: CONCURRENCY, port: 'noop', log: 'file' }));
+      sides[side] = redis.stopLater(
+        await startSide({ side, url: redis.url, prefix, concurrency: CONCURRENCY, port: 'noop', log: 'file' }),
+      );
     }
     const results = await alternateRounds({ sides, warmup, jobs, rounds, label: 'throughput' });
     const logs = sides.ours.worker.logStats();
@@ -33,7 +35,14 @@ export async function throughput({ quick }) {
     const cores = cpus().length;
     const cpuOf = (side) => {
       const cpu = cpuMedians(results[side], cores);
-      return { worker: cpu.workers, redis: cpu.redis, machine: cpu.machine, allProcesses: cpu.allProcesses, workerMsPerJob: cpu.workerMsPerJob, redisMsPerJob: cpu.redisMsPerJob };
+      return {
+        worker: cpu.workers,
+        redis: cpu.redis,
+        machine: cpu.machine,
+        allProcesses: cpu.allProcesses,
+        workerMsPerJob: cpu.workerMsPerJob,
+        redisMsPerJob: cpu.redisMsPerJob,
+      };
     };
     return {
       jobsPerRound: jobs,

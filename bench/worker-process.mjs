@@ -67,7 +67,10 @@ if (side === 'ours') {
     ports[QUEUE_TYPE] = {
       provider: 'noop',
       deliver: async () => {
-        throw new TerminalDeliveryError('recipient refused by the benchmark port (HTTP 422)', { provider: 'noop', status: 422 });
+        throw new TerminalDeliveryError('recipient refused by the benchmark port (HTTP 422)', {
+          provider: 'noop',
+          status: 422,
+        });
       },
     };
   }

@@ -5,7 +5,12 @@
  * are due at once, and optional shares of refused recipients and of conversations that
  * ended too long ago for their e-mail to matter. Deterministic for a given index.
  */
-import { BOOKING_OUTCOMES, CALLBACK_OUTCOMES, OUTCOME_KINDS, type ConversationOutcome } from '../src/contract/conversation-outcome.js';
+import {
+  BOOKING_OUTCOMES,
+  CALLBACK_OUTCOMES,
+  OUTCOME_KINDS,
+  type ConversationOutcome,
+} from '../src/contract/conversation-outcome.js';
 
 const HOUR = 3_600_000;
 
@@ -24,7 +29,8 @@ export interface SyntheticOptions {
 /** A spread-out number in 0..999 for an index, so shares do not cluster. */
 const spread = (index: number, salt: number) => (index * 7_919 + salt * 104_729) % 1_000;
 
-export const isRefused = (index: number, options: SyntheticOptions) => spread(index, 1) < (options.refusedShare ?? 0) * 1_000;
+export const isRefused = (index: number, options: SyntheticOptions) =>
+  spread(index, 1) < (options.refusedShare ?? 0) * 1_000;
 
 export function refusedEmail(index: number): string {
   return `refused-${index}@demo.invalid`;

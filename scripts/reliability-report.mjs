@@ -26,7 +26,12 @@ const lines = [
   'in `npm test`). Do not edit by hand.',
   '',
   `Machine: ${cpus().length} cores, ${cpus()[0]?.model ?? 'unknown CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB; Node.js ${process.version}; Redis ${redis}. ` +
-    `Date: ${results.map((result) => result.at).sort().at(-1) ?? new Date().toISOString()}.`,
+    `Date: ${
+      results
+        .map((result) => result.at)
+        .sort()
+        .at(-1) ?? new Date().toISOString()
+    }.`,
   '',
   'The invariant every scenario checks: each task the producer accepted was delivered exactly once (by idempotency key,',
   'as the provider sandbox recorded it), or sits in the dead-letter queue with a reason, or is still legitimately',
@@ -39,7 +44,14 @@ const lines = [
   '',
   '## Details',
   '',
-  ...results.flatMap((result) => [`### ${result.scenario}`, '', '```json', JSON.stringify(result.details, null, 2), '```', '']),
+  ...results.flatMap((result) => [
+    `### ${result.scenario}`,
+    '',
+    '```json',
+    JSON.stringify(result.details, null, 2),
+    '```',
+    '',
+  ]),
 ];
 writeFileSync(new URL('../docs/RELIABILITY.md', import.meta.url), `${lines.join('\n')}\n`);
 console.log(`wrote docs/RELIABILITY.md (${results.length} scenarios)`);

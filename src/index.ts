@@ -22,7 +22,15 @@ export {
 } from './producer/producer.js';
 export { planOutcome, type Plan, type PlannedTask, type SkipReason } from './tasks/plan.js';
 export { OutcomeValidationError, ValidationError, type FieldIssue } from './contract/validation-error.js';
-export { catalog, taskTypes, taskDefinition, resolveTaskConfigs, type TaskType, type TaskOverrides, type TaskConfig } from './tasks/catalog.js';
+export {
+  catalog,
+  taskTypes,
+  taskDefinition,
+  resolveTaskConfigs,
+  type TaskType,
+  type TaskOverrides,
+  type TaskConfig,
+} from './tasks/catalog.js';
 export type { TaskDefinition } from './tasks/task-definition.js';
 export { conversationStatus, TASK_STATES, type TaskStatus, type TaskState } from './ops/status.js';
 export {

@@ -15,28 +15,79 @@ const QUICK_RESULTS = new URL('../bench/results/quick.json', import.meta.url);
 
 /** Every benchmark, and numbers each must report (paths into its entry). */
 const EXPECTED: Record<string, string[]> = {
-  'enqueue-latency': ['ours.p50.median', 'ours.p99.median', 'raw.p50.median', 'raw.p99.median', 'ratioP99', 'cost.ours.redisUsPerCall', 'cost.raw.clientCpuUsPerCall'],
-  'sweeper-scaling': ['batchSize', 'rows.0.ms.median', 'rows.0.redisCallsPerSweep', 'ratios.waiting-oldest', 'ratios.delayed'],
-  throughput: ['ours.median', 'raw.median', 'ratio', 'cpu.ours.workerMsPerJob', 'cpu.raw.workerMsPerJob', 'breakdown.logLine', 'breakdown.jobValidation', 'breakdown.jobValidationUncompiled'],
-  'io-concurrency': ['ours.jobsPerSecond.median', 'raw.jobsPerSecond.median', 'ours.efficiency', 'ratio', 'delivery.fetchMsPerRequest', 'delivery.fetchRequestsPerSecond'],
+  'enqueue-latency': [
+    'ours.p50.median',
+    'ours.p99.median',
+    'raw.p50.median',
+    'raw.p99.median',
+    'ratioP99',
+    'cost.ours.redisUsPerCall',
+    'cost.raw.clientCpuUsPerCall',
+  ],
+  'sweeper-scaling': [
+    'batchSize',
+    'rows.0.ms.median',
+    'rows.0.redisCallsPerSweep',
+    'ratios.waiting-oldest',
+    'ratios.delayed',
+  ],
+  throughput: [
+    'ours.median',
+    'raw.median',
+    'ratio',
+    'cpu.ours.workerMsPerJob',
+    'cpu.raw.workerMsPerJob',
+    'breakdown.logLine',
+    'breakdown.jobValidation',
+    'breakdown.jobValidationUncompiled',
+  ],
+  'io-concurrency': [
+    'ours.jobsPerSecond.median',
+    'raw.jobsPerSecond.median',
+    'ours.efficiency',
+    'ratio',
+    'delivery.fetchMsPerRequest',
+    'delivery.fetchRequestsPerSecond',
+  ],
   'horizontal-scaling': ['rows.0.jobsPerSecond.median', 'rows.1.jobsPerSecond.median', 'speedup2', 'rawSpeedup2'],
   'redis-cost': [
-    'ours.backlog.topLevel', 'ours.backlog.scriptCalls', 'ours.backlog.allCommands', 'ours.trickle.topLevel', 'ours.trickle.allCommands',
-    'raw.backlog.topLevel', 'raw.backlog.allCommands', 'raw.trickle.topLevel', 'ratios.backlog.allCommands', 'worstRatio',
+    'ours.backlog.topLevel',
+    'ours.backlog.scriptCalls',
+    'ours.backlog.allCommands',
+    'ours.trickle.topLevel',
+    'ours.trickle.allCommands',
+    'raw.backlog.topLevel',
+    'raw.backlog.allCommands',
+    'raw.trickle.topLevel',
+    'ratios.backlog.allCommands',
+    'worstRatio',
   ],
   memory: [
-    'redisMemory.completed.ours.perTaskKeys', 'redisMemory.completed.ours.usedMemoryPerTask', 'redisMemory.completed.raw.perTaskKeys',
-    'redisMemory.deadLetter.ours.perTaskKeys', 'redisMemory.deadLetter.raw.perTaskKeys', 'workerRss.rssMiB.min', 'workerRss.rssMiB.max',
+    'redisMemory.completed.ours.perTaskKeys',
+    'redisMemory.completed.ours.usedMemoryPerTask',
+    'redisMemory.completed.raw.perTaskKeys',
+    'redisMemory.deadLetter.ours.perTaskKeys',
+    'redisMemory.deadLetter.raw.perTaskKeys',
+    'workerRss.rssMiB.min',
+    'workerRss.rssMiB.max',
   ],
 };
 
 function at(value: unknown, path: string): unknown {
-  return path.split('.').reduce<unknown>((node, key) => (node !== null && typeof node === 'object' ? (node as Record<string, unknown>)[key] : undefined), value);
+  return path
+    .split('.')
+    .reduce<unknown>(
+      (node, key) => (node !== null && typeof node === 'object' ? (node as Record<string, unknown>)[key] : undefined),
+      value,
+    );
 }
 
 function runQuick(): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['bench/run.mjs', '--quick'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, ['bench/run.mjs', '--quick'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => {
       stderr += chunk.toString('utf8');
@@ -52,7 +103,11 @@ describe('benchmark harness (npm run bench -- --quick)', () => {
     const { code, stderr } = await runQuick();
     expect(code, stderr.slice(-4_000)).toBe(0);
 
-    const results = JSON.parse(readFileSync(QUICK_RESULTS, 'utf8')) as { quick: boolean; machine: { date: string; cores: number }; benchmarks: Record<string, Record<string, unknown>> };
+    const results = JSON.parse(readFileSync(QUICK_RESULTS, 'utf8')) as {
+      quick: boolean;
+      machine: { date: string; cores: number };
+      benchmarks: Record<string, Record<string, unknown>>;
+    };
     expect(results.quick).toBe(true);
     expect(Date.parse(results.machine.date)).toBeGreaterThanOrEqual(started - 1_000);
     expect(results.machine.cores).toBeGreaterThan(0);
@@ -63,7 +118,10 @@ describe('benchmark harness (npm run bench -- --quick)', () => {
       expect(entry?.error, `${name} failed`).toBeUndefined();
       for (const path of paths) {
         const value = at(entry, path);
-        expect(typeof value === 'number' && Number.isFinite(value) && value > 0, `${name}: ${path} = ${String(value)}`).toBe(true);
+        expect(
+          typeof value === 'number' && Number.isFinite(value) && value > 0,
+          `${name}: ${path} = ${String(value)}`,
+        ).toBe(true);
       }
       // A quick run judges no goal: its sizes are too small for timings to mean anything.
       const goal = entry?.goal as { judged?: boolean; met?: unknown } | undefined;

@@ -18,7 +18,14 @@ function run(command: string, args: string[], input = '', env: Record<string, st
   return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
     const child = spawn(command, args, {
       cwd: root,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', REDIS_URL, AFTERCALL_PREFIX: prefix, LOG_LEVEL: 'silent', ...env },
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: process.env.HOME ?? '/tmp',
+        REDIS_URL,
+        AFTERCALL_PREFIX: prefix,
+        LOG_LEVEL: 'silent',
+        ...env,
+      },
     });
     let stdout = '';
     let stderr = '';
@@ -28,7 +35,8 @@ function run(command: string, args: string[], input = '', env: Record<string, st
     child.stdin.end(input);
   });
 }
-const aftercall = (args: string[], input?: string, env?: Record<string, string>) => run(process.execPath, [BIN, ...args], input, env);
+const aftercall = (args: string[], input?: string, env?: Record<string, string>) =>
+  run(process.execPath, [BIN, ...args], input, env);
 
 describe('the aftercall command', () => {
   it('works through npx in a checkout', async () => {
@@ -49,9 +57,14 @@ describe('the aftercall command', () => {
     ].join('\n');
     const { code, stdout, stderr } = await aftercall(['enqueue', '-'], lines);
     expect(code).toBe(1);
-    const results = stdout.trim().split('\n').map((line) => JSON.parse(line) as { conversationId: string });
+    const results = stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { conversationId: string });
     expect(results.map((result) => result.conversationId)).toEqual(['cli-1', 'cli-3']);
-    expect(stderr).toMatch(/^line 2: rejected: endedAt: expected the end of the conversation as an ISO-8601 date-time/m);
+    expect(stderr).toMatch(
+      /^line 2: rejected: endedAt: expected the end of the conversation as an ISO-8601 date-time/m,
+    );
     expect(stderr).toMatch(/^line 4: not valid JSON/m);
     expect(stderr).not.toMatch(/line 1|line 3|line 5/);
   });
@@ -60,7 +73,9 @@ describe('the aftercall command', () => {
     // Writes to a pipe are asynchronous: exiting while the reader lags would drop the
     // result lines still queued (the outcomes were accepted, but the caller never hears so).
     const count = 400;
-    const input = Array.from({ length: count }, (_, index) => JSON.stringify(resolvedOutcome(`cli-slow-${index}`))).join('\n');
+    const input = Array.from({ length: count }, (_, index) =>
+      JSON.stringify(resolvedOutcome(`cli-slow-${index}`)),
+    ).join('\n');
     const { code, stdout } = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
       const child = spawn(process.execPath, [BIN, 'enqueue', '-'], {
         cwd: root,
@@ -84,14 +99,21 @@ describe('the aftercall command', () => {
     expect(stderr).toBe('');
     expect(code).toBe(0);
     const result = JSON.parse(stdout) as { tasks: { type: string; expired: boolean }[] };
-    expect(result.tasks.map((task) => task.type)).toEqual(['send_email', 'update_crm', 'schedule_reminder', 'follow_up_survey']);
+    expect(result.tasks.map((task) => task.type)).toEqual([
+      'send_email',
+      'update_crm',
+      'schedule_reminder',
+      'follow_up_survey',
+    ]);
     expect(result.tasks.every((task) => !task.expired)).toBe(true);
   });
 
   it('status prints a JSON array, empty with exit 0 for an unknown conversation', async () => {
     const known = await aftercall(['status', 'cli-1', '--json']);
     expect(known.code).toBe(0);
-    expect((JSON.parse(known.stdout) as { type: string; state: string }[]).map((entry) => [entry.type, entry.state])).toEqual([
+    expect(
+      (JSON.parse(known.stdout) as { type: string; state: string }[]).map((entry) => [entry.type, entry.state]),
+    ).toEqual([
       ['update_crm', 'waiting'],
       ['update_ticket', 'waiting'],
     ]);

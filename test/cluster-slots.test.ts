@@ -32,8 +32,16 @@ describe('key layout', () => {
     const now = Date.now();
     await producer.conversationEnded(bookedOutcome('slots-1', now, { ticket: { id: 'T' } }));
     await producer.conversationEnded(resolvedOutcome('slots-2', now, { surveyOptIn: true }));
-    await producer.conversationEnded({ ...bookedOutcome('slots-3', now), outcome: 'rescheduled', booking: { ...bookedOutcome('slots-1', now).booking!, startsAt: new Date(now + 100 * 3_600_000).toISOString() } });
-    await waitUntil(() => conversationStatus(client, prefix, 'slots-2'), (entries) => entries.some((entry) => entry.state === 'dead_lettered'), 'a dead-letter entry');
+    await producer.conversationEnded({
+      ...bookedOutcome('slots-3', now),
+      outcome: 'rescheduled',
+      booking: { ...bookedOutcome('slots-1', now).booking!, startsAt: new Date(now + 100 * 3_600_000).toISOString() },
+    });
+    await waitUntil(
+      () => conversationStatus(client, prefix, 'slots-2'),
+      (entries) => entries.some((entry) => entry.state === 'dead_lettered'),
+      'a dead-letter entry',
+    );
     await sweepExpiredJobs(client, { prefix, now: now + 1_000 * 3_600_000 });
     await worker.close();
     await producer.close();

@@ -10,7 +10,11 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { compiledOutcomeSchema, conversationOutcomeSchema, parseConversationOutcome } from '../src/contract/conversation-outcome.js';
+import {
+  compiledOutcomeSchema,
+  conversationOutcomeSchema,
+  parseConversationOutcome,
+} from '../src/contract/conversation-outcome.js';
 import { planOutcome } from '../src/tasks/plan.js';
 import { jobEnvelopeSchema } from '../src/tasks/job-data.js';
 import { allTaskDefinitions, resolveTaskConfigs } from '../src/tasks/catalog.js';
@@ -22,8 +26,9 @@ type Mutation = { at: number; kind: 'delete' | 'replace' | 'add'; value: unknown
 /** Every path in a JSON-like value, the root included. */
 function pathsOf(value: unknown, path: Path = []): Path[] {
   const out: Path[] = [path];
-  if (Array.isArray(value)) value.forEach((item, index) => out.push(...pathsOf(item, [...path, index])));
-  else if (value && typeof value === 'object') for (const [key, item] of Object.entries(value)) out.push(...pathsOf(item, [...path, key]));
+  if (Array.isArray(value)) for (const [index, item] of value.entries()) out.push(...pathsOf(item, [...path, index]));
+  else if (value && typeof value === 'object')
+    for (const [key, item] of Object.entries(value)) out.push(...pathsOf(item, [...path, key]));
   return out;
 }
 
@@ -33,7 +38,12 @@ function mutate(value: unknown, mutation: Mutation): unknown {
   const paths = pathsOf(copy);
   const path = paths[mutation.at % paths.length]!;
   if (path.length === 0) return mutation.kind === 'replace' ? mutation.value : copy;
-  const parent = path.slice(0, -1).reduce<any>((node, key) => node[key], copy);
+  const parent = path
+    .slice(0, -1)
+    .reduce<Record<string | number, unknown>>(
+      (node, key) => node[key] as Record<string | number, unknown>,
+      copy as Record<string | number, unknown>,
+    );
   const last = path[path.length - 1]!;
   if (mutation.kind === 'delete') {
     if (Array.isArray(parent)) parent.splice(Number(last), 1);
@@ -42,20 +52,55 @@ function mutate(value: unknown, mutation: Mutation): unknown {
     parent[last] = mutation.value;
   } else {
     const target = parent[last];
-    if (target && typeof target === 'object' && !Array.isArray(target)) target[mutation.key] = mutation.value;
+    if (target && typeof target === 'object' && !Array.isArray(target))
+      (target as Record<string, unknown>)[mutation.key] = mutation.value;
     else parent[mutation.key] = mutation.value;
   }
   return copy;
 }
 
 const oddStrings = fc.constantFrom(
-  '', ' ', '\u0000', 'x'.repeat(4_001), '2026-11-26T10:00:00', '2026-11-26', 'not-an-email', 'ada@', '+0123', '12345',
-  'en_US', 'booked ', 'low', 'toString', '__proto__', '\uD800',
+  '',
+  ' ',
+  '\u0000',
+  'x'.repeat(4_001),
+  '2026-11-26T10:00:00',
+  '2026-11-26',
+  'not-an-email',
+  'ada@',
+  '+0123',
+  '12345',
+  'en_US',
+  'booked ',
+  'low',
+  'toString',
+  '__proto__',
+  '\uD800',
 );
 const anyValue = fc.oneof(
-  fc.anything({ withBigInt: true, withDate: true, withMap: true, withSet: true, withNullPrototype: true, withTypedArray: true, withSparseArray: true, withBoxedValues: true }),
+  fc.anything({
+    withBigInt: true,
+    withDate: true,
+    withMap: true,
+    withSet: true,
+    withNullPrototype: true,
+    withTypedArray: true,
+    withSparseArray: true,
+    withBoxedValues: true,
+  }),
   oddStrings,
-  fc.constantFrom(undefined, null, Number.NaN, Number.POSITIVE_INFINITY, -0, 1e21, 2 ** 53, () => 1, Symbol('s'), new Date(Number.NaN)),
+  fc.constantFrom(
+    undefined,
+    null,
+    Number.NaN,
+    Number.POSITIVE_INFINITY,
+    -0,
+    1e21,
+    2 ** 53,
+    () => 1,
+    Symbol('s'),
+    new Date(Number.NaN),
+  ),
 );
 const mutationArbitrary = fc.record({
   at: fc.nat(),
@@ -105,7 +150,9 @@ describe('compiled schemas answer as the original schemas do', () => {
   it('job envelopes and every task type’s payloads, valid and broken', () => {
     const configs = resolveTaskConfigs();
     const compiledEnvelope = z.compile(jobEnvelopeSchema);
-    const compiledPayloads = new Map(allTaskDefinitions().map((definition) => [definition.type, z.compile(definition.payloadSchema)]));
+    const compiledPayloads = new Map(
+      allTaskDefinitions().map((definition) => [definition.type, z.compile(definition.payloadSchema)]),
+    );
     let payloadsChecked = 0;
     fc.assert(
       fc.property(outcomeArbitrary(now), fc.option(mutationArbitrary, { freq: 4 }), (outcome, mutation) => {

@@ -19,7 +19,10 @@ const producer = createProducer({ redisUrl: REDIS_URL, prefix });
 let receiver: WebhookReceiver;
 const children: ChildWorker[] = [];
 const spawnWorker = (extra: Record<string, string> = {}) => {
-  const child = startChildWorker(testEnv(prefix, receiver.url, { SWEEPER_ENABLED: 'false', ...extra }), ['--queues', 'update_crm']);
+  const child = startChildWorker(testEnv(prefix, receiver.url, { SWEEPER_ENABLED: 'false', ...extra }), [
+    '--queues',
+    'update_crm',
+  ]);
   children.push(child);
   return child;
 };
@@ -103,7 +106,9 @@ describe('worker processes', () => {
     const receipts = receiver.receipts.filter((r) => r.body.conversationId === conversationId);
     expect(receipts.length).toBe(2);
     expect(new Set(receipts.map((r) => r.webhookId)).size).toBe(1);
-    expect(rescuer.logs.filter((line) => line.msg === 'job completed' && line.conversationId === conversationId)).toHaveLength(1);
+    expect(
+      rescuer.logs.filter((line) => line.msg === 'job completed' && line.conversationId === conversationId),
+    ).toHaveLength(1);
     rescuer.kill('SIGTERM');
     expect(await rescuer.exited).toEqual({ code: 0, signal: null });
   });
@@ -114,13 +119,19 @@ describe('worker processes', () => {
     const worker = spawnWorker({ SHUTDOWN_GRACE: '10s' });
     await worker.waitForLog((line) => line.msg === 'worker started');
     await producer.conversationEnded(resolvedOutcome(conversationId, Date.now(), { ticket: undefined }));
-    await waitUntil(() => receiver.receipts.filter((r) => r.body.conversationId === conversationId).length, (n) => n === 1, 'the delivery to start');
+    await waitUntil(
+      () => receiver.receipts.filter((r) => r.body.conversationId === conversationId).length,
+      (n) => n === 1,
+      'the delivery to start',
+    );
     worker.kill('SIGTERM');
     // a job enqueued after the signal is left for other workers
     await worker.waitForLog((line) => line.msg === 'shutdown requested');
     await producer.conversationEnded(resolvedOutcome(`${conversationId}-after`, Date.now(), { ticket: undefined }));
     expect(await worker.exited).toEqual({ code: 0, signal: null });
-    expect(worker.logs.some((line) => line.msg === 'job completed' && line.conversationId === conversationId)).toBe(true);
+    expect(worker.logs.some((line) => line.msg === 'job completed' && line.conversationId === conversationId)).toBe(
+      true,
+    );
     expect(worker.logs.some((line) => line.conversationId === `${conversationId}-after`)).toBe(false);
     const [status] = await conversationStatus(client, prefix, conversationId);
     expect(status).toMatchObject({ state: 'completed', attempts: 1 });
@@ -129,7 +140,10 @@ describe('worker processes', () => {
   });
 
   it('refuses to start when a served type has no destination, naming the variable', async () => {
-    const worker = startChildWorker({ ...testEnv(prefix, receiver.url), CRM_WEBHOOK_URL: '' }, ['--queues', 'update_crm']);
+    const worker = startChildWorker({ ...testEnv(prefix, receiver.url), CRM_WEBHOOK_URL: '' }, [
+      '--queues',
+      'update_crm',
+    ]);
     children.push(worker);
     expect((await worker.exited).code).toBe(1);
     expect(worker.stderr).toMatch(/CRM_WEBHOOK_URL: required/);

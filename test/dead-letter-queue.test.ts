@@ -36,21 +36,49 @@ describe('dead-letter queue', () => {
   it('lists entries across task types with every field, filtered by type and reason', async () => {
     const all = await dlq.list();
     expect(all.map((entry) => `${entry.type}:${entry.conversationId}`).sort()).toEqual([
-      'schedule_reminder:d-1', 'send_email:d-1', 'update_crm:d-1', 'update_crm:d-2', 'update_ticket:d-1', 'update_ticket:d-2',
+      'schedule_reminder:d-1',
+      'send_email:d-1',
+      'update_crm:d-1',
+      'update_crm:d-2',
+      'update_ticket:d-1',
+      'update_ticket:d-2',
     ]);
     const [crm] = await dlq.list({ types: ['update_crm'], reason: 'expired', limit: 1 });
     expect(Object.keys(crm!).sort()).toEqual(
-      ['attempts', 'conversationId', 'createdAt', 'deadLetteredAt', 'expiresAt', 'idempotencyKey', 'jobId', 'lastError', 'payload', 'reason', 'type'].sort(),
+      [
+        'attempts',
+        'conversationId',
+        'createdAt',
+        'deadLetteredAt',
+        'expiresAt',
+        'idempotencyKey',
+        'jobId',
+        'lastError',
+        'payload',
+        'reason',
+        'type',
+      ].sort(),
     );
-    expect(crm).toMatchObject({ type: 'update_crm', reason: 'expired', attempts: 0, lastError: expect.stringMatching(/^expired: /) });
+    expect(crm).toMatchObject({
+      type: 'update_crm',
+      reason: 'expired',
+      attempts: 0,
+      lastError: expect.stringMatching(/^expired: /),
+    });
     expect(await dlq.list({ reason: 'terminal' })).toEqual([]);
     expect((await dlq.counts()).update_ticket).toEqual({ expired: 2, exhausted: 0, terminal: 0, invalid: 0 });
   });
 
   it('refuses to replay an expired entry without a new expiry, and replays it with one', async () => {
     const [entry] = await dlq.list({ types: ['update_crm'] });
-    await expect(dlq.replay('update_crm', entry!.jobId, { now: now + 80 * HOUR })).rejects.toThrow(/give it a new expiry/);
-    const worker = await startWorker({ config: testConfig(prefix, receiver.url), queues: ['update_crm'], sweeper: false });
+    await expect(dlq.replay('update_crm', entry!.jobId, { now: now + 80 * HOUR })).rejects.toThrow(
+      /give it a new expiry/,
+    );
+    const worker = await startWorker({
+      config: testConfig(prefix, receiver.url),
+      queues: ['update_crm'],
+      sweeper: false,
+    });
     try {
       expect(await dlq.replay('update_crm', entry!.jobId, { expiresAt: Date.now() + HOUR })).toBe(true);
       expect(await dlq.replay('update_crm', entry!.jobId, { expiresAt: Date.now() + HOUR })).toBe(false);
@@ -72,7 +100,9 @@ describe('dead-letter queue', () => {
     expect(await dlq.purge('send_email', entry!.jobId)).toBe(false);
     expect(await dlq.list({ types: ['send_email'] })).toEqual([]);
     expect((await dlq.counts()).send_email.expired).toBe(0);
-    const again = await producer.conversationEnded(bookedOutcome('d-1', Date.now(), { ticket: { id: 'T-1' }, surveyOptIn: false }));
+    const again = await producer.conversationEnded(
+      bookedOutcome('d-1', Date.now(), { ticket: { id: 'T-1' }, surveyOptIn: false }),
+    );
     expect(again.tasks.find((task) => task.type === 'send_email')).toMatchObject({ created: true });
   });
 });

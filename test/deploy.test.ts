@@ -70,7 +70,11 @@ interface RuleTestFile {
   tests: {
     name?: string;
     input_series: { series: string; values: string }[];
-    alert_rule_test?: { eval_time: string; alertname: string; exp_alerts?: { exp_labels?: Record<string, string> }[] }[];
+    alert_rule_test?: {
+      eval_time: string;
+      alertname: string;
+      exp_alerts?: { exp_labels?: Record<string, string> }[];
+    }[];
   }[];
 }
 
@@ -106,7 +110,9 @@ interface Dashboard {
 
 const compose = yamlFile('docker-compose.yml') as ComposeFile;
 const alertRules = yamlFile('deploy/prometheus/alerts.yml') as RuleFile;
-const alerts = alertRules.groups.flatMap((group) => group.rules).filter((rule): rule is AlertRule & { alert: string } => !!rule.alert);
+const alerts = alertRules.groups
+  .flatMap((group) => group.rules)
+  .filter((rule): rule is AlertRule & { alert: string } => !!rule.alert);
 const ruleTests = yamlFile('deploy/prometheus/alerts.test.yml') as RuleTestFile;
 const prometheusConfig = yamlFile('deploy/prometheus/prometheus.yml') as Dict;
 const dashboard = JSON.parse(read('deploy/grafana/dashboards/aftercall.json')) as Dashboard;
@@ -120,17 +126,22 @@ const service = (name: string): ComposeService => {
 };
 const environmentOf = (svc: ComposeService): Record<string, string> =>
   Array.isArray(svc.environment)
-    ? Object.fromEntries(svc.environment.map((entry) => [entry.slice(0, entry.indexOf('=')), entry.slice(entry.indexOf('=') + 1)]))
+    ? Object.fromEntries(
+        svc.environment.map((entry) => [entry.slice(0, entry.indexOf('=')), entry.slice(entry.indexOf('=') + 1)]),
+      )
     : { ...(svc.environment ?? {}) };
 /** "host:container[/proto]" → [published, container] for each port mapping. */
 const portMappings = (svc: ComposeService): [number | undefined, number][] =>
   (svc.ports ?? []).map((port) => {
     if (typeof port === 'object') return [port.published, port.target ?? Number.NaN];
-    const parts = String(port).replace(/\/(tcp|udp|sctp)$/, '').split(':');
+    const parts = String(port)
+      .replace(/\/(tcp|udp|sctp)$/, '')
+      .split(':');
     const container = Number(parts.at(-1));
     return [parts.length > 1 ? Number(parts.at(-2)) : undefined, container];
   });
-const commandOf = (svc: ComposeService): string[] => (Array.isArray(svc.command) ? svc.command : (svc.command ?? '').split(/\s+/));
+const commandOf = (svc: ComposeService): string[] =>
+  Array.isArray(svc.command) ? svc.command : (svc.command ?? '').split(/\s+/);
 
 /** Go/Compose duration ("35s", "1m30s", "500ms") in milliseconds. */
 function composeDurationMs(text: string): number {
@@ -179,9 +190,32 @@ const PER_PROCESS = new Set([
   'aftercall_provider_request_duration_seconds',
   'aftercall_worker_up',
 ]);
-const FLEET_WIDE = new Set(['aftercall_tasks_created_total', 'aftercall_queue_jobs', 'aftercall_dead_letter_jobs', 'aftercall_queue_workers']);
-const HISTOGRAMS = new Set(['aftercall_task_duration_seconds', 'aftercall_task_latency_seconds', 'aftercall_sweeper_duration_seconds', 'aftercall_provider_request_duration_seconds']);
-const AGGREGATIONS = new Set(['sum', 'max', 'min', 'avg', 'count', 'group', 'stddev', 'stdvar', 'topk', 'bottomk', 'quantile', 'count_values']);
+const FLEET_WIDE = new Set([
+  'aftercall_tasks_created_total',
+  'aftercall_queue_jobs',
+  'aftercall_dead_letter_jobs',
+  'aftercall_queue_workers',
+]);
+const HISTOGRAMS = new Set([
+  'aftercall_task_duration_seconds',
+  'aftercall_task_latency_seconds',
+  'aftercall_sweeper_duration_seconds',
+  'aftercall_provider_request_duration_seconds',
+]);
+const AGGREGATIONS = new Set([
+  'sum',
+  'max',
+  'min',
+  'avg',
+  'count',
+  'group',
+  'stddev',
+  'stdvar',
+  'topk',
+  'bottomk',
+  'quantile',
+  'count_values',
+]);
 const RATE_FUNCTIONS = new Set(['rate', 'increase', 'irate']);
 
 interface EnclosingCall {
@@ -212,7 +246,11 @@ function enclosingCalls(expr: string, at: number): EnclosingCall[] {
         if (!clause) continue; // a parenthesised sub-expression
         grouping = {
           kind: clause[1] as 'by' | 'without',
-          labels: before.slice(open + 1, -1).split(',').map((label) => label.trim()).filter(Boolean),
+          labels: before
+            .slice(open + 1, -1)
+            .split(',')
+            .map((label) => label.trim())
+            .filter(Boolean),
         };
         before = before.slice(0, open - clause[0].length).trimEnd();
       }
@@ -225,7 +263,10 @@ function enclosingCalls(expr: string, at: number): EnclosingCall[] {
 
 const dropsInstance = (call: EnclosingCall) =>
   AGGREGATIONS.has(call.name) &&
-  (!call.grouping || (call.grouping.kind === 'by' ? !call.grouping.labels.includes('instance') : call.grouping.labels.includes('instance')));
+  (!call.grouping ||
+    (call.grouping.kind === 'by'
+      ? !call.grouping.labels.includes('instance')
+      : call.grouping.labels.includes('instance')));
 
 /**
  * Problems with the aggregation of aftercall series in one expression: unknown metric
@@ -236,7 +277,9 @@ function aggregationProblems(expr: string): string[] {
   const problems: string[] = [];
   for (const match of expr.matchAll(/\baftercall_[a-z_]+/g)) {
     const name = match[0];
-    const base = HISTOGRAMS.has(name.replace(/_(bucket|sum|count)$/, '')) ? name.replace(/_(bucket|sum|count)$/, '') : name;
+    const base = HISTOGRAMS.has(name.replace(/_(bucket|sum|count)$/, ''))
+      ? name.replace(/_(bucket|sum|count)$/, '')
+      : name;
     if (!PER_PROCESS.has(base) && !FLEET_WIDE.has(base)) {
       problems.push(`${name} is not in the metric contract`);
       continue;
@@ -244,9 +287,11 @@ function aggregationProblems(expr: string): string[] {
     const calls = enclosingCalls(expr, match.index);
     const acrossPods = calls.find(dropsInstance);
     const expected = FLEET_WIDE.has(base) ? 'max' : 'sum';
-    if (acrossPods && acrossPods.name !== expected) problems.push(`${name} is aggregated across pods with ${acrossPods.name}, expected ${expected}`);
+    if (acrossPods && acrossPods.name !== expected)
+      problems.push(`${name} is aggregated across pods with ${acrossPods.name}, expected ${expected}`);
     const isCounter = name.endsWith('_total') || name !== base;
-    if (isCounter && !RATE_FUNCTIONS.has(calls[0]?.name ?? '')) problems.push(`${name} is a counter and needs rate() or increase() first`);
+    if (isCounter && !RATE_FUNCTIONS.has(calls[0]?.name ?? ''))
+      problems.push(`${name} is a counter and needs rate() or increase() first`);
   }
   return problems;
 }
@@ -325,10 +370,21 @@ describe('docker-compose.yml', () => {
     expect(service('worker').depends_on).toMatchObject({ redis: { condition: 'service_healthy' } });
     expect(service('redis').healthcheck?.test).toBeDefined();
     expect(commandOf(service('worker'))).toEqual(['node', 'bin/aftercall.js', 'worker']);
-    expect(commandOf(service('sandbox'))).toEqual(['node', 'bin/aftercall.js', 'sandbox', '--host', '0.0.0.0', '--port', String(SANDBOX_PORT)]);
+    expect(commandOf(service('sandbox'))).toEqual([
+      'node',
+      'bin/aftercall.js',
+      'sandbox',
+      '--host',
+      '0.0.0.0',
+      '--port',
+      String(SANDBOX_PORT),
+    ]);
     expect(service('prometheus').image).toMatch(/^prom\/prometheus/);
     expect(service('grafana').image).toMatch(/^grafana\/grafana/);
-    expect(environmentOf(service('grafana'))).toMatchObject({ GF_AUTH_ANONYMOUS_ENABLED: 'true', GF_AUTH_ANONYMOUS_ORG_ROLE: 'Viewer' });
+    expect(environmentOf(service('grafana'))).toMatchObject({
+      GF_AUTH_ANONYMOUS_ENABLED: 'true',
+      GF_AUTH_ANONYMOUS_ORG_ROLE: 'Viewer',
+    });
   });
 
   it('mounts only files and directories that exist, and declares its named volumes', () => {
@@ -345,7 +401,9 @@ describe('docker-compose.yml', () => {
       if (svc.build !== undefined) {
         const context = typeof svc.build === 'string' ? svc.build : (svc.build.context ?? '.');
         const dockerfilePath = typeof svc.build === 'string' ? 'Dockerfile' : (svc.build.dockerfile ?? 'Dockerfile');
-        expect(existsSync(join(root, context, dockerfilePath)), `${name}: build ${context}/${dockerfilePath}`).toBe(true);
+        expect(existsSync(join(root, context, dockerfilePath)), `${name}: build ${context}/${dockerfilePath}`).toBe(
+          true,
+        );
       }
     }
     expect(mounts.length).toBeGreaterThan(0);
@@ -359,16 +417,22 @@ describe('docker-compose.yml', () => {
     }
 
     // The containers find the files where the mounts put them.
-    const mountOf = (name: string, target: string) => mounts.find((mount) => mount.service === name && mount.target === target)?.source;
+    const mountOf = (name: string, target: string) =>
+      mounts.find((mount) => mount.service === name && mount.target === target)?.source;
     expect(mountOf('prometheus', '/etc/prometheus')).toBe('./deploy/prometheus');
     const prometheusArgs = commandOf(service('prometheus'));
     expect(prometheusArgs).toContain('--config.file=/etc/prometheus/prometheus.yml');
     expect(mountOf('grafana', '/etc/grafana/provisioning')).toBe('./deploy/grafana/provisioning');
-    const provider = (yamlFile('deploy/grafana/provisioning/dashboards/aftercall.yml') as { providers: { options: { path: string } }[] }).providers[0]!;
+    const provider = (
+      yamlFile('deploy/grafana/provisioning/dashboards/aftercall.yml') as { providers: { options: { path: string } }[] }
+    ).providers[0]!;
     expect(mountOf('grafana', provider.options.path)).toBe('./deploy/grafana/dashboards');
     expect(statSync(join(root, 'deploy/grafana/dashboards')).isDirectory()).toBe(true);
     const home = environmentOf(service('grafana')).GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH;
-    if (home) expect(existsSync(join(root, 'deploy/grafana/dashboards', home.slice(provider.options.path.length + 1)))).toBe(true);
+    if (home)
+      expect(existsSync(join(root, 'deploy/grafana/dashboards', home.slice(provider.options.path.length + 1)))).toBe(
+        true,
+      );
   });
 
   it('uses the ports and URLs of the code: metrics 9464, Redis 6379, sandbox 4010', () => {
@@ -378,7 +442,9 @@ describe('docker-compose.yml', () => {
     if (typeof config.metricsPort === 'number') expect(config.metricsPort).toBe(METRICS_PORT);
     if (documented !== undefined) expect(documented).toBe(String(METRICS_PORT));
     if (typeof config.metricsPort !== 'number' && documented === undefined) {
-      console.log(`deploy.test: skipped comparing ${METRICS_PORT} with the METRICS_PORT default: loadConfig({}).metricsPort is not there yet`);
+      console.log(
+        `deploy.test: skipped comparing ${METRICS_PORT} with the METRICS_PORT default: loadConfig({}).metricsPort is not there yet`,
+      );
     }
     const worker = service('worker');
     const workerEnv = environmentOf(worker);
@@ -397,7 +463,9 @@ describe('docker-compose.yml', () => {
     expect(portMappings(service('sandbox'))).toContainEqual([SANDBOX_PORT, SANDBOX_PORT]);
     const sandbox = `http://sandbox:${SANDBOX_PORT}`;
     for (const definition of allTaskDefinitions()) {
-      expect(workerEnv[definition.webhookUrlVariable], definition.webhookUrlVariable).toBe(`${sandbox}/webhooks/${definition.type}`);
+      expect(workerEnv[definition.webhookUrlVariable], definition.webhookUrlVariable).toBe(
+        `${sandbox}/webhooks/${definition.type}`,
+      );
     }
     expect(workerEnv.RESEND_BASE_URL).toBe(sandbox);
     expect(workerEnv.TWILIO_API_BASE).toBe(sandbox);
@@ -407,16 +475,28 @@ describe('docker-compose.yml', () => {
     expect(JSON.stringify(service('sandbox').healthcheck?.test)).toContain(`127.0.0.1:${SANDBOX_PORT}/`);
 
     // Prometheus scrapes the workers on the metrics port; Grafana reads Prometheus.
-    const scrape = (prometheusConfig.scrape_configs as { job_name: string; dns_sd_configs?: { names: string[]; port: number; type: string }[] }[])
-      .find((config) => config.job_name === JOB);
-    expect(scrape?.dns_sd_configs).toEqual([expect.objectContaining({ names: ['worker'], type: 'A', port: METRICS_PORT })]);
+    const scrape = (
+      prometheusConfig.scrape_configs as {
+        job_name: string;
+        dns_sd_configs?: { names: string[]; port: number; type: string }[];
+      }[]
+    ).find((config) => config.job_name === JOB);
+    expect(scrape?.dns_sd_configs).toEqual([
+      expect.objectContaining({ names: ['worker'], type: 'A', port: METRICS_PORT }),
+    ]);
     expect(portMappings(service('prometheus'))).toContainEqual([PROMETHEUS_PORT, PROMETHEUS_PORT]);
     expect(portMappings(service('grafana'))).toContainEqual([GRAFANA_PORT, GRAFANA_PORT]);
-    const datasources = (yamlFile('deploy/grafana/provisioning/datasources/prometheus.yml') as { datasources: { uid: string; url: string }[] }).datasources;
-    expect(datasources).toContainEqual(expect.objectContaining({ uid: 'prometheus', url: `http://prometheus:${PROMETHEUS_PORT}` }));
+    const datasources = (
+      yamlFile('deploy/grafana/provisioning/datasources/prometheus.yml') as {
+        datasources: { uid: string; url: string }[];
+      }
+    ).datasources;
+    expect(datasources).toContainEqual(
+      expect.objectContaining({ uid: 'prometheus', url: `http://prometheus:${PROMETHEUS_PORT}` }),
+    );
   });
 
-  it('gives the workers a configuration they start with, signed with the sandbox\'s secret', () => {
+  it("gives the workers a configuration they start with, signed with the sandbox's secret", () => {
     const workerEnv = environmentOf(service('worker'));
     // What `aftercall worker` checks at start: every variable valid, every type routed.
     const config = loadConfig(workerEnv);
@@ -444,15 +524,27 @@ describe('Dockerfile', () => {
     expect(stages.length).toBeGreaterThanOrEqual(2);
     const build = stages[0]!;
     expect(build[0]?.args).toMatch(/^node:20(-slim|-alpine)?\b.* AS build$/i);
-    expect(build.filter((instruction) => instruction.keyword === 'RUN').map((instruction) => instruction.args).join(' ')).toMatch(/npm ci\b.*npm run build/);
+    expect(
+      build
+        .filter((instruction) => instruction.keyword === 'RUN')
+        .map((instruction) => instruction.args)
+        .join(' '),
+    ).toMatch(/npm ci\b.*npm run build/);
     expect(runtime[0]?.args).toMatch(/^node:20-(slim|alpine)\b/);
-    expect(all('RUN').map((instruction) => instruction.args).join(' ')).toMatch(/npm ci --omit=dev --ignore-scripts/);
+    expect(
+      all('RUN')
+        .map((instruction) => instruction.args)
+        .join(' '),
+    ).toMatch(/npm ci --omit=dev --ignore-scripts/);
     const copies = all('COPY').map((instruction) => instruction.args);
     expect(copies).toContainEqual(expect.stringMatching(/^--from=build \/app\/dist \.\/dist$/));
     for (const path of ['bin', 'schema']) expect(copies).toContainEqual(expect.stringMatching(new RegExp(`^${path} `)));
     expect(copies.join(' ')).toMatch(/package\.json package-lock\.json/);
     // What the Dockerfile copies from the context exists and is not excluded by .dockerignore.
-    const ignored = read('.dockerignore').split(/\r?\n/).map((line) => line.trim()).filter((line) => line && !line.startsWith('#'));
+    const ignored = read('.dockerignore')
+      .split(/\r?\n/)
+      .map((line) => line.trim())
+      .filter((line) => line && !line.startsWith('#'));
     const sources = stages
       .flat()
       .filter((instruction) => instruction.keyword === 'COPY' && !instruction.args.startsWith('--from'))
@@ -502,15 +594,23 @@ describe('Prometheus', () => {
     for (const rule of alerts) {
       const mine = cases.filter((test) => test.alertname === rule.alert);
       const fires = mine.some((test) =>
-        (test.exp_alerts ?? []).some((alert) => Object.entries(rule.labels ?? {}).every(([name, value]) => alert.exp_labels?.[name] === value)),
+        (test.exp_alerts ?? []).some((alert) =>
+          Object.entries(rule.labels ?? {}).every(([name, value]) => alert.exp_labels?.[name] === value),
+        ),
       );
       expect(fires, `${rule.alert} ${JSON.stringify(rule.labels)}: no test in which it fires`).toBe(true);
-      expect(mine.some((test) => !test.exp_alerts?.length), `${rule.alert}: no test in which it stays quiet`).toBe(true);
+      expect(
+        mine.some((test) => !test.exp_alerts?.length),
+        `${rule.alert}: no test in which it stays quiet`,
+      ).toBe(true);
     }
     // Fleet-wide series the rules use come from two pods in the tests, so double counting would show.
     for (const metric of [...FLEET_WIDE].filter((name) => alerts.some((rule) => rule.expr.includes(name)))) {
       const instances = new Set(
-        ruleTests.tests.flatMap((test) => test.input_series).filter((input) => input.series.startsWith(`${metric}{`)).map((input) => /instance="([^"]+)"/.exec(input.series)?.[1]),
+        ruleTests.tests
+          .flatMap((test) => test.input_series)
+          .filter((input) => input.series.startsWith(`${metric}{`))
+          .map((input) => /instance="([^"]+)"/.exec(input.series)?.[1]),
       );
       expect(instances.size, `${metric} in alerts.test.yml`).toBeGreaterThanOrEqual(2);
     }
@@ -554,19 +654,34 @@ describe('Grafana', () => {
   const targets = panels.flatMap((panel) => (panel.targets ?? []).map((target) => ({ panel, target })));
 
   it('provisions the data source and the dashboard folder', () => {
-    const datasources = (yamlFile('deploy/grafana/provisioning/datasources/prometheus.yml') as { datasources: Dict[] }).datasources;
-    expect(datasources).toContainEqual(expect.objectContaining({ type: 'prometheus', uid: 'prometheus', url: 'http://prometheus:9090' }));
-    const providers = (yamlFile('deploy/grafana/provisioning/dashboards/aftercall.yml') as { providers: Dict[] }).providers;
-    expect(providers).toContainEqual(expect.objectContaining({ type: 'file', options: expect.objectContaining({ path: '/var/lib/grafana/dashboards' }) }));
+    const datasources = (yamlFile('deploy/grafana/provisioning/datasources/prometheus.yml') as { datasources: Dict[] })
+      .datasources;
+    expect(datasources).toContainEqual(
+      expect.objectContaining({ type: 'prometheus', uid: 'prometheus', url: 'http://prometheus:9090' }),
+    );
+    const providers = (yamlFile('deploy/grafana/provisioning/dashboards/aftercall.yml') as { providers: Dict[] })
+      .providers;
+    expect(providers).toContainEqual(
+      expect.objectContaining({
+        type: 'file',
+        options: expect.objectContaining({ path: '/var/lib/grafana/dashboards' }),
+      }),
+    );
   });
 
   it('has the dashboard aftercall with the template variables type and instance', () => {
     expect(dashboard).toMatchObject({ uid: 'aftercall' });
     expect(dashboard.schemaVersion).toBeGreaterThanOrEqual(36);
     const variable = (name: string) => dashboard.templating.list.find((entry) => entry.name === name);
-    const queryOf = (entry?: TemplateVariable) => (typeof entry?.query === 'string' ? entry.query : entry?.query?.query);
+    const queryOf = (entry?: TemplateVariable) =>
+      typeof entry?.query === 'string' ? entry.query : entry?.query?.query;
     expect(queryOf(variable('type'))).toBe('label_values(aftercall_tasks_created_total, type)');
-    expect(variable('type')).toMatchObject({ type: 'query', multi: true, includeAll: true, datasource: { uid: 'prometheus' } });
+    expect(variable('type')).toMatchObject({
+      type: 'query',
+      multi: true,
+      includeAll: true,
+      datasource: { uid: 'prometheus' },
+    });
     expect(queryOf(variable('instance'))).toBe('label_values(aftercall_worker_up, instance)');
     expect(variable('instance')).toMatchObject({ type: 'query', datasource: { uid: 'prometheus' } });
   });
@@ -580,13 +695,28 @@ describe('Grafana', () => {
       for (const target of panel.targets ?? []) {
         expect(target.expr?.trim(), `${panel.title} ${target.refId}: no expr`).toBeTruthy();
         expect(target.datasource?.uid, `${panel.title} ${target.refId}`).toBe('prometheus');
-        for (const [, name] of target.expr!.matchAll(/\$(\w+)/g)) expect(['type', 'instance'], `${panel.title}: $${name}`).toContain(name);
+        for (const [, name] of target.expr!.matchAll(/\$(\w+)/g))
+          expect(['type', 'instance'], `${panel.title}: $${name}`).toContain(name);
         // A panel must show data in every ordinary state: no `> 0`-style filters.
         expect(target.expr, panel.title).not.toMatch(/[<>]=?\s*\d|[!=]=\s*\d/);
       }
     }
     const titles = panels.map((panel) => panel.title.toLowerCase()).join('\n');
-    for (const topic of ['created', 'success rate', 'p95 latency', 'retry rate', 'dead-letter depth by type', 'dead-letter depth by reason', 'queue depth by state', 'provider requests', 'provider error', 'workers', 'sweeper runs', 'expired by the sweeper', 'sweep duration']) {
+    for (const topic of [
+      'created',
+      'success rate',
+      'p95 latency',
+      'retry rate',
+      'dead-letter depth by type',
+      'dead-letter depth by reason',
+      'queue depth by state',
+      'provider requests',
+      'provider error',
+      'workers',
+      'sweeper runs',
+      'expired by the sweeper',
+      'sweep duration',
+    ]) {
       expect(titles).toContain(topic);
     }
   });

@@ -8,7 +8,9 @@ const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
 describe('README', () => {
   it('documents every environment variable the code reads', () => {
     for (const { name } of configVariables()) {
-      const generic = name.replace(/^TASK_[A-Z_]+?_(ENABLED|ATTEMPTS)$/, 'TASK_<TYPE>_$1').replace(/^CHANNEL_[A-Z_]+$/, 'CHANNEL_<TYPE>');
+      const generic = name
+        .replace(/^TASK_[A-Z_]+?_(ENABLED|ATTEMPTS)$/, 'TASK_<TYPE>_$1')
+        .replace(/^CHANNEL_[A-Z_]+$/, 'CHANNEL_<TYPE>');
       expect(readme, name).toContain(generic === name ? name : generic);
     }
   });
@@ -34,6 +36,7 @@ describe('README performance table', () => {
     return row!;
   };
   const times = (value: number) => `${value.toFixed(2)}×`;
+  // biome-ignore lint/suspicious/noExplicitAny: bench/results/latest.json read back as JSON
   const cases: Array<[label: string, benchmark: string, figures: (result: any) => string[]]> = [
     ['enqueue of a five-task outcome, p99', 'enqueue-latency', (r) => [times(r.ratioP99)]],
     ['processing throughput', 'throughput', (r) => [times(r.ratio)]],

@@ -50,7 +50,13 @@ describe('expiry sweeper', () => {
     expect(Object.values(early.expired).reduce((a, b) => a + b, 0)).toBe(0);
 
     const late = await sweepExpiredJobs(client, { prefix, now: now + 100 * HOUR });
-    expect(late.expired).toMatchObject({ send_email: 1, update_crm: 1, update_ticket: 1, schedule_reminder: 1, follow_up_survey: 1 });
+    expect(late.expired).toMatchObject({
+      send_email: 1,
+      update_crm: 1,
+      update_ticket: 1,
+      schedule_reminder: 1,
+      follow_up_survey: 1,
+    });
     const entries = await dlq.list();
     expect(entries.map((entry) => `${entry.type}/${entry.conversationId}/${entry.reason}`).sort()).toEqual([
       'follow_up_survey/s1/expired',
@@ -61,7 +67,9 @@ describe('expiry sweeper', () => {
     ]);
     // the active job was not touched
     expect(await active!.getState()).toBe('active');
-    expect((await conversationStatus(client, prefix, 's1')).find((entry) => entry.type === 'update_crm')?.state).toBe('active');
+    expect((await conversationStatus(client, prefix, 's1')).find((entry) => entry.type === 'update_crm')?.state).toBe(
+      'active',
+    );
     // once it completes, the next sweep drops its index entry
     await active!.moveToCompleted({ ok: true }, 'holder-token', false);
     const after = await sweepExpiredJobs(client, { prefix, now: now + 200 * HOUR });
@@ -76,7 +84,8 @@ describe('expiry sweeper', () => {
     const prefix = fresh('sweep-cost');
     const producer = createProducer({ redisUrl: REDIS_URL, prefix });
     const now = Date.now();
-    for (let i = 0; i < 300; i += 1) await producer.conversationEnded(resolvedOutcome(`live-${i}`, now, { ticket: undefined }));
+    for (let i = 0; i < 300; i += 1)
+      await producer.conversationEnded(resolvedOutcome(`live-${i}`, now, { ticket: undefined }));
     const result = await sweepExpiredJobs(client, { prefix, now: now + HOUR, batchSize: 50 });
     expect(result.expired.update_crm).toBe(0);
     expect(result.calls).toBe(6); // one per type, whatever the backlog
@@ -90,14 +99,20 @@ describe('expiry sweeper', () => {
     const prefix = fresh('sweep-race');
     const env = testEnv(prefix, receiver.url, { SWEEP_INTERVAL: '200ms' });
     // The workers serve route_callback only: nothing picks the survey and ticket jobs up.
-    const workers: ChildWorker[] = [startChildWorker(env, ['--queues', 'route_callback']), startChildWorker(env, ['--queues', 'route_callback'])];
+    const workers: ChildWorker[] = [
+      startChildWorker(env, ['--queues', 'route_callback']),
+      startChildWorker(env, ['--queues', 'route_callback']),
+    ];
     // Both running (and stoppable with SIGTERM) before the jobs exist: on a loaded machine
     // one may still be starting when the other has swept everything.
     for (const worker of workers) await worker.waitForLog((line) => line.msg === 'worker started');
     const producer = createProducer({
       redisUrl: REDIS_URL,
       prefix,
-      tasks: { follow_up_survey: { settings: { delay: HOUR, expiresAfter: 2_500 } }, update_ticket: { settings: { expiresAfter: 2_500 } } },
+      tasks: {
+        follow_up_survey: { settings: { delay: HOUR, expiresAfter: 2_500 } },
+        update_ticket: { settings: { expiresAfter: 2_500 } },
+      },
     });
     const now = Date.now();
     const total = 40;
@@ -105,7 +120,11 @@ describe('expiry sweeper', () => {
       await producer.conversationEnded(resolvedOutcome(`race-${i}`, now, { surveyOptIn: true }));
     }
     const dlq = new DeadLetterQueue(client, prefix);
-    await waitUntil(() => dlq.counts(['follow_up_survey', 'update_ticket']), (counts) => counts.follow_up_survey.expired + counts.update_ticket.expired === total, 'every expired job in the dead-letter queue');
+    await waitUntil(
+      () => dlq.counts(['follow_up_survey', 'update_ticket']),
+      (counts) => counts.follow_up_survey.expired + counts.update_ticket.expired === total,
+      'every expired job in the dead-letter queue',
+    );
     const entries = await dlq.list({ types: ['follow_up_survey', 'update_ticket'] });
     expect(entries).toHaveLength(total);
     expect(new Set(entries.map((entry) => `${entry.type}/${entry.jobId}`)).size).toBe(total);
@@ -124,7 +143,8 @@ describe('expiry sweeper', () => {
     const prefix = fresh('sweep-concurrent');
     const producer = createProducer({ redisUrl: REDIS_URL, prefix });
     const now = Date.now();
-    for (let i = 0; i < 100; i += 1) await producer.conversationEnded(resolvedOutcome(`c-${i}`, now, { ticket: undefined }));
+    for (let i = 0; i < 100; i += 1)
+      await producer.conversationEnded(resolvedOutcome(`c-${i}`, now, { ticket: undefined }));
     const other = redis();
     const [a, b] = await Promise.all([
       sweepExpiredJobs(client, { prefix, now: now + 5 * HOUR, batchSize: 7 }),
@@ -143,11 +163,16 @@ describe('expiry sweeper in a long backlog', () => {
   it('leaves an expired job deeper than its search limit (which bounds each call) to the workers, and looks at it again later', async () => {
     const prefix = fresh('sweep-deep');
     const regular = createProducer({ redisUrl: REDIS_URL, prefix });
-    const hasty = createProducer({ redisUrl: REDIS_URL, prefix, tasks: { update_crm: { settings: { expiresAfter: 60_000 } } } });
+    const hasty = createProducer({
+      redisUrl: REDIS_URL,
+      prefix,
+      tasks: { update_crm: { settings: { expiresAfter: 60_000 } } },
+    });
     const now = Date.now();
     const fill = async (from: number) => {
       const pending = [];
-      for (let i = from; i < from + 1_100; i += 1) pending.push(regular.conversationEnded(resolvedOutcome(`filler-${i}`, now, { ticket: undefined })));
+      for (let i = from; i < from + 1_100; i += 1)
+        pending.push(regular.conversationEnded(resolvedOutcome(`filler-${i}`, now, { ticket: undefined })));
       await Promise.all(pending);
     };
     await hasty.conversationEnded(resolvedOutcome('oldest-hasty', now, { ticket: undefined }));
@@ -158,11 +183,22 @@ describe('expiry sweeper in a long backlog', () => {
     const result = await sweepExpiredJobs(client, { prefix, now: now + 10 * 60_000 });
     expect(result.expired.update_crm).toBe(2); // near either end of the wait list
     const states = Object.fromEntries(
-      await Promise.all(['oldest-hasty', 'middle-hasty', 'newest-hasty'].map(async (id) => [id, (await conversationStatus(client, prefix, id))[0]!.state])),
+      await Promise.all(
+        ['oldest-hasty', 'middle-hasty', 'newest-hasty'].map(async (id) => [
+          id,
+          (await conversationStatus(client, prefix, id))[0]!.state,
+        ]),
+      ),
     );
-    expect(states).toEqual({ 'oldest-hasty': 'dead_lettered', 'middle-hasty': 'waiting', 'newest-hasty': 'dead_lettered' });
+    expect(states).toEqual({
+      'oldest-hasty': 'dead_lettered',
+      'middle-hasty': 'waiting',
+      'newest-hasty': 'dead_lettered',
+    });
     // the one in the middle is looked at again later, not forgotten
-    expect(Number(await client.zscore(`${prefix}:{update_crm}:expiry`, 'middle-hasty%3Aupdate_crm'))).toBeGreaterThan(now + 10 * 60_000);
+    expect(Number(await client.zscore(`${prefix}:{update_crm}:expiry`, 'middle-hasty%3Aupdate_crm'))).toBeGreaterThan(
+      now + 10 * 60_000,
+    );
     await regular.close();
     await hasty.close();
   });

@@ -1,6 +1,13 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { asciiKey, bookingTaskKey, conversationTaskKey, decodeKeyPart, idempotencyKeyOf, jobIdFor } from '../src/tasks/job-id.js';
+import {
+  asciiKey,
+  bookingTaskKey,
+  conversationTaskKey,
+  decodeKeyPart,
+  idempotencyKeyOf,
+  jobIdFor,
+} from '../src/tasks/job-id.js';
 
 describe('job ids from idempotency keys', () => {
   it('never contain ":" and never look like integers', () => {
@@ -16,12 +23,16 @@ describe('job ids from idempotency keys', () => {
 
   it('are injective: different keys never share a job id, and the key is recovered', () => {
     fc.assert(
-      fc.property(fc.string({ unit: 'binary', maxLength: 60 }), fc.string({ unit: 'binary', maxLength: 60 }), (a, b) => {
-        const ka = conversationTaskKey(a, 'update_crm');
-        const kb = conversationTaskKey(b, 'update_crm');
-        expect(idempotencyKeyOf(jobIdFor(ka))).toBe(ka);
-        if (ka !== kb) expect(jobIdFor(ka)).not.toBe(jobIdFor(kb));
-      }),
+      fc.property(
+        fc.string({ unit: 'binary', maxLength: 60 }),
+        fc.string({ unit: 'binary', maxLength: 60 }),
+        (a, b) => {
+          const ka = conversationTaskKey(a, 'update_crm');
+          const kb = conversationTaskKey(b, 'update_crm');
+          expect(idempotencyKeyOf(jobIdFor(ka))).toBe(ka);
+          if (ka !== kb) expect(jobIdFor(ka)).not.toBe(jobIdFor(kb));
+        },
+      ),
       { numRuns: 5_000 },
     );
   });
@@ -46,18 +57,26 @@ describe('job ids from idempotency keys', () => {
 
   it('name the booking and the appointment time for reminders', () => {
     const at = Date.parse('2026-12-01T09:30:00+01:00');
-    expect(bookingTaskKey('bk:1', at, 'schedule_reminder')).toBe('booking:bk:1@2026-12-01T08:30:00.000Z:schedule_reminder');
-    expect(bookingTaskKey('bk', at, 'schedule_reminder')).not.toBe(bookingTaskKey('bk', at + 60_000, 'schedule_reminder'));
+    expect(bookingTaskKey('bk:1', at, 'schedule_reminder')).toBe(
+      'booking:bk:1@2026-12-01T08:30:00.000Z:schedule_reminder',
+    );
+    expect(bookingTaskKey('bk', at, 'schedule_reminder')).not.toBe(
+      bookingTaskKey('bk', at + 60_000, 'schedule_reminder'),
+    );
   });
 
   it('travel in HTTP headers as injective printable ASCII', () => {
     fc.assert(
-      fc.property(fc.string({ unit: 'grapheme', maxLength: 80 }), fc.string({ unit: 'grapheme', maxLength: 80 }), (a, b) => {
-        const ascii = asciiKey(a);
-        expect(ascii).toMatch(/^[\x21-\x7e]*$/);
-        expect(decodeURIComponent(ascii)).toBe(a);
-        if (a !== b) expect(asciiKey(b)).not.toBe(ascii);
-      }),
+      fc.property(
+        fc.string({ unit: 'grapheme', maxLength: 80 }),
+        fc.string({ unit: 'grapheme', maxLength: 80 }),
+        (a, b) => {
+          const ascii = asciiKey(a);
+          expect(ascii).toMatch(/^[\x21-\x7e]*$/);
+          expect(decodeURIComponent(ascii)).toBe(a);
+          if (a !== b) expect(asciiKey(b)).not.toBe(ascii);
+        },
+      ),
       { numRuns: 2_000 },
     );
     expect(asciiKey('call 7:send_email')).toBe('call%207:send_email');

@@ -32,7 +32,11 @@ beforeAll(async () => {
     port: 0,
     seed: 3,
     faults: {
-      serverErrorRate: 0.2, rateLimitRate: 0.1, retryAfterSeconds: 1, hangRate: 0.05, hangMs: 1_500,
+      serverErrorRate: 0.2,
+      rateLimitRate: 0.1,
+      retryAfterSeconds: 1,
+      hangRate: 0.05,
+      hangMs: 1_500,
       terminalRecipients: [customers[0]!.email, customers[1]!.phone],
     },
   });
@@ -60,7 +64,11 @@ afterAll(async () => {
 
 describe('log redaction', () => {
   it('keeps secrets and customer data out of every log line, faults included', async () => {
-    const producer = createProducer({ redisUrl: REDIS_URL, prefix, tasks: { follow_up_survey: { settings: { delay: 0 } } } });
+    const producer = createProducer({
+      redisUrl: REDIS_URL,
+      prefix,
+      tasks: { follow_up_survey: { settings: { delay: 0 } } },
+    });
     const ids: string[] = [];
     for (const [index, customer] of customers.entries()) {
       const conversationId = `redact-${index}`;
@@ -70,7 +78,11 @@ describe('log redaction', () => {
         endedAt: new Date(Date.now() - 1_000).toISOString(),
         outcome: index % 2 ? 'booked' : 'resolved',
         customer: { id: `cus-${index}`, name: customer.name, email: customer.email, phone: customer.phone },
-        booking: { id: `bk-${index}`, startsAt: new Date(Date.now() + 10 * HOUR).toISOString(), address: customer.address },
+        booking: {
+          id: `bk-${index}`,
+          startsAt: new Date(Date.now() + 10 * HOUR).toISOString(),
+          address: customer.address,
+        },
         ticket: { id: `T-${index}` },
         summary: customer.summary,
         surveyOptIn: true,
@@ -79,7 +91,8 @@ describe('log redaction', () => {
     await producer.close();
     await waitUntil(
       async () => (await Promise.all(ids.map((id) => conversationStatus(client, prefix, id)))).flat(),
-      (entries) => entries.length > 0 && entries.every((entry) => entry.state === 'completed' || entry.state === 'dead_lettered'),
+      (entries) =>
+        entries.length > 0 && entries.every((entry) => entry.state === 'completed' || entry.state === 'dead_lettered'),
       'every task to finish',
       60_000,
     );
@@ -87,24 +100,38 @@ describe('log redaction', () => {
     await Promise.all(workers.map((worker) => worker.exited));
 
     const output = workers.map((worker) => `${JSON.stringify(worker.logs)}\n${worker.stderr}`).join('\n');
-    expect(workers.flatMap((worker) => worker.logs).filter((line) => line.msg === 'job completed').length).toBeGreaterThan(20);
+    expect(
+      workers.flatMap((worker) => worker.logs).filter((line) => line.msg === 'job completed').length,
+    ).toBeGreaterThan(20);
     expect(workers.flatMap((worker) => worker.logs).some((line) => line.result === 'dead_lettered')).toBe(true);
     expect(workers.flatMap((worker) => worker.logs).some((line) => line.result === 'retrying')).toBe(true);
     const forbidden = [
       ...Object.values(secrets),
       sandbox.webhookSecret,
       sandbox.webhookSecret.slice('whsec_'.length),
-      ...customers.flatMap((customer) => [customer.name, customer.email, customer.phone, customer.address, customer.summary]),
+      ...customers.flatMap((customer) => [
+        customer.name,
+        customer.email,
+        customer.phone,
+        customer.address,
+        customer.summary,
+      ]),
     ];
     const leaks = forbidden.filter((value) => output.includes(value));
     expect(leaks).toEqual([]);
   }, 90_000);
 
   it('scrubs e-mail addresses and phone numbers out of provider error texts', () => {
-    expect(scrubText("The 'To' number +1 (555) 000-0001 is not a valid phone number.")).toBe("The 'To' number [phone] is not a valid phone number.");
-    expect(scrubText('Invalid `to` field: ada.lovelace@example.com is blocked')).toBe('Invalid `to` field: [e-mail] is blocked');
+    expect(scrubText("The 'To' number +1 (555) 000-0001 is not a valid phone number.")).toBe(
+      "The 'To' number [phone] is not a valid phone number.",
+    );
+    expect(scrubText('Invalid `to` field: ada.lovelace@example.com is blocked')).toBe(
+      'Invalid `to` field: [e-mail] is blocked',
+    );
     expect(scrubText('call 14155550100 now')).toBe('call [phone] now');
     expect(scrubText('webhook answered HTTP 503')).toBe('webhook answered HTTP 503');
-    expect(scrubText('expired at pickup: expiresAt 2026-11-26T10:00:00.000Z passed 5m before')).toBe('expired at pickup: expiresAt 2026-11-26T10:00:00.000Z passed 5m before');
+    expect(scrubText('expired at pickup: expiresAt 2026-11-26T10:00:00.000Z passed 5m before')).toBe(
+      'expired at pickup: expiresAt 2026-11-26T10:00:00.000Z passed 5m before',
+    );
   });
 });

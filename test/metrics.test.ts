@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createProducer } from '../src/producer/producer.js';
 import { startWorker, type FleetWorker } from '../src/worker/worker.js';
 import { freePort } from './helpers/free-port.js';
-import { parsePrometheusText, valueOf, type Sample } from './helpers/prometheus-text.js';
+import { parsePrometheusText, sampleValue, type Sample } from './helpers/prometheus-text.js';
 import { redis, REDIS_URL, removePrefix, testConfig, uniquePrefix } from './helpers/redis.js';
 import { waitUntil } from './helpers/wait.js';
 import { startReceiver, type WebhookReceiver } from './helpers/webhook-receiver.js';
@@ -72,16 +72,17 @@ describe('worker metrics', () => {
     const settled = await waitUntil(
       scrape,
       (samples) =>
-        valueOf(samples, 'aftercall_tasks_completed_total', { type: 'update_crm' }) === 3 &&
-        valueOf(samples, 'aftercall_tasks_dead_lettered_total', { type: 'update_crm', reason: 'exhausted' }) === 1 &&
-        valueOf(samples, 'aftercall_sweeper_expired_total', { type: 'follow_up_survey' }) === 1 &&
-        valueOf(samples, 'aftercall_queue_jobs', { type: 'update_crm', state: 'waiting' }) === 0 &&
+        sampleValue(samples, 'aftercall_tasks_completed_total', { type: 'update_crm' }) === 3 &&
+        sampleValue(samples, 'aftercall_tasks_dead_lettered_total', { type: 'update_crm', reason: 'exhausted' }) ===
+          1 &&
+        sampleValue(samples, 'aftercall_sweeper_expired_total', { type: 'follow_up_survey' }) === 1 &&
+        sampleValue(samples, 'aftercall_queue_jobs', { type: 'update_crm', state: 'waiting' }) === 0 &&
         // fleet-wide values are read from Redis and reused for 5 s
-        valueOf(samples, 'aftercall_dead_letter_jobs', { type: 'update_crm', reason: 'exhausted' }) === 1 &&
-        valueOf(samples, 'aftercall_dead_letter_jobs', { type: 'follow_up_survey', reason: 'expired' }) === 1,
+        sampleValue(samples, 'aftercall_dead_letter_jobs', { type: 'update_crm', reason: 'exhausted' }) === 1 &&
+        sampleValue(samples, 'aftercall_dead_letter_jobs', { type: 'follow_up_survey', reason: 'expired' }) === 1,
       'the workload to settle in the metrics',
     );
-    const v = (name: string, labels: Record<string, string> = {}) => valueOf(settled, name, labels);
+    const v = (name: string, labels: Record<string, string> = {}) => sampleValue(settled, name, labels);
 
     // the creation rate, from Redis via the worker
     expect(v('aftercall_tasks_created_total', { type: 'update_crm' })).toBe(5);
@@ -104,7 +105,8 @@ describe('worker metrics', () => {
     expect(v('aftercall_dead_letter_jobs', { type: 'update_crm', reason: 'exhausted' })).toBe(1);
     expect(v('aftercall_dead_letter_jobs', { type: 'update_crm', reason: 'invalid' })).toBe(0);
     expect(v('aftercall_dead_letter_jobs', { type: 'follow_up_survey', reason: 'expired' })).toBe(1);
-    for (const state of ['waiting', 'delayed', 'active', 'retrying']) expect(v('aftercall_queue_jobs', { type: 'update_crm', state })).toBe(0);
+    for (const state of ['waiting', 'delayed', 'active', 'retrying'])
+      expect(v('aftercall_queue_jobs', { type: 'update_crm', state })).toBe(0);
     expect(v('aftercall_queue_workers', { type: 'update_crm' })).toBe(1);
     expect(v('aftercall_worker_up', { type: 'update_crm' })).toBe(1);
     // the sweeper and the provider
@@ -119,11 +121,19 @@ describe('worker metrics', () => {
   });
 
   it('show jobs waiting for a retry as retrying', async () => {
-    receiver.answer = (receipt) => (receipt.body.conversationId === 'm-slow-retry' ? { status: 503, headers: { 'retry-after': '30' } } : { status: 200 });
+    receiver.answer = (receipt) =>
+      receipt.body.conversationId === 'm-slow-retry'
+        ? { status: 503, headers: { 'retry-after': '30' } }
+        : { status: 200 };
     const producer = createProducer({ redisUrl: REDIS_URL, prefix });
     await producer.conversationEnded(outcome('m-slow-retry'));
     await producer.close();
-    const samples = await waitUntil(scrape, (s) => valueOf(s, 'aftercall_queue_jobs', { type: 'update_crm', state: 'retrying' }) === 1, 'a retrying job', 15_000);
-    expect(valueOf(samples, 'aftercall_queue_jobs', { type: 'update_crm', state: 'delayed' })).toBe(0);
+    const samples = await waitUntil(
+      scrape,
+      (s) => sampleValue(s, 'aftercall_queue_jobs', { type: 'update_crm', state: 'retrying' }) === 1,
+      'a retrying job',
+      15_000,
+    );
+    expect(sampleValue(samples, 'aftercall_queue_jobs', { type: 'update_crm', state: 'delayed' })).toBe(0);
   });
 });

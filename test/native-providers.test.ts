@@ -41,7 +41,12 @@ const providerEnv = (s: Sandbox) => ({
 beforeAll(async () => {
   sandbox = await startSandbox({ port: 0, seed: 7 });
   const config = testConfig(prefix, `${sandbox.url}/webhooks`, providerEnv(sandbox));
-  worker = await startWorker({ config, concurrency: 4, sweeper: false, onOutcome: (event) => events.push({ ...event, at: Date.now() }) });
+  worker = await startWorker({
+    config,
+    concurrency: 4,
+    sweeper: false,
+    onOutcome: (event) => events.push({ ...event, at: Date.now() }),
+  });
   await worker.ready;
 });
 
@@ -58,31 +63,51 @@ const booked = (conversationId: string, customer: Record<string, string>, starts
   endedAt: new Date(Date.now() - 1_000).toISOString(),
   outcome: 'booked',
   customer: { id: 'cus', ...customer },
-  booking: { id: `bk-${conversationId}`, startsAt: new Date(Date.now() + startsInMs).toISOString(), address: '12 Harbour St', service: 'Boiler <b>service</b>' },
+  booking: {
+    id: `bk-${conversationId}`,
+    startsAt: new Date(Date.now() + startsInMs).toISOString(),
+    address: '12 Harbour St',
+    service: 'Boiler <b>service</b>',
+  },
 });
-const statusOf = async (conversationId: string, type: string) => (await conversationStatus(client, prefix, conversationId)).find((entry) => entry.type === type);
+const statusOf = async (conversationId: string, type: string) =>
+  (await conversationStatus(client, prefix, conversationId)).find((entry) => entry.type === type);
 const settled = (conversationId: string, type: string) =>
-  waitUntil(() => statusOf(conversationId, type), (status) => status?.state === 'completed' || status?.state === 'dead_lettered', `${type} of ${conversationId}`);
+  waitUntil(
+    () => statusOf(conversationId, type),
+    (status) => status?.state === 'completed' || status?.state === 'dead_lettered',
+    `${type} of ${conversationId}`,
+  );
 
 describe('native providers through the sandbox', () => {
   it('sends the confirmation e-mail through Resend with the idempotency key, and escapes customer text', async () => {
-    const result = await producer.conversationEnded(booked('n-email', { name: 'Ada <script>alert(1)</script>', email: 'ada@example.com' }));
+    const result = await producer.conversationEnded(
+      booked('n-email', { name: 'Ada <script>alert(1)</script>', email: 'ada@example.com' }),
+    );
     await settled('n-email', 'send_email');
     const [email] = sandbox.deliveries({ provider: 'resend' }).filter((delivery) => delivery.to === 'ada@example.com');
     const task = result.tasks.find((entry) => entry.type === 'send_email')!;
-    expect(email).toMatchObject({ idempotencyKey: task.idempotencyKey, expiresAt: task.expiresAt, type: 'send_email', subject: 'Booking confirmed: Boiler <b>service</b>' });
+    expect(email).toMatchObject({
+      idempotencyKey: task.idempotencyKey,
+      expiresAt: task.expiresAt,
+      type: 'send_email',
+      subject: 'Booking confirmed: Boiler <b>service</b>',
+    });
     expect(email!.html).toContain('Ada &lt;script&gt;alert(1)&lt;/script&gt;');
     expect(email!.html).toContain('Boiler &lt;b&gt;service&lt;/b&gt;');
     expect(email!.html).not.toContain('<script>');
     expect(email!.text).toContain('Hello Ada <script>alert(1)</script>,');
     // the CRM record goes to its webhook, not to Resend
-    expect(sandbox.deliveries({ provider: 'webhook' }).some((delivery) => delivery.idempotencyKey === 'n-email:update_crm')).toBe(true);
+    expect(
+      sandbox.deliveries({ provider: 'webhook' }).some((delivery) => delivery.idempotencyKey === 'n-email:update_crm'),
+    ).toBe(true);
   });
 
   it('delivers an e-mail once when a retry follows a timeout whose request did arrive', async () => {
     sandbox.setFaults({ hangRate: 1, hangMs: 5_000 });
     const watch = setInterval(() => {
-      if (sandbox.deliveries({ provider: 'resend' }).some((delivery) => delivery.to === 'hang@example.com')) sandbox.setFaults({ hangRate: 0 });
+      if (sandbox.deliveries({ provider: 'resend' }).some((delivery) => delivery.to === 'hang@example.com'))
+        sandbox.setFaults({ hangRate: 0 });
     }, 5);
     try {
       await producer.conversationEnded({ ...booked('n-hang', { email: 'hang@example.com' }) });
@@ -92,35 +117,56 @@ describe('native providers through the sandbox', () => {
       sandbox.setFaults({ hangRate: 0 });
     }
     expect(await statusOf('n-hang', 'send_email')).toMatchObject({ state: 'completed', attempts: 2 });
-    expect(events.find((event) => event.conversationId === 'n-hang' && event.type === 'send_email' && event.result === 'retrying')?.error).toMatch(/no status/);
-    expect(sandbox.deliveries({ provider: 'resend' }).filter((delivery) => delivery.to === 'hang@example.com')).toHaveLength(1);
+    expect(
+      events.find(
+        (event) => event.conversationId === 'n-hang' && event.type === 'send_email' && event.result === 'retrying',
+      )?.error,
+    ).toMatch(/no status/);
+    expect(
+      sandbox.deliveries({ provider: 'resend' }).filter((delivery) => delivery.to === 'hang@example.com'),
+    ).toHaveLength(1);
   });
 
   it('honours a 429 Retry-After before retrying', async () => {
     sandbox.setFaults({ rateLimitRate: 1, retryAfterSeconds: 1 });
     try {
       await producer.conversationEnded(booked('n-429', { email: 'limited@example.com' }));
-      await waitUntil(() => events.find((event) => event.conversationId === 'n-429' && event.type === 'send_email' && event.result === 'retrying'), Boolean, 'the rate-limited attempt');
+      await waitUntil(
+        () =>
+          events.find(
+            (event) => event.conversationId === 'n-429' && event.type === 'send_email' && event.result === 'retrying',
+          ),
+        Boolean,
+        'the rate-limited attempt',
+      );
       sandbox.setFaults({ rateLimitRate: 0 });
       await settled('n-429', 'send_email');
     } finally {
       sandbox.setFaults({ rateLimitRate: 0 });
     }
-    const retried = events.find((event) => event.conversationId === 'n-429' && event.type === 'send_email' && event.result === 'retrying')!;
-    const completed = events.find((event) => event.conversationId === 'n-429' && event.type === 'send_email' && event.result === 'completed')!;
+    const retried = events.find(
+      (event) => event.conversationId === 'n-429' && event.type === 'send_email' && event.result === 'retrying',
+    )!;
+    const completed = events.find(
+      (event) => event.conversationId === 'n-429' && event.type === 'send_email' && event.result === 'completed',
+    )!;
     expect(completed.at - retried.at).toBeGreaterThanOrEqual(1_000);
   });
 
   it('dead-letters a refused recipient at once: reason terminal, one attempt (Resend and Twilio)', async () => {
     sandbox.setFaults({ terminalRecipients: ['refused@example.com', '+15550000001'] });
     try {
-      await producer.conversationEnded(booked('n-refused', { email: 'refused@example.com', phone: '+15550000001' }, 10 * HOUR));
+      await producer.conversationEnded(
+        booked('n-refused', { email: 'refused@example.com', phone: '+15550000001' }, 10 * HOUR),
+      );
       await settled('n-refused', 'send_email');
       await settled('n-refused', 'schedule_reminder');
     } finally {
       sandbox.setFaults({ terminalRecipients: [] });
     }
-    const entries = (await new DeadLetterQueue(client, prefix).list()).filter((entry) => entry.conversationId === 'n-refused');
+    const entries = (await new DeadLetterQueue(client, prefix).list()).filter(
+      (entry) => entry.conversationId === 'n-refused',
+    );
     // (the sandbox's webhook receiver refuses the same customer, so the CRM record goes too)
     expect(entries.map((entry) => [entry.type, entry.reason, entry.attempts]).sort()).toEqual([
       ['schedule_reminder', 'terminal', 1],
@@ -131,31 +177,59 @@ describe('native providers through the sandbox', () => {
   });
 
   it('sends a due reminder by SMS when the customer has a phone, and by e-mail when not', async () => {
-    await producer.conversationEnded(booked('n-sms', { name: 'Grace', phone: '+14155550142', email: 'grace@example.com' }, 10 * HOUR));
+    await producer.conversationEnded(
+      booked('n-sms', { name: 'Grace', phone: '+14155550142', email: 'grace@example.com' }, 10 * HOUR),
+    );
     await producer.conversationEnded(booked('n-mail', { email: 'alan@example.com' }, 10 * HOUR));
     await settled('n-sms', 'schedule_reminder');
     await settled('n-mail', 'schedule_reminder');
     const sms = sandbox.deliveries({ provider: 'twilio' }).find((delivery) => delivery.to === '+14155550142');
     expect(sms?.body).toMatch(/^Hi Grace, reminder: Boiler <b>service<\/b> on /);
     expect(sms?.idempotencyKey).toMatch(/^booking:bk-n-sms@.*:schedule_reminder$/);
-    expect(sandbox.deliveries({ provider: 'resend' }).some((delivery) => delivery.to === 'alan@example.com' && delivery.type === 'schedule_reminder')).toBe(true);
+    expect(
+      sandbox
+        .deliveries({ provider: 'resend' })
+        .some((delivery) => delivery.to === 'alan@example.com' && delivery.type === 'schedule_reminder'),
+    ).toBe(true);
   });
 
   it('keeps an SMS single when a task is run again: the ledger remembers the SID', async () => {
-    const twilio = createTwilioDelivery({ accountSid: TWILIO_SID, authToken: 'test-token', from: '+14155550000', apiBase: sandbox.twilioApiBase, redis: client, prefix });
+    const twilio = createTwilioDelivery({
+      accountSid: TWILIO_SID,
+      authToken: 'test-token',
+      from: '+14155550000',
+      apiBase: sandbox.twilioApiBase,
+      redis: client,
+      prefix,
+    });
     const request = {
-      type: 'follow_up_survey', jobId: 'n-ledger%3Afollow_up_survey', idempotencyKey: 'n-ledger:follow_up_survey', conversationId: 'n-ledger',
-      attempt: 1, createdAt: Date.now(), expiresAt: Date.now() + HOUR, payload: {},
+      type: 'follow_up_survey',
+      jobId: 'n-ledger%3Afollow_up_survey',
+      idempotencyKey: 'n-ledger:follow_up_survey',
+      conversationId: 'n-ledger',
+      attempt: 1,
+      createdAt: Date.now(),
+      expiresAt: Date.now() + HOUR,
+      payload: {},
     };
     const signal = new AbortController().signal;
     const first = await twilio.sendSms({ to: '+14155550199', body: 'How did we do?' }, request, signal);
-    const second = await twilio.sendSms({ to: '+14155550199', body: 'How did we do?' }, { ...request, attempt: 2 }, signal);
+    const second = await twilio.sendSms(
+      { to: '+14155550199', body: 'How did we do?' },
+      { ...request, attempt: 2 },
+      signal,
+    );
     expect(second.messageId).toBe(first.messageId);
-    expect(sandbox.deliveries({ provider: 'twilio' }).filter((delivery) => delivery.to === '+14155550199')).toHaveLength(1);
+    expect(
+      sandbox.deliveries({ provider: 'twilio' }).filter((delivery) => delivery.to === '+14155550199'),
+    ).toHaveLength(1);
   });
 
   it('refuses to start when a chosen channel is not configured, naming the variable', async () => {
-    const bare = testConfig(prefix, `${sandbox.url}/webhooks`, { CHANNEL_SEND_EMAIL: 'resend', TWILIO_ACCOUNT_SID: TWILIO_SID });
+    const bare = testConfig(prefix, `${sandbox.url}/webhooks`, {
+      CHANNEL_SEND_EMAIL: 'resend',
+      TWILIO_ACCOUNT_SID: TWILIO_SID,
+    });
     const error = await startWorker({ config: bare, sweeper: false }).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(ConfigError);
     const paths = (error as ConfigError).issues.map((issue) => issue.path);
@@ -175,13 +249,20 @@ describe('aftercall demo', () => {
     });
 
   it('runs the fleet end to end and accounts for every task', async () => {
-    const { code, stdout, stderr } = await demo(['--conversations', '40', '--burst-seconds', '1', '--late', '0.1', '--bad-recipients', '0.1'], { REDIS_URL });
+    const { code, stdout, stderr } = await demo(
+      ['--conversations', '40', '--burst-seconds', '1', '--late', '0.1', '--bad-recipients', '0.1'],
+      { REDIS_URL },
+    );
     expect(stderr).toBe('');
     expect(code).toBe(0);
     const created = Number(/enqueued (\d+) tasks from 40 conversations/.exec(stdout)?.[1]);
     expect(created).toBeGreaterThan(40);
     expect(stdout).toContain(`every one of the ${created} tasks is accounted for`);
-    const rows = stdout.split('\n').filter((line) => /^(send_email|update_crm|schedule_reminder|update_ticket|route_callback|follow_up_survey)\s/.test(line));
+    const rows = stdout
+      .split('\n')
+      .filter((line) =>
+        /^(send_email|update_crm|schedule_reminder|update_ticket|route_callback|follow_up_survey)\s/.test(line),
+      );
     expect(rows).toHaveLength(6);
     let total = 0;
     for (const row of rows) {

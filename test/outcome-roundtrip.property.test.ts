@@ -7,7 +7,11 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { conversationOutcomeJsonSchema, parseConversationOutcome, type ConversationOutcome } from '../src/contract/conversation-outcome.js';
+import {
+  conversationOutcomeJsonSchema,
+  parseConversationOutcome,
+  type ConversationOutcome,
+} from '../src/contract/conversation-outcome.js';
 import { planOutcome } from '../src/tasks/plan.js';
 import { createProducer } from '../src/producer/producer.js';
 import { conversationStatus } from '../src/ops/status.js';
@@ -32,7 +36,8 @@ function expectedTypes(o: ConversationOutcome, at: number): string[] {
   const types: string[] = [];
   if (bookingKind && o.customer.email) types.push('send_email');
   types.push('update_crm');
-  if ((o.outcome === 'booked' || o.outcome === 'rescheduled') && Date.parse(o.booking!.startsAt) - 2 * HOUR > at) types.push('schedule_reminder');
+  if ((o.outcome === 'booked' || o.outcome === 'rescheduled') && Date.parse(o.booking!.startsAt) - 2 * HOUR > at)
+    types.push('schedule_reminder');
   if (o.ticket) types.push('update_ticket');
   if (o.outcome === 'callback_requested' || o.outcome === 'escalated') types.push('route_callback');
   if ((o.outcome === 'resolved' || o.outcome === 'booked') && o.surveyOptIn === true) types.push('follow_up_survey');
@@ -58,12 +63,14 @@ describe('200 generated outcomes', () => {
         // enqueue and status: status names exactly the enqueued tasks, with their times
         const result = await producer.conversationEnded(outcome);
         const status = await conversationStatus(client, prefix, outcome.conversationId);
-        expect(status.map((entry) => [entry.type, entry.jobId, entry.idempotencyKey, entry.runAt, entry.expiresAt])).toEqual(
-          result.tasks.map((task) => [task.type, task.jobId, task.idempotencyKey, task.runAt, task.expiresAt]),
-        );
+        expect(
+          status.map((entry) => [entry.type, entry.jobId, entry.idempotencyKey, entry.runAt, entry.expiresAt]),
+        ).toEqual(result.tasks.map((task) => [task.type, task.jobId, task.idempotencyKey, task.runAt, task.expiresAt]));
         for (const [index, entry] of status.entries()) {
           const task = result.tasks[index]!;
-          expect(entry.state).toBe(task.expired ? 'dead_lettered' : Date.parse(task.runAt) > Date.now() ? 'scheduled' : 'waiting');
+          expect(entry.state).toBe(
+            task.expired ? 'dead_lettered' : Date.parse(task.runAt) > Date.now() ? 'scheduled' : 'waiting',
+          );
         }
       }),
       { numRuns: 200 },

@@ -1,9 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import {
-  conversationOutcomeJsonSchema,
-  parseConversationOutcome,
-} from '../src/contract/conversation-outcome.js';
+import { conversationOutcomeJsonSchema, parseConversationOutcome } from '../src/contract/conversation-outcome.js';
 import { OutcomeValidationError } from '../src/contract/validation-error.js';
 import { bookedOutcome } from './helpers/outcomes.js';
 
@@ -20,8 +17,14 @@ function issuesOf(input: unknown) {
 describe('conversation outcome schema', () => {
   it('accepts every example outcome, one per outcome kind', () => {
     const files = readdirSync(new URL('../examples/', import.meta.url)).filter((file) => file.endsWith('.json'));
-    const kinds = files.map((file) => parseConversationOutcome(JSON.parse(readFileSync(new URL(`../examples/${file}`, import.meta.url), 'utf8'))).outcome);
-    expect(new Set(kinds)).toEqual(new Set(['booked', 'rescheduled', 'cancelled', 'resolved', 'callback_requested', 'escalated', 'no_action']));
+    const kinds = files.map(
+      (file) =>
+        parseConversationOutcome(JSON.parse(readFileSync(new URL(`../examples/${file}`, import.meta.url), 'utf8')))
+          .outcome,
+    );
+    expect(new Set(kinds)).toEqual(
+      new Set(['booked', 'rescheduled', 'cancelled', 'resolved', 'callback_requested', 'escalated', 'no_action']),
+    );
   });
 
   it('accepts conversation ids with :, /, spaces and non-ASCII letters, up to 200 characters', () => {
@@ -67,7 +70,9 @@ describe('conversation outcome schema', () => {
     }
     for (const outcome of ['callback_requested', 'escalated']) {
       const issues = issuesOf({ conversationId: 'c', endedAt: '2026-11-26T10:00:00Z', outcome, customer: { id: 'x' } });
-      expect(issues).toEqual([{ path: 'callback', message: `expected a callback: required when outcome is ${outcome}` }]);
+      expect(issues).toEqual([
+        { path: 'callback', message: `expected a callback: required when outcome is ${outcome}` },
+      ]);
     }
   });
 
@@ -111,15 +116,31 @@ describe('conversation outcome schema', () => {
       'outcome',
       [],
       Object.create(null),
-      new Proxy({}, { get: () => { throw new Error('trap'); }, ownKeys: () => { throw new Error('trap'); } }),
-      { get conversationId() { throw new Error('getter'); } },
+      new Proxy(
+        {},
+        {
+          get: () => {
+            throw new Error('trap');
+          },
+          ownKeys: () => {
+            throw new Error('trap');
+          },
+        },
+      ),
+      {
+        get conversationId() {
+          throw new Error('getter');
+        },
+      },
       { ...bookedOutcome('c'), metadata: { big: 10n } },
     ];
     for (const input of hostile) expect(() => parseConversationOutcome(input)).toThrow(OutcomeValidationError);
   });
 
   it('matches the committed JSON Schema (run `npm run schema` after changing the zod schema)', () => {
-    const committed = JSON.parse(readFileSync(new URL('../schema/conversation-outcome.schema.json', import.meta.url), 'utf8'));
+    const committed = JSON.parse(
+      readFileSync(new URL('../schema/conversation-outcome.schema.json', import.meta.url), 'utf8'),
+    );
     expect(conversationOutcomeJsonSchema()).toEqual(committed);
   });
 });

@@ -10,7 +10,8 @@ const HOUR = 60 * MIN;
 const now = Date.parse('2026-11-26T12:00:00Z');
 const endedAt = now - MIN;
 const defaults = resolveTaskConfigs();
-const plan = (input: unknown, configs = defaults, at = now) => planOutcome(parseConversationOutcome(input), configs, at);
+const plan = (input: unknown, configs = defaults, at = now) =>
+  planOutcome(parseConversationOutcome(input), configs, at);
 const base = (outcome: string, extra: Record<string, unknown> = {}) => ({
   conversationId: 'conv-1',
   endedAt: new Date(endedAt).toISOString(),
@@ -24,30 +25,56 @@ const callback = { reason: 'call me', priority: 'high' };
 describe('outcome -> plan (task catalog defaults)', () => {
   it('creates the table of tasks per outcome', () => {
     const types = (input: unknown) => plan(input).tasks.map((task) => task.type);
-    expect(types(base('booked', { booking, surveyOptIn: true }))).toEqual(['send_email', 'update_crm', 'schedule_reminder', 'follow_up_survey']);
+    expect(types(base('booked', { booking, surveyOptIn: true }))).toEqual([
+      'send_email',
+      'update_crm',
+      'schedule_reminder',
+      'follow_up_survey',
+    ]);
     expect(types(base('rescheduled', { booking }))).toEqual(['send_email', 'update_crm', 'schedule_reminder']);
     expect(types(base('cancelled', { booking }))).toEqual(['send_email', 'update_crm']);
-    expect(types(base('resolved', { ticket: { id: 'T' }, surveyOptIn: true }))).toEqual(['update_crm', 'update_ticket', 'follow_up_survey']);
+    expect(types(base('resolved', { ticket: { id: 'T' }, surveyOptIn: true }))).toEqual([
+      'update_crm',
+      'update_ticket',
+      'follow_up_survey',
+    ]);
     expect(types(base('callback_requested', { callback }))).toEqual(['update_crm', 'route_callback']);
-    expect(types(base('escalated', { callback, ticket: { id: 'T' } }))).toEqual(['update_crm', 'update_ticket', 'route_callback']);
+    expect(types(base('escalated', { callback, ticket: { id: 'T' } }))).toEqual([
+      'update_crm',
+      'update_ticket',
+      'route_callback',
+    ]);
     expect(types(base('no_action'))).toEqual(['update_crm']);
     // no e-mail address, no e-mail; no opt-in, no survey
-    expect(types({ ...base('booked', { booking }), customer: { id: 'cus' } })).toEqual(['update_crm', 'schedule_reminder']);
+    expect(types({ ...base('booked', { booking }), customer: { id: 'cus' } })).toEqual([
+      'update_crm',
+      'schedule_reminder',
+    ]);
   });
 
   it('computes run and expiry times from the defaults', () => {
-    const tasks = Object.fromEntries(plan(base('booked', { booking, surveyOptIn: true })).tasks.map((task) => [task.type, task]));
+    const tasks = Object.fromEntries(
+      plan(base('booked', { booking, surveyOptIn: true })).tasks.map((task) => [task.type, task]),
+    );
     const startsAt = Date.parse(booking.startsAt);
     expect([tasks.send_email!.runAt, tasks.send_email!.expiresAt]).toEqual([now, endedAt + 30 * MIN]);
     expect([tasks.update_crm!.runAt, tasks.update_crm!.expiresAt]).toEqual([now, endedAt + 4 * HOUR]);
-    expect([tasks.schedule_reminder!.runAt, tasks.schedule_reminder!.expiresAt]).toEqual([startsAt - 24 * HOUR, startsAt - 2 * HOUR]);
-    expect([tasks.follow_up_survey!.runAt, tasks.follow_up_survey!.expiresAt]).toEqual([endedAt + 2 * HOUR, endedAt + 48 * HOUR]);
+    expect([tasks.schedule_reminder!.runAt, tasks.schedule_reminder!.expiresAt]).toEqual([
+      startsAt - 24 * HOUR,
+      startsAt - 2 * HOUR,
+    ]);
+    expect([tasks.follow_up_survey!.runAt, tasks.follow_up_survey!.expiresAt]).toEqual([
+      endedAt + 2 * HOUR,
+      endedAt + 48 * HOUR,
+    ]);
     const ticket = plan(base('resolved', { ticket: { id: 'T' } })).tasks.find((task) => task.type === 'update_ticket')!;
     expect(ticket.expiresAt).toBe(endedAt + 24 * HOUR);
     const cb = plan(base('callback_requested', { callback })).tasks.find((task) => task.type === 'route_callback')!;
     expect(cb.expiresAt).toBe(endedAt + HOUR);
     const notAfter = new Date(now + 5 * HOUR).toISOString();
-    const cb2 = plan(base('callback_requested', { callback: { ...callback, notAfter } })).tasks.find((task) => task.type === 'route_callback')!;
+    const cb2 = plan(base('callback_requested', { callback: { ...callback, notAfter } })).tasks.find(
+      (task) => task.type === 'route_callback',
+    )!;
     expect(cb2.expiresAt).toBe(Date.parse(notAfter));
   });
 
@@ -60,7 +87,12 @@ describe('outcome -> plan (task catalog defaults)', () => {
     expect(skipped.tasks.map((task) => task.type)).not.toContain('schedule_reminder');
     expect(skipped.skipped).toEqual([{ type: 'schedule_reminder', reason: 'expired' }]);
     // the booking still moves forward: the previous reminder must go
-    expect(skipped.scopeChanges).toEqual([expect.objectContaining({ type: 'schedule_reminder', scope: { id: 'bk-3', action: 'replace', version: endedAt } })]);
+    expect(skipped.scopeChanges).toEqual([
+      expect.objectContaining({
+        type: 'schedule_reminder',
+        scope: { id: 'bk-3', action: 'replace', version: endedAt },
+      }),
+    ]);
   });
 
   it('plans an already expired task for the dead-letter queue instead of dropping it', () => {
@@ -79,7 +111,10 @@ describe('outcome -> plan (task catalog defaults)', () => {
   });
 
   it('lists a switched-off type as skipped, and applies per-type overrides', () => {
-    const configs = resolveTaskConfigs({ send_email: { enabled: false }, update_crm: { attempts: 9, settings: { expiresAfter: HOUR } } });
+    const configs = resolveTaskConfigs({
+      send_email: { enabled: false },
+      update_crm: { attempts: 9, settings: { expiresAfter: HOUR } },
+    });
     const result = plan(base('booked', { booking }), configs);
     expect(result.skipped).toEqual([{ type: 'send_email', reason: 'disabled' }]);
     const crm = result.tasks.find((task) => task.type === 'update_crm')!;
@@ -88,7 +123,9 @@ describe('outcome -> plan (task catalog defaults)', () => {
 
   it('rejects overrides that name unknown types or settings, or bad values', () => {
     expect(() => resolveTaskConfigs({ send_emial: {} } as never)).toThrow(/tasks\.send_emial: unknown task type/);
-    expect(() => resolveTaskConfigs({ send_email: { settings: { expiresAftr: 1 } } })).toThrow(/tasks\.send_email\.settings\.expiresAftr: unknown setting/);
+    expect(() => resolveTaskConfigs({ send_email: { settings: { expiresAftr: 1 } } })).toThrow(
+      /tasks\.send_email\.settings\.expiresAftr: unknown setting/,
+    );
     expect(() => resolveTaskConfigs({ update_crm: { attempts: 0 } })).toThrow(ValidationError);
   });
 

@@ -25,16 +25,34 @@ describe('producer', () => {
     const result = await producer.conversationEnded(bookedOutcome('p:1/é x'));
     expect(result.conversationId).toBe('p:1/é x');
     expect(result.skipped).toEqual([]);
-    expect(result.tasks.map((task) => task.type)).toEqual(['send_email', 'update_crm', 'schedule_reminder', 'follow_up_survey']);
+    expect(result.tasks.map((task) => task.type)).toEqual([
+      'send_email',
+      'update_crm',
+      'schedule_reminder',
+      'follow_up_survey',
+    ]);
     for (const task of result.tasks) {
       expect(task.created).toBe(true);
       expect(task.jobId).not.toContain(':');
       const q = queue(task.type);
       const job = await q.getJob(task.jobId);
-      expect(job?.data).toMatchObject({ type: task.type, conversationId: 'p:1/é x', idempotencyKey: task.idempotencyKey });
-      expect(job?.opts).toMatchObject({ attempts: task.type === 'update_crm' ? 5 : 3, backoff: { type: 'aftercall' }, removeOnFail: false, removeOnComplete: { age: 86_400 } });
-      expect(await job?.getState()).toBe(task.type === 'schedule_reminder' || task.type === 'follow_up_survey' ? 'delayed' : 'waiting');
-      expect(await client.zscore(`${prefix}:${queueName(task.type)}:expiry`, task.jobId)).toBe(String(Date.parse(task.expiresAt)));
+      expect(job?.data).toMatchObject({
+        type: task.type,
+        conversationId: 'p:1/é x',
+        idempotencyKey: task.idempotencyKey,
+      });
+      expect(job?.opts).toMatchObject({
+        attempts: task.type === 'update_crm' ? 5 : 3,
+        backoff: { type: 'aftercall' },
+        removeOnFail: false,
+        removeOnComplete: { age: 86_400 },
+      });
+      expect(await job?.getState()).toBe(
+        task.type === 'schedule_reminder' || task.type === 'follow_up_survey' ? 'delayed' : 'waiting',
+      );
+      expect(await client.zscore(`${prefix}:${queueName(task.type)}:expiry`, task.jobId)).toBe(
+        String(Date.parse(task.expiresAt)),
+      );
       await q.close();
     }
   });
@@ -85,10 +103,18 @@ describe('producer', () => {
     const ticket = first.tasks.find((task) => task.type === 'update_ticket')!;
     await client.lrem(`${prefix}:{update_ticket}:wait`, 0, ticket.jobId);
     await client.zadd(`${prefix}:{update_ticket}:failed`, Date.now(), ticket.jobId);
-    await client.hset(`${prefix}:{update_ticket}:${ticket.jobId}`, 'finishedOn', Date.now(), 'deadLetterReason', 'terminal');
+    await client.hset(
+      `${prefix}:{update_ticket}:${ticket.jobId}`,
+      'finishedOn',
+      Date.now(),
+      'deadLetterReason',
+      'terminal',
+    );
 
     const again = await producer.conversationEnded({ ...outcome });
-    expect(again.tasks.map((task) => [task.type, task.jobId, task.created])).toEqual(first.tasks.map((task) => [task.type, task.jobId, false]));
+    expect(again.tasks.map((task) => [task.type, task.jobId, task.created])).toEqual(
+      first.tasks.map((task) => [task.type, task.jobId, false]),
+    );
     expect(again.tasks.map((task) => task.expiresAt)).toEqual(first.tasks.map((task) => task.expiresAt));
     expect(await crmJob.getState()).toBe('completed');
     expect(await (await queue('update_ticket').getJob(ticket.jobId))!.getState()).toBe('failed');
@@ -116,10 +142,19 @@ describe('producer', () => {
     const strict = createProducer({ redisUrl: REDIS_URL, prefix: isolated });
     try {
       const error = await strict
-        .conversationEnded({ conversationId: 'x', endedAt: 'yesterday', outcome: 'booked', customer: { id: 'c', email: 'nope' } })
+        .conversationEnded({
+          conversationId: 'x',
+          endedAt: 'yesterday',
+          outcome: 'booked',
+          customer: { id: 'c', email: 'nope' },
+        })
         .catch((caught: unknown) => caught);
       expect(error).toBeInstanceOf(OutcomeValidationError);
-      expect((error as OutcomeValidationError).issues.map((issue) => issue.path)).toEqual(['endedAt', 'customer.email', 'booking']);
+      expect((error as OutcomeValidationError).issues.map((issue) => issue.path)).toEqual([
+        'endedAt',
+        'customer.email',
+        'booking',
+      ]);
       expect(await keysWithPrefix(client, isolated)).toEqual([]);
     } finally {
       await strict.close();
@@ -130,7 +165,9 @@ describe('producer', () => {
     const down = createProducer({ redisUrl: 'redis://127.0.0.1:1', prefix, timeoutMs: 300 });
     try {
       await expect(down.conversationEnded(bookedOutcome('down'))).rejects.toThrow(RedisUnavailableError);
-      await expect(down.conversationEnded(bookedOutcome('down'))).rejects.toThrow(/did not answer within 300 ms|failed/);
+      await expect(down.conversationEnded(bookedOutcome('down'))).rejects.toThrow(
+        /did not answer within 300 ms|failed/,
+      );
     } finally {
       await down.close();
     }
@@ -146,7 +183,9 @@ describe('producer', () => {
       expect(error).toBeInstanceOf(RedisUnavailableError);
       expect((error as Error).message).toMatch(/safe: it is idempotent/);
       proxy.release();
-      await expect(flaky.conversationEnded(resolvedOutcome('hang-2'))).resolves.toMatchObject({ conversationId: 'hang-2' });
+      await expect(flaky.conversationEnded(resolvedOutcome('hang-2'))).resolves.toMatchObject({
+        conversationId: 'hang-2',
+      });
     } finally {
       await flaky.close();
       await proxy.close();

@@ -28,9 +28,15 @@ let prometheus: ChildProcess | undefined;
 let prometheusUrl = '';
 const workdir = mkdtempSync(join(tmpdir(), 'aftercall-prometheus-'));
 
-async function query(expr: string): Promise<{ status: string; error?: string; data?: { resultType: string; result: unknown[] } }> {
+async function query(
+  expr: string,
+): Promise<{ status: string; error?: string; data?: { resultType: string; result: unknown[] } }> {
   const response = await fetch(`${prometheusUrl}/api/v1/query?query=${encodeURIComponent(expr)}`);
-  return (await response.json()) as { status: string; error?: string; data?: { resultType: string; result: unknown[] } };
+  return (await response.json()) as {
+    status: string;
+    error?: string;
+    data?: { resultType: string; result: unknown[] };
+  };
 }
 
 const HOUR = 3_600_000;
@@ -41,28 +47,46 @@ beforeAll(async () => {
   if (probe.error) throw new Error("prometheus is not installed: install Debian's `prometheus` package (.ci/run does)");
 
   // A worker processing a steady load, with failures of every kind.
-  sandbox = await startSandbox({ port: 0, seed: 11, faults: { serverErrorRate: 0.25, rateLimitRate: 0.1, retryAfterSeconds: 1, terminalRecipients: ['refused@example.com'] } });
+  sandbox = await startSandbox({
+    port: 0,
+    seed: 11,
+    faults: {
+      serverErrorRate: 0.25,
+      rateLimitRate: 0.1,
+      retryAfterSeconds: 1,
+      terminalRecipients: ['refused@example.com'],
+    },
+  });
   const metricsPort = await freePort();
   worker = await startWorker({
-    config: testConfig(prefix, `${sandbox.url}/webhooks`, { WEBHOOK_SECRET: sandbox.webhookSecret, SWEEP_INTERVAL: '500ms' }),
+    config: testConfig(prefix, `${sandbox.url}/webhooks`, {
+      WEBHOOK_SECRET: sandbox.webhookSecret,
+      SWEEP_INTERVAL: '500ms',
+    }),
     concurrency: 5,
     metricsPort,
   });
   await worker.ready;
-  const producer = createProducer({ redisUrl: REDIS_URL, prefix, tasks: { follow_up_survey: { settings: { delay: HOUR, expiresAfter: 2_000 } } } });
+  const producer = createProducer({
+    redisUrl: REDIS_URL,
+    prefix,
+    tasks: { follow_up_survey: { settings: { delay: HOUR, expiresAfter: 2_000 } } },
+  });
   void (async () => {
     for (let index = 0; feeding; index += 1) {
       const now = Date.now();
-      await producer.conversationEnded({
-        conversationId: `e2e-${index}`,
-        endedAt: new Date(now - 1_000).toISOString(),
-        outcome: (['booked', 'resolved', 'callback_requested'] as const)[index % 3],
-        customer: { id: 'c', email: index % 7 === 0 ? 'refused@example.com' : `c${index}@example.com` },
-        booking: { id: `bk-${index}`, startsAt: new Date(now + 10 * HOUR).toISOString() },
-        ticket: { id: `T-${index}` },
-        callback: { reason: 'call me', priority: 'normal' },
-        surveyOptIn: true,
-      }).catch(() => undefined);
+      await producer
+        .conversationEnded({
+          conversationId: `e2e-${index}`,
+          endedAt: new Date(now - 1_000).toISOString(),
+          outcome: (['booked', 'resolved', 'callback_requested'] as const)[index % 3],
+          customer: { id: 'c', email: index % 7 === 0 ? 'refused@example.com' : `c${index}@example.com` },
+          booking: { id: `bk-${index}`, startsAt: new Date(now + 10 * HOUR).toISOString() },
+          ticket: { id: `T-${index}` },
+          callback: { reason: 'call me', priority: 'normal' },
+          surveyOptIn: true,
+        })
+        .catch(() => undefined);
       await new Promise((resolve) => setTimeout(resolve, 60));
     }
     await producer.close();
@@ -81,15 +105,40 @@ beforeAll(async () => {
       `    static_configs: [{ targets: ['127.0.0.1:${metricsPort}'] }]`,
     ].join('\n'),
   );
-  prometheus = spawn('prometheus', [
-    `--config.file=${join(workdir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(workdir, 'data')}`,
-    `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn',
-  ], { stdio: 'ignore' });
-  await waitUntil(() => fetch(`${prometheusUrl}/-/ready`).then((r) => r.status, () => 0), (status) => status === 200, 'prometheus to be ready', 30_000);
-  await waitUntil(async () => (await query('up{job="aftercall-workers"} == 1')).data?.result.length ?? 0, (n) => n === 1, 'the worker to be scraped', 30_000);
+  prometheus = spawn(
+    'prometheus',
+    [
+      `--config.file=${join(workdir, 'prometheus.yml')}`,
+      `--storage.tsdb.path=${join(workdir, 'data')}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      '--log.level=warn',
+    ],
+    { stdio: 'ignore' },
+  );
+  await waitUntil(
+    () =>
+      fetch(`${prometheusUrl}/-/ready`).then(
+        (r) => r.status,
+        () => 0,
+      ),
+    (status) => status === 200,
+    'prometheus to be ready',
+    30_000,
+  );
+  await waitUntil(
+    async () => (await query('up{job="aftercall-workers"} == 1')).data?.result.length ?? 0,
+    (n) => n === 1,
+    'the worker to be scraped',
+    30_000,
+  );
   // Enough scrapes for rates and increases over the windows the rules use.
   await waitUntil(
-    async () => (await query('sum(aftercall_tasks_dead_lettered_total{reason="expired"}) > 0 and sum(aftercall_sweeper_runs_total) > 3')).data?.result.length ?? 0,
+    async () =>
+      (
+        await query(
+          'sum(aftercall_tasks_dead_lettered_total{reason="expired"}) > 0 and sum(aftercall_sweeper_runs_total) > 3',
+        )
+      ).data?.result.length ?? 0,
     (n) => n > 0,
     'expired tasks and sweeps to show',
     45_000,
@@ -128,7 +177,11 @@ describe('dashboard and alert rules against a real Prometheus', () => {
   });
 
   it('every alert expression parses, and each of its signals returns series', async () => {
-    const rules = (parseYaml(readFileSync(join(root, 'deploy/prometheus/alerts.yml'), 'utf8')) as { groups: { rules: { alert: string; expr: string }[] }[] }).groups.flatMap((group) => group.rules);
+    const rules = (
+      parseYaml(readFileSync(join(root, 'deploy/prometheus/alerts.yml'), 'utf8')) as {
+        groups: { rules: { alert: string; expr: string }[] }[];
+      }
+    ).groups.flatMap((group) => group.rules);
     expect(rules.length).toBeGreaterThanOrEqual(8);
     const failures: string[] = [];
     for (const rule of rules) {
@@ -146,7 +199,9 @@ describe('dashboard and alert rules against a real Prometheus', () => {
   });
 
   it('loads the rules into Prometheus and evaluates them', async () => {
-    const response = (await (await fetch(`${prometheusUrl}/api/v1/rules`)).json()) as { data: { groups: { rules: { name: string; health: string; lastError?: string }[] }[] } };
+    const response = (await (await fetch(`${prometheusUrl}/api/v1/rules`)).json()) as {
+      data: { groups: { rules: { name: string; health: string; lastError?: string }[] }[] };
+    };
     const loaded = response.data.groups.flatMap((group) => group.rules);
     expect(loaded.length).toBeGreaterThanOrEqual(8);
     expect(loaded.filter((rule) => rule.health !== 'ok').map((rule) => `${rule.name}: ${rule.lastError}`)).toEqual([]);

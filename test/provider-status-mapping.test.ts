@@ -26,7 +26,12 @@ beforeAll(async () => {
     request.on('end', () => {
       const twilio = request.url!.startsWith('/2010-04-01/');
       const body = twilio
-        ? { status: answer, code: 20000 + answer, message: `answered ${answer}`, more_info: 'https://www.twilio.com/docs/errors' }
+        ? {
+            status: answer,
+            code: 20000 + answer,
+            message: `answered ${answer}`,
+            more_info: 'https://www.twilio.com/docs/errors',
+          }
         : { statusCode: answer, name: 'application_error', message: `answered ${answer}` };
       response.writeHead(answer, { 'content-type': 'application/json' });
       response.end(JSON.stringify(body));
@@ -57,7 +62,11 @@ describe('HTTP status mapping of the native providers', () => {
     const resend = createResendDelivery({ apiKey: 're_test', baseUrl, from: 'Acme <bookings@acme.example>' });
     answer = status;
     const error = await resend
-      .sendEmail({ to: 'ada@example.com', subject: 's', html: '<p>h</p>', text: 't' }, deliveryRequest('send_email'), signal)
+      .sendEmail(
+        { to: 'ada@example.com', subject: 's', html: '<p>h</p>', text: 't' },
+        deliveryRequest('send_email'),
+        signal,
+      )
       .catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(kind);
     expect((error as RetryableDeliveryError).details.status).toBe(status);
@@ -65,10 +74,17 @@ describe('HTTP status mapping of the native providers', () => {
 
   it.each(CASES)('twilio: %i is %o', async (status, kind) => {
     const twilio = createTwilioDelivery({
-      accountSid: `AC${'a'.repeat(32)}`, authToken: 'token', from: '+14155550000', apiBase: baseUrl, redis: client, prefix,
+      accountSid: `AC${'a'.repeat(32)}`,
+      authToken: 'token',
+      from: '+14155550000',
+      apiBase: baseUrl,
+      redis: client,
+      prefix,
     });
     answer = status;
-    const error = await twilio.sendSms({ to: '+14155550123', body: 'hello' }, deliveryRequest('schedule_reminder'), signal).catch((caught: unknown) => caught);
+    const error = await twilio
+      .sendSms({ to: '+14155550123', body: 'hello' }, deliveryRequest('schedule_reminder'), signal)
+      .catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(kind);
     expect((error as RetryableDeliveryError).details.status).toBe(status);
   });

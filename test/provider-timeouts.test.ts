@@ -57,7 +57,14 @@ afterAll(async () => {
 async function underCollection(send: () => Promise<DeliveryReceipt>): Promise<unknown[]> {
   const collecting = setInterval(gc, 5);
   try {
-    return await Promise.all(Array.from({ length: 10 }, () => send().then((receipt) => receipt, (error: unknown) => error)));
+    return await Promise.all(
+      Array.from({ length: 10 }, () =>
+        send().then(
+          (receipt) => receipt,
+          (error: unknown) => error,
+        ),
+      ),
+    );
   } finally {
     clearInterval(collecting);
   }
@@ -67,23 +74,44 @@ describe('a hung provider request', () => {
   const signal = new AbortController().signal;
 
   it('times out in the Resend adapter', async () => {
-    const resend = createResendDelivery({ apiKey: 're_test', baseUrl, from: 'Acme <bookings@acme.example>', timeoutMs: TIMEOUT_MS });
+    const resend = createResendDelivery({
+      apiKey: 're_test',
+      baseUrl,
+      from: 'Acme <bookings@acme.example>',
+      timeoutMs: TIMEOUT_MS,
+    });
     const outcomes = await underCollection(() =>
-      resend.sendEmail({ to: 'ada@example.com', subject: 's', html: '<p>h</p>', text: 't' }, deliveryRequest('send_email'), signal),
+      resend.sendEmail(
+        { to: 'ada@example.com', subject: 's', html: '<p>h</p>', text: 't' },
+        deliveryRequest('send_email'),
+        signal,
+      ),
     );
     for (const outcome of outcomes) expect(outcome).toBeInstanceOf(RetryableDeliveryError);
   });
 
   it('times out in the Twilio adapter', async () => {
     const twilio = createTwilioDelivery({
-      accountSid: `AC${'a'.repeat(32)}`, authToken: 'token', from: '+14155550000', apiBase: baseUrl, redis: client, prefix, timeoutMs: TIMEOUT_MS,
+      accountSid: `AC${'a'.repeat(32)}`,
+      authToken: 'token',
+      from: '+14155550000',
+      apiBase: baseUrl,
+      redis: client,
+      prefix,
+      timeoutMs: TIMEOUT_MS,
     });
-    const outcomes = await underCollection(() => twilio.sendSms({ to: '+14155550123', body: 'hello' }, deliveryRequest('schedule_reminder'), signal));
+    const outcomes = await underCollection(() =>
+      twilio.sendSms({ to: '+14155550123', body: 'hello' }, deliveryRequest('schedule_reminder'), signal),
+    );
     for (const outcome of outcomes) expect(outcome).toBeInstanceOf(RetryableDeliveryError);
   });
 
   it('times out in the webhook adapter', async () => {
-    const webhook = createWebhookDelivery({ urls: { update_crm: `${baseUrl}/crm` }, secret: WEBHOOK_SECRET, timeoutMs: TIMEOUT_MS });
+    const webhook = createWebhookDelivery({
+      urls: { update_crm: `${baseUrl}/crm` },
+      secret: WEBHOOK_SECRET,
+      timeoutMs: TIMEOUT_MS,
+    });
     const outcomes = await underCollection(() => webhook.deliver(deliveryRequest('update_crm'), signal));
     for (const outcome of outcomes) expect(outcome).toBeInstanceOf(RetryableDeliveryError);
   });

@@ -16,14 +16,20 @@ const HOUR = 3_600_000;
 const now = Date.now();
 const iso = (ms: number) => new Date(ms).toISOString();
 const customer = { id: 'cus', name: 'Ada', email: 'ada@example.com' };
-const outcome = (conversationId: string, kind: 'booked' | 'rescheduled' | 'cancelled', startsAt: number, endedAt: number) => ({
+const outcome = (
+  conversationId: string,
+  kind: 'booked' | 'rescheduled' | 'cancelled',
+  startsAt: number,
+  endedAt: number,
+) => ({
   conversationId,
   endedAt: iso(endedAt),
   outcome: kind,
   customer,
   booking: { id: 'bk-42', startsAt: iso(startsAt) },
 });
-const reminderOf = (result: { tasks: { type: string; jobId: string }[] }) => result.tasks.find((task) => task.type === 'schedule_reminder');
+const reminderOf = (result: { tasks: { type: string; jobId: string }[] }) =>
+  result.tasks.find((task) => task.type === 'schedule_reminder');
 const reminderStatus = async (conversationId: string) =>
   (await conversationStatus(client, prefix, conversationId)).find((entry) => entry.type === 'schedule_reminder');
 
@@ -47,7 +53,11 @@ describe('reminders belong to the booking', () => {
     const job = await reminders.getJob(reminderOf(booked)!.jobId);
     expect(await job!.getState()).toBe('delayed');
     expect(job!.data.runAt).toBe(t1 - 24 * HOUR);
-    expect(await reminderStatus('A')).toMatchObject({ state: 'scheduled', runAt: iso(t1 - 24 * HOUR), expiresAt: iso(t1 - 2 * HOUR) });
+    expect(await reminderStatus('A')).toMatchObject({
+      state: 'scheduled',
+      runAt: iso(t1 - 24 * HOUR),
+      expiresAt: iso(t1 - 2 * HOUR),
+    });
   });
 
   it('rescheduled from a later conversation removes the old reminder and schedules the new one', async () => {
@@ -85,7 +95,13 @@ describe('reminders belong to the booking', () => {
   });
 
   it('a reschedule to a time too close for a reminder still removes the old one', async () => {
-    const booking = (id: string, startsAt: number, conversationId: string, kind: 'booked' | 'rescheduled', endedAt: number) => ({
+    const booking = (
+      id: string,
+      startsAt: number,
+      conversationId: string,
+      kind: 'booked' | 'rescheduled',
+      endedAt: number,
+    ) => ({
       ...outcome(conversationId, kind, startsAt, endedAt),
       booking: { id, startsAt: iso(startsAt) },
     });
@@ -97,7 +113,7 @@ describe('reminders belong to the booking', () => {
     expect(await reminderStatus('D')).toMatchObject({ state: 'replaced' });
   });
 
-  it('a worker does not deliver a reminder that stopped being its booking\'s current one', async () => {
+  it("a worker does not deliver a reminder that stopped being its booking's current one", async () => {
     const receiver = await startReceiver();
     const result = await producer.conversationEnded({
       ...outcome('F', 'booked', now + 10 * HOUR, now - 1_000),
@@ -106,8 +122,16 @@ describe('reminders belong to the booking', () => {
     const reminder = reminderOf(result)!;
     // As if a reschedule had claimed the booking while this job was being picked up.
     await client.hset(`${prefix}:{schedule_reminder}:scope:bk-9`, 'jobId', 'someone-else');
-    const worker = await startWorker({ config: testConfig(prefix, receiver.url), queues: ['schedule_reminder'], sweeper: false });
-    await waitUntil(() => reminderStatus('F'), (status) => status?.state === 'replaced', 'the reminder to be superseded');
+    const worker = await startWorker({
+      config: testConfig(prefix, receiver.url),
+      queues: ['schedule_reminder'],
+      sweeper: false,
+    });
+    await waitUntil(
+      () => reminderStatus('F'),
+      (status) => status?.state === 'replaced',
+      'the reminder to be superseded',
+    );
     expect(receiver.receipts).toHaveLength(0);
     expect((await reminders.getJob(reminder.jobId))!.returnvalue).toEqual({ superseded: true });
     await worker.close();

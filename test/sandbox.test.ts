@@ -67,7 +67,11 @@ async function twilioFailure(promise: Promise<unknown>): Promise<{ status: numbe
 }
 
 /** A raw form POST to the Twilio fake (for many requests, or malformed ones). */
-function postSms(sandbox: Sandbox, form: Record<string, string>, authorization = `Basic ${Buffer.from(`${ACCOUNT_SID}:token`).toString('base64')}`) {
+function postSms(
+  sandbox: Sandbox,
+  form: Record<string, string>,
+  authorization = `Basic ${Buffer.from(`${ACCOUNT_SID}:token`).toString('base64')}`,
+) {
   return fetch(`${sandbox.twilioApiBase}/2010-04-01/Accounts/${ACCOUNT_SID}/Messages.json`, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded', ...(authorization && { authorization }) },
@@ -75,15 +79,33 @@ function postSms(sandbox: Sandbox, form: Record<string, string>, authorization =
   });
 }
 
-function taskBody(conversationId: string, type: string, payload: unknown = { customer: { id: 'c1', email: 'ada@example.com' } }, attempt = 1): TaskBody {
+function taskBody(
+  conversationId: string,
+  type: string,
+  payload: unknown = { customer: { id: 'c1', email: 'ada@example.com' } },
+  attempt = 1,
+): TaskBody {
   const idempotencyKey = conversationTaskKey(conversationId, type);
-  return { type, idempotencyKey, conversationId, jobId: jobIdFor(idempotencyKey), attempt, createdAt: '2030-01-01T12:00:00.000Z', expiresAt: EXPIRES_AT, payload };
+  return {
+    type,
+    idempotencyKey,
+    conversationId,
+    jobId: jobIdFor(idempotencyKey),
+    attempt,
+    createdAt: '2030-01-01T12:00:00.000Z',
+    expiresAt: EXPIRES_AT,
+    payload,
+  };
 }
 
 const signer = new Webhook(SANDBOX_WEBHOOK_SECRET);
 
 /** A Standard Webhooks POST, signed like aftercall's adapter signs it. */
-function postWebhook(sandbox: Sandbox, body: TaskBody, options: { signWith?: Webhook; id?: string; send?: (raw: string) => string } = {}) {
+function postWebhook(
+  sandbox: Sandbox,
+  body: TaskBody,
+  options: { signWith?: Webhook; id?: string; send?: (raw: string) => string } = {},
+) {
   const raw = JSON.stringify(body);
   const id = options.id ?? asciiKey(body.idempotencyKey);
   const at = new Date();
@@ -158,7 +180,9 @@ describe('the Resend fake, through the resend SDK', () => {
     const first = await resend.emails.send(email(), { idempotencyKey: 'conv-1%3Asend_email' });
     const again = await resend.emails.send(email(), { idempotencyKey: 'conv-1%3Asend_email' });
     expect(again.data?.id).toBe(first.data?.id);
-    const changed = await resend.emails.send(email({ subject: 'Something else' }), { idempotencyKey: 'conv-1%3Asend_email' });
+    const changed = await resend.emails.send(email({ subject: 'Something else' }), {
+      idempotencyKey: 'conv-1%3Asend_email',
+    });
     expect(changed.data).toBeNull();
     expect(changed.error).toMatchObject({ statusCode: 409, name: 'invalid_idempotent_request' });
     expect(sandbox.deliveries()).toHaveLength(1);
@@ -167,7 +191,11 @@ describe('the Resend fake, through the resend SDK', () => {
     expect(otherKey.data?.id).not.toBe(first.data?.id);
     const withoutKey = await resend.emails.send(email());
     expect(withoutKey.error).toBeNull();
-    expect(sandbox.deliveries().map((delivery) => delivery.idempotencyKey)).toEqual(['conv-1:send_email', 'conv-2:send_email', null]);
+    expect(sandbox.deliveries().map((delivery) => delivery.idempotencyKey)).toEqual([
+      'conv-1:send_email',
+      'conv-2:send_email',
+      null,
+    ]);
   });
 
   it('remembers a key for 24 hours of its clock', async () => {
@@ -182,7 +210,10 @@ describe('the Resend fake, through the resend SDK', () => {
       const later = await client.emails.send(email(), { idempotencyKey: 'k' });
       expect(later.data?.id).toBeDefined();
       expect(later.data?.id).not.toBe(first.data?.id);
-      expect(clocked.deliveries().map((delivery) => delivery.receivedAt)).toEqual(['2030-01-01T00:00:00.000Z', '2030-01-02T00:00:00.001Z']);
+      expect(clocked.deliveries().map((delivery) => delivery.receivedAt)).toEqual([
+        '2030-01-01T00:00:00.000Z',
+        '2030-01-02T00:00:00.001Z',
+      ]);
     } finally {
       await clocked.close();
     }
@@ -191,7 +222,11 @@ describe('the Resend fake, through the resend SDK', () => {
   it('answers 409 concurrent_idempotent_requests while the first request with the key is still in flight', async () => {
     sandbox.setFaults({ latencyMs: { min: 1200, max: 1200, tailRate: 0, tailMs: 0 } });
     const first = resend.emails.send(email(), { idempotencyKey: 'in-flight' });
-    await waitUntil(() => sandbox.stats().requests, (requests) => requests === 1, 'the first request to arrive');
+    await waitUntil(
+      () => sandbox.stats().requests,
+      (requests) => requests === 1,
+      'the first request to arrive',
+    );
     const second = await resend.emails.send(email(), { idempotencyKey: 'in-flight' });
     expect(second.error).toMatchObject({ statusCode: 409, name: 'concurrent_idempotent_requests' });
     const firstAnswer = await first;
@@ -204,7 +239,10 @@ describe('the Resend fake, through the resend SDK', () => {
 
   it('processes a hung request: the client times out, its retry gets the first answer, and one e-mail exists', async () => {
     sandbox.setFaults({ hangRate: 1, hangMs: 20_000 });
-    const timedOut = await resend.emails.send(email(), { idempotencyKey: 'hung-1', signal: AbortSignal.timeout(1_000) } as { idempotencyKey: string });
+    const timedOut = await resend.emails.send(email(), {
+      idempotencyKey: 'hung-1',
+      signal: AbortSignal.timeout(1_000),
+    } as { idempotencyKey: string });
     expect(timedOut.data).toBeNull();
     expect(timedOut.error?.statusCode).toBeNull();
     const [arrived] = sandbox.deliveries();
@@ -230,7 +268,11 @@ describe('the Resend fake, through the resend SDK', () => {
 
     const invalidKey = await new Resend('re_invalid', { baseUrl: sandbox.resendBaseUrl }).emails.send(email());
     expect(invalidKey.error).toMatchObject({ statusCode: 403, name: 'invalid_api_key' });
-    const missing = await fetch(`${sandbox.resendBaseUrl}/emails`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(email()) });
+    const missing = await fetch(`${sandbox.resendBaseUrl}/emails`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(email()),
+    });
     expect(missing.status).toBe(401);
     expect(await missing.json()).toMatchObject({ statusCode: 401, name: 'missing_api_key' });
     const longKey = await resend.emails.send(email(), { idempotencyKey: 'k'.repeat(257) });
@@ -256,13 +298,33 @@ describe('the Resend fake, through the resend SDK', () => {
 describe('the Twilio fake, through the twilio SDK', () => {
   it('creates queued messages the SDK can read, and records every send: no idempotency, duplicates show', async () => {
     const { client, http } = twilioClient(sandbox);
-    http.headers = { 'X-Aftercall-Idempotency-Key': asciiKey('call-ü:schedule_reminder'), 'X-Aftercall-Expires-At': EXPIRES_AT, 'X-Aftercall-Type': 'schedule_reminder' };
-    const first = await client.messages.create({ to: '+14155550100', from: '+15005550006', body: 'See you tomorrow at 10:00.' });
-    const second = await client.messages.create({ to: '+14155550100', from: '+15005550006', body: 'See you tomorrow at 10:00.' });
+    http.headers = {
+      'X-Aftercall-Idempotency-Key': asciiKey('call-ü:schedule_reminder'),
+      'X-Aftercall-Expires-At': EXPIRES_AT,
+      'X-Aftercall-Type': 'schedule_reminder',
+    };
+    const first = await client.messages.create({
+      to: '+14155550100',
+      from: '+15005550006',
+      body: 'See you tomorrow at 10:00.',
+    });
+    const second = await client.messages.create({
+      to: '+14155550100',
+      from: '+15005550006',
+      body: 'See you tomorrow at 10:00.',
+    });
     expect(first.sid).toMatch(/^SM[0-9a-f]{32}$/);
     expect(second.sid).toMatch(/^SM[0-9a-f]{32}$/);
     expect(second.sid).not.toBe(first.sid);
-    expect(first).toMatchObject({ accountSid: ACCOUNT_SID, to: '+14155550100', from: '+15005550006', body: 'See you tomorrow at 10:00.', status: 'queued', direction: 'outbound-api', numSegments: '1' });
+    expect(first).toMatchObject({
+      accountSid: ACCOUNT_SID,
+      to: '+14155550100',
+      from: '+15005550006',
+      body: 'See you tomorrow at 10:00.',
+      status: 'queued',
+      direction: 'outbound-api',
+      numSegments: '1',
+    });
     expect(first.dateCreated).toBeInstanceOf(Date);
     expect(Number.isNaN(first.dateCreated.getTime())).toBe(false);
     expect(first.uri).toBe(`/2010-04-01/Accounts/${ACCOUNT_SID}/Messages/${first.sid}.json`);
@@ -271,27 +333,66 @@ describe('the Twilio fake, through the twilio SDK', () => {
     const deliveries = sandbox.deliveries({ provider: 'twilio' });
     expect(deliveries.map((delivery) => delivery.id)).toEqual([first.sid, second.sid]);
     for (const delivery of deliveries) {
-      expect(delivery).toMatchObject({ idempotencyKey: 'call-ü:schedule_reminder', expiresAt: EXPIRES_AT, type: 'schedule_reminder', to: '+14155550100', body: 'See you tomorrow at 10:00.' });
+      expect(delivery).toMatchObject({
+        idempotencyKey: 'call-ü:schedule_reminder',
+        expiresAt: EXPIRES_AT,
+        type: 'schedule_reminder',
+        to: '+14155550100',
+        body: 'See you tomorrow at 10:00.',
+      });
     }
 
-    const viaService = await client.messages.create({ to: '+14155550100', messagingServiceSid: `MG${'a'.repeat(32)}`, body: 'Hi' });
+    const viaService = await client.messages.create({
+      to: '+14155550100',
+      messagingServiceSid: `MG${'a'.repeat(32)}`,
+      body: 'Hi',
+    });
     expect(viaService.from).toBeNull();
     expect(viaService.messagingServiceSid).toBe(`MG${'a'.repeat(32)}`);
   });
 
   it('answers bad credentials with 401 code 20003', async () => {
-    expect(await twilioFailure(twilioClient(sandbox, 'invalid').client.messages.create({ to: '+14155550100', from: '+15005550006', body: 'x' }))).toEqual({ status: 401, code: 20003 });
+    expect(
+      await twilioFailure(
+        twilioClient(sandbox, 'invalid').client.messages.create({
+          to: '+14155550100',
+          from: '+15005550006',
+          body: 'x',
+        }),
+      ),
+    ).toEqual({ status: 401, code: 20003 });
     const missing = await postSms(sandbox, { To: '+14155550100', From: '+15005550006', Body: 'x' }, '');
     expect(missing.status).toBe(401);
-    expect(await missing.json()).toEqual({ code: 20003, message: 'Authenticate', more_info: 'https://www.twilio.com/docs/errors/20003', status: 401 });
-    const otherAccount = await postSms(sandbox, { To: '+14155550100', From: '+15005550006', Body: 'x' }, `Basic ${Buffer.from(`AC${'f'.repeat(32)}:token`).toString('base64')}`);
+    expect(await missing.json()).toEqual({
+      code: 20003,
+      message: 'Authenticate',
+      more_info: 'https://www.twilio.com/docs/errors/20003',
+      status: 401,
+    });
+    const otherAccount = await postSms(
+      sandbox,
+      { To: '+14155550100', From: '+15005550006', Body: 'x' },
+      `Basic ${Buffer.from(`AC${'f'.repeat(32)}:token`).toString('base64')}`,
+    );
     expect(otherAccount.status).toBe(401);
     await otherAccount.arrayBuffer();
 
     const strict = await startSandbox({ credentials: { twilioAuthToken: 'right' } });
     try {
-      expect(await twilioFailure(twilioClient(strict, 'wrong').client.messages.create({ to: '+14155550100', from: '+15005550006', body: 'x' }))).toEqual({ status: 401, code: 20003 });
-      expect((await twilioClient(strict, 'right').client.messages.create({ to: '+14155550100', from: '+15005550006', body: 'x' })).status).toBe('queued');
+      expect(
+        await twilioFailure(
+          twilioClient(strict, 'wrong').client.messages.create({ to: '+14155550100', from: '+15005550006', body: 'x' }),
+        ),
+      ).toEqual({ status: 401, code: 20003 });
+      expect(
+        (
+          await twilioClient(strict, 'right').client.messages.create({
+            to: '+14155550100',
+            from: '+15005550006',
+            body: 'x',
+          })
+        ).status,
+      ).toBe('queued');
     } finally {
       await strict.close();
     }
@@ -300,42 +401,86 @@ describe('the Twilio fake, through the twilio SDK', () => {
 
   it('validates like Twilio: sender, number format, body length', async () => {
     const { client } = twilioClient(sandbox);
-    expect(await twilioFailure(client.messages.create({ to: '+14155550100', body: 'x' }))).toEqual({ status: 400, code: 21603 });
-    expect(await twilioFailure(client.messages.create({ to: '0155 5550100', from: '+15005550006', body: 'x' }))).toEqual({ status: 400, code: 21211 });
-    expect(await twilioFailure(client.messages.create({ to: '+14155550100', from: '+15005550006' }))).toEqual({ status: 400, code: 21602 });
-    expect(await twilioFailure(client.messages.create({ to: '+14155550100', from: '+15005550006', body: 'x'.repeat(1601) }))).toEqual({ status: 400, code: 21617 });
+    expect(await twilioFailure(client.messages.create({ to: '+14155550100', body: 'x' }))).toEqual({
+      status: 400,
+      code: 21603,
+    });
+    expect(
+      await twilioFailure(client.messages.create({ to: '0155 5550100', from: '+15005550006', body: 'x' })),
+    ).toEqual({ status: 400, code: 21211 });
+    expect(await twilioFailure(client.messages.create({ to: '+14155550100', from: '+15005550006' }))).toEqual({
+      status: 400,
+      code: 21602,
+    });
+    expect(
+      await twilioFailure(client.messages.create({ to: '+14155550100', from: '+15005550006', body: 'x'.repeat(1601) })),
+    ).toEqual({ status: 400, code: 21617 });
     expect(sandbox.deliveries()).toEqual([]);
   });
 });
 
 describe('the Standard Webhooks receiver', () => {
   it('records every signed request as a raw receipt, duplicates included', async () => {
-    const body = taskBody('call-ü 9', 'update_crm', { customer: { id: 'c9', email: 'grace@example.com', phone: '+14155550111' } }, 1);
+    const body = taskBody(
+      'call-ü 9',
+      'update_crm',
+      { customer: { id: 'c9', email: 'grace@example.com', phone: '+14155550111' } },
+      1,
+    );
     expect(await status(postWebhook(sandbox, body))).toBe(200);
     expect(await status(postWebhook(sandbox, { ...body, attempt: 2 }))).toBe(200);
     const deliveries = sandbox.deliveries({ provider: 'webhook' });
     expect(deliveries).toHaveLength(2);
     expect(new Set(deliveries.map((delivery) => delivery.idempotencyKey))).toEqual(new Set(['call-ü 9:update_crm']));
-    expect(deliveries[0]).toMatchObject({ type: 'update_crm', expiresAt: EXPIRES_AT, to: 'grace@example.com', path: '/webhooks/update_crm', attempt: 1 });
+    expect(deliveries[0]).toMatchObject({
+      type: 'update_crm',
+      expiresAt: EXPIRES_AT,
+      to: 'grace@example.com',
+      path: '/webhooks/update_crm',
+      attempt: 1,
+    });
     expect(deliveries[1]?.attempt).toBe(2);
     expect(deliveries[0]?.id).not.toBe(deliveries[1]?.id);
   });
 
   it("accepts aftercall's own webhook adapter", async () => {
-    const adapter = createWebhookDelivery({ urls: { route_callback: sandbox.webhookUrl('route_callback') }, secret: sandbox.webhookSecret });
+    const adapter = createWebhookDelivery({
+      urls: { route_callback: sandbox.webhookUrl('route_callback') },
+      secret: sandbox.webhookSecret,
+    });
     const receipt = await adapter.deliver(
-      { type: 'route_callback', jobId: 'c%3Aroute_callback', idempotencyKey: 'c:route_callback', conversationId: 'c', attempt: 3, createdAt: Date.now(), expiresAt: Date.parse(EXPIRES_AT), payload: { reason: 'billing' } },
+      {
+        type: 'route_callback',
+        jobId: 'c%3Aroute_callback',
+        idempotencyKey: 'c:route_callback',
+        conversationId: 'c',
+        attempt: 3,
+        createdAt: Date.now(),
+        expiresAt: Date.parse(EXPIRES_AT),
+        payload: { reason: 'billing' },
+      },
       AbortSignal.timeout(5_000),
     );
     expect(receipt.status).toBe(200);
-    expect(sandbox.deliveries()).toMatchObject([{ provider: 'webhook', idempotencyKey: 'c:route_callback', type: 'route_callback', attempt: 3, expiresAt: EXPIRES_AT, to: null }]);
+    expect(sandbox.deliveries()).toMatchObject([
+      {
+        provider: 'webhook',
+        idempotencyKey: 'c:route_callback',
+        type: 'route_callback',
+        attempt: 3,
+        expiresAt: EXPIRES_AT,
+        to: null,
+      },
+    ]);
   });
 
   it('rejects a wrong signature or a tampered body with 401, and a malformed body with 400 naming the field', async () => {
     const body = taskBody('c-sig', 'update_ticket');
     const stranger = new Webhook(`whsec_${Buffer.from('some-other-secret-0123456789abcd').toString('base64')}`);
     expect(await status(postWebhook(sandbox, body, { signWith: stranger }))).toBe(401);
-    expect(await status(postWebhook(sandbox, body, { send: (raw) => raw.replace('"attempt":1', '"attempt":9') }))).toBe(401);
+    expect(await status(postWebhook(sandbox, body, { send: (raw) => raw.replace('"attempt":1', '"attempt":9') }))).toBe(
+      401,
+    );
     expect(await status(postWebhook(sandbox, body, { id: 'some-other-id' }))).toBe(400);
 
     const malformed = await postWebhook(sandbox, { ...body, expiresAt: 'soon' });
@@ -352,14 +497,26 @@ describe('faults', () => {
     const mail = await resend.emails.send(email({ to: ['Blocked <Blocked@Example.com>'] }));
     expect(mail.error).toMatchObject({ statusCode: 422, name: 'validation_error' });
     const { client } = twilioClient(sandbox);
-    expect(await twilioFailure(client.messages.create({ to: '+14155550199', from: '+15005550006', body: 'x' }))).toEqual({ status: 400, code: 21211 });
-    expect(await status(postWebhook(sandbox, taskBody('c-t', 'follow_up_survey', { customer: { id: 'c', phone: '+14155550199' } })))).toBe(422);
+    expect(
+      await twilioFailure(client.messages.create({ to: '+14155550199', from: '+15005550006', body: 'x' })),
+    ).toEqual({ status: 400, code: 21211 });
+    expect(
+      await status(
+        postWebhook(sandbox, taskBody('c-t', 'follow_up_survey', { customer: { id: 'c', phone: '+14155550199' } })),
+      ),
+    ).toBe(422);
     expect(sandbox.stats().faults.terminal).toBe(3);
     expect(sandbox.deliveries()).toEqual([]);
 
     expect((await resend.emails.send(email())).error).toBeNull();
-    expect((await client.messages.create({ to: '+14155550100', from: '+15005550006', body: 'x' })).status).toBe('queued');
-    expect(await status(postWebhook(sandbox, taskBody('c-t', 'follow_up_survey', { customer: { id: 'c', phone: '+14155550100' } })))).toBe(200);
+    expect((await client.messages.create({ to: '+14155550100', from: '+15005550006', body: 'x' })).status).toBe(
+      'queued',
+    );
+    expect(
+      await status(
+        postWebhook(sandbox, taskBody('c-t', 'follow_up_survey', { customer: { id: 'c', phone: '+14155550100' } })),
+      ),
+    ).toBe(200);
     expect(sandbox.deliveries().map((delivery) => delivery.provider)).toEqual(['resend', 'twilio', 'webhook']);
   });
 
@@ -369,7 +526,9 @@ describe('faults', () => {
     expect(mail.error).toMatchObject({ statusCode: 429, name: 'rate_limit_exceeded' });
     expect(mail.headers?.['retry-after']).toBe('7');
     const { client, http } = twilioClient(sandbox);
-    expect(await twilioFailure(client.messages.create({ to: '+14155550100', from: '+15005550006', body: 'x' }))).toEqual({ status: 429, code: 20429 });
+    expect(
+      await twilioFailure(client.messages.create({ to: '+14155550100', from: '+15005550006', body: 'x' })),
+    ).toEqual({ status: 429, code: 20429 });
     expect(http.lastHeaders['retry-after']).toBe('7');
     const hook = await postWebhook(sandbox, taskBody('c-rl', 'update_crm'));
     expect(hook.status).toBe(429);
@@ -395,7 +554,9 @@ describe('faults', () => {
     }
     expect([...statuses].sort()).toEqual([500, 502, 503]);
     const { client } = twilioClient(sandbox);
-    const failure = await twilioFailure(client.messages.create({ to: '+14155550100', from: '+15005550006', body: 'x' }));
+    const failure = await twilioFailure(
+      client.messages.create({ to: '+14155550100', from: '+15005550006', body: 'x' }),
+    );
     expect([500, 502, 503]).toContain(failure.status);
     expect(sandbox.stats().faults.serverErrors).toBe(31);
     expect(sandbox.deliveries()).toEqual([]);
@@ -406,7 +567,8 @@ describe('faults', () => {
     const run = async (target: Sandbox) => {
       target.setFaults(faults);
       const statuses: number[] = [];
-      for (let i = 0; i < 1000; i += 1) statuses.push(await status(postSms(target, { To: '+14155550100', From: '+15005550006', Body: `n${i}` })));
+      for (let i = 0; i < 1000; i += 1)
+        statuses.push(await status(postSms(target, { To: '+14155550100', From: '+15005550006', Body: `n${i}` })));
       return statuses;
     };
     const count = (statuses: number[], accept: (code: number) => boolean) => statuses.filter(accept).length;
@@ -446,7 +608,11 @@ describe('faults', () => {
       () => 'answered',
       () => 'connection closed',
     );
-    await waitUntil(() => held.deliveries().length, (length) => length === 1, 'the held request to be recorded');
+    await waitUntil(
+      () => held.deliveries().length,
+      (length) => length === 1,
+      'the held request to be recorded',
+    );
     await held.close();
     expect(await outcome).toBe('connection closed');
   });
@@ -454,13 +620,21 @@ describe('faults', () => {
 
 describe('the control and read endpoints', () => {
   const control = (path: string, init?: RequestInit) => fetch(`${sandbox.url}/_sandbox/${path}`, init);
-  const putFaults = (change: unknown) => control('faults', { method: 'PUT', headers: { 'content-type': 'application/json' }, body: typeof change === 'string' ? change : JSON.stringify(change) });
+  const putFaults = (change: unknown) =>
+    control('faults', {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: typeof change === 'string' ? change : JSON.stringify(change),
+    });
 
   it('reads and changes the faults while the sandbox runs, naming invalid fields', async () => {
     expect(await (await control('faults')).json()).toEqual(NO_FAULTS);
     const changed = await putFaults({ rateLimitRate: 1, latencyMs: { max: 5 } });
     expect(changed.status).toBe(200);
-    expect(await changed.json()).toMatchObject({ rateLimitRate: 1, latencyMs: { min: 0, max: 5, tailRate: 0, tailMs: 0 } });
+    expect(await changed.json()).toMatchObject({
+      rateLimitRate: 1,
+      latencyMs: { min: 0, max: 5, tailRate: 0, tailMs: 0 },
+    });
     expect(await status(postWebhook(sandbox, taskBody('c-ctl', 'update_crm')))).toBe(429);
 
     const invalid = async (change: unknown, path: string) => {
@@ -486,10 +660,15 @@ describe('the control and read endpoints', () => {
     const first = await resend.emails.send(email(), { idempotencyKey: 'reset-me' });
     expect(await status(postWebhook(sandbox, taskBody('c-read', 'update_crm')))).toBe(200);
 
-    const all = (await (await control('deliveries')).json()) as { deliveries: { provider: string }[]; stats: { requests: number; byProvider: Record<string, number> } };
+    const all = (await (await control('deliveries')).json()) as {
+      deliveries: { provider: string }[];
+      stats: { requests: number; byProvider: Record<string, number> };
+    };
     expect(all.deliveries.map((delivery) => delivery.provider)).toEqual(['resend', 'webhook']);
     expect(all.stats).toMatchObject({ requests: 2, byProvider: { resend: 1, twilio: 0, webhook: 1 } });
-    const webhooks = (await (await control('deliveries?provider=webhook')).json()) as { deliveries: { provider: string }[] };
+    const webhooks = (await (await control('deliveries?provider=webhook')).json()) as {
+      deliveries: { provider: string }[];
+    };
     expect(webhooks.deliveries.map((delivery) => delivery.provider)).toEqual(['webhook']);
     const wrong = await control('deliveries?provider=fax');
     expect(wrong.status).toBe(400);
@@ -519,14 +698,40 @@ describe('aftercall sandbox (the command)', () => {
   }
 
   async function started(text: { stdout: string }): Promise<string> {
-    const output = await waitUntil(() => text.stdout, (out) => /listening on (\S+)/.test(out), 'the sandbox to start', 10_000);
+    const output = await waitUntil(
+      () => text.stdout,
+      (out) => /listening on (\S+)/.test(out),
+      'the sandbox to start',
+      10_000,
+    );
     return /listening on (\S+)/.exec(output)![1]!;
   }
 
   it('starts with its options, prints the environment a worker needs, and stops when told to', async () => {
     const { io, text } = fakeIO();
     const stop = new AbortController();
-    const exit = sandboxCommand(['--port', '0', '--seed', '7', '--rate-limit', '0.25', '--hangs', '0.1', '--hang-ms', '500', '--retry-after', '3', '--latency', '1-3', '--terminal', 'no@example.com, +14155550199'], io, { signal: stop.signal });
+    const exit = sandboxCommand(
+      [
+        '--port',
+        '0',
+        '--seed',
+        '7',
+        '--rate-limit',
+        '0.25',
+        '--hangs',
+        '0.1',
+        '--hang-ms',
+        '500',
+        '--retry-after',
+        '3',
+        '--latency',
+        '1-3',
+        '--terminal',
+        'no@example.com, +14155550199',
+      ],
+      io,
+      { signal: stop.signal },
+    );
     const url = await started(text);
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     const expected = {
@@ -582,7 +787,10 @@ describe('aftercall sandbox (the command)', () => {
     [['--terminal', 'nobody'], /--terminal: .*"nobody"/],
     [['--webhook-secret', 'not-a-secret'], /--webhook-secret: expected whsec_/],
     // 12 bytes: a valid Standard Webhooks key, but shorter than a worker's WEBHOOK_SECRET may be
-    [['--webhook-secret', `whsec_${Buffer.alloc(12, 7).toString('base64')}`], /--webhook-secret: expected whsec_ followed by at least 16 bytes/],
+    [
+      ['--webhook-secret', `whsec_${Buffer.alloc(12, 7).toString('base64')}`],
+      /--webhook-secret: expected whsec_ followed by at least 16 bytes/,
+    ],
     [['--colour'], /colour/],
   ])('refuses %j with exit code 2, naming the option', async (args, message) => {
     const { io, text } = fakeIO();

@@ -29,7 +29,12 @@ beforeAll(async () => {
     const seen = receiver.receipts.filter((r) => r.body.idempotencyKey === receipt.body.idempotencyKey).length;
     return script[Math.min(seen - 1, script.length - 1)]!;
   };
-  worker = await startWorker({ config: testConfig(prefix, receiver.url), concurrency: 4, sweeper: false, clock: () => Date.now() + clockOffset });
+  worker = await startWorker({
+    config: testConfig(prefix, receiver.url),
+    concurrency: 4,
+    sweeper: false,
+    clock: () => Date.now() + clockOffset,
+  });
   await worker.ready;
 });
 
@@ -42,16 +47,24 @@ afterAll(async () => {
 });
 
 const receiptsOf = (conversationId: string, type?: string) =>
-  receiver.receipts.filter((receipt) => receipt.body.conversationId === conversationId && (!type || receipt.body.type === type));
+  receiver.receipts.filter(
+    (receipt) => receipt.body.conversationId === conversationId && (!type || receipt.body.type === type),
+  );
 const statusOf = async (conversationId: string, type: string) =>
   (await conversationStatus(client, prefix, conversationId)).find((entry) => entry.type === type);
 const settled = (conversationId: string, type: string) =>
-  waitUntil(() => statusOf(conversationId, type), (status) => status?.state === 'completed' || status?.state === 'dead_lettered', `${type} of ${conversationId} to finish`);
+  waitUntil(
+    () => statusOf(conversationId, type),
+    (status) => status?.state === 'completed' || status?.state === 'dead_lettered',
+    `${type} of ${conversationId} to finish`,
+  );
 
 describe('worker', () => {
   it('delivers each task once, signed, with the idempotency key as webhook-id and in the body', async () => {
     const conversationId = 'deliver: Ünïcode/1';
-    const result = await producer.conversationEnded(resolvedOutcome(conversationId, Date.now(), { surveyOptIn: false }));
+    const result = await producer.conversationEnded(
+      resolvedOutcome(conversationId, Date.now(), { surveyOptIn: false }),
+    );
     for (const task of result.tasks) await settled(conversationId, task.type);
     const receipts = receiptsOf(conversationId);
     expect(receipts.map((receipt) => receipt.body.type).sort()).toEqual(['update_crm', 'update_ticket']);
@@ -65,8 +78,16 @@ describe('worker', () => {
       expect(receipt.path).toBe(receipt.body.type === 'update_crm' ? '/crm' : '/tickets');
     }
     const crm = receipts.find((receipt) => receipt.body.type === 'update_crm')!;
-    expect(crm.body.payload).toMatchObject({ conversationId, outcome: 'resolved', customer: { email: 'grace@example.com' } });
-    expect(await statusOf(conversationId, 'update_crm')).toMatchObject({ state: 'completed', attempts: 1, lastError: null });
+    expect(crm.body.payload).toMatchObject({
+      conversationId,
+      outcome: 'resolved',
+      customer: { email: 'grace@example.com' },
+    });
+    expect(await statusOf(conversationId, 'update_crm')).toMatchObject({
+      state: 'completed',
+      attempts: 1,
+      lastError: null,
+    });
   });
 
   it('retries a retryable failure with backoff, then completes', async () => {
@@ -75,7 +96,11 @@ describe('worker', () => {
     await producer.conversationEnded(resolvedOutcome(conversationId, Date.now(), { ticket: undefined }));
     await settled(conversationId, 'update_crm');
     expect(receiptsOf(conversationId, 'update_crm').map((receipt) => receipt.body.attempt)).toEqual([1, 2, 3]);
-    expect(await statusOf(conversationId, 'update_crm')).toMatchObject({ state: 'completed', attempts: 3, lastError: 'webhook answered HTTP 500' });
+    expect(await statusOf(conversationId, 'update_crm')).toMatchObject({
+      state: 'completed',
+      attempts: 3,
+      lastError: 'webhook answered HTTP 500',
+    });
   });
 
   it('honours Retry-After on 429', async () => {
@@ -95,9 +120,19 @@ describe('worker', () => {
     expect(receiptsOf(conversationId)).toHaveLength(1);
     const entries = (await dlq.list()).filter((entry) => entry.conversationId === conversationId);
     expect(entries).toEqual([
-      expect.objectContaining({ type: 'update_crm', jobId: result.tasks[0]!.jobId, reason: 'terminal', attempts: 1, lastError: 'terminal: webhook answered HTTP 422' }),
+      expect.objectContaining({
+        type: 'update_crm',
+        jobId: result.tasks[0]!.jobId,
+        reason: 'terminal',
+        attempts: 1,
+        lastError: 'terminal: webhook answered HTTP 422',
+      }),
     ]);
-    expect(await statusOf(conversationId, 'update_crm')).toMatchObject({ state: 'dead_lettered', deadLetterReason: 'terminal', attempts: 1 });
+    expect(await statusOf(conversationId, 'update_crm')).toMatchObject({
+      state: 'dead_lettered',
+      deadLetterReason: 'terminal',
+      attempts: 1,
+    });
   });
 
   it('dead-letters after the last attempt with reason exhausted', async () => {
@@ -114,7 +149,9 @@ describe('worker', () => {
   it('dead-letters at once when the next attempt would start after the expiry (retry horizon)', async () => {
     const conversationId = 'retry-horizon';
     scripts.set(conversationId, [{ status: 503, headers: { 'retry-after': String(5 * 3_600) } }]);
-    await producer.conversationEnded(bookedOutcome(conversationId, Date.now(), { surveyOptIn: false, customer: { id: 'c' } }));
+    await producer.conversationEnded(
+      bookedOutcome(conversationId, Date.now(), { surveyOptIn: false, customer: { id: 'c' } }),
+    );
     await settled(conversationId, 'update_crm');
     expect(receiptsOf(conversationId, 'update_crm')).toHaveLength(1);
     const [entry] = (await dlq.list({ reason: 'expired' })).filter((e) => e.conversationId === conversationId);
@@ -142,9 +179,17 @@ describe('worker', () => {
 
   it('dead-letters malformed job data as invalid and keeps running', async () => {
     const queue = new Queue(queueName('update_crm'), { connection: client, prefix });
-    await queue.add('update_crm', { type: 'update_crm', conversationId: 'garbage', idempotencyKey: 'garbage:update_crm', createdAt: 'yesterday' }, { jobId: 'garbage%3Aupdate_crm' });
+    await queue.add(
+      'update_crm',
+      { type: 'update_crm', conversationId: 'garbage', idempotencyKey: 'garbage:update_crm', createdAt: 'yesterday' },
+      { jobId: 'garbage%3Aupdate_crm' },
+    );
     await queue.add('update_crm', 'not even an object' as unknown as object, { jobId: 'garbage2%3Aupdate_crm' });
-    await waitUntil(() => dlq.list({ reason: 'invalid' }), (entries) => entries.length === 2, 'two invalid entries');
+    await waitUntil(
+      () => dlq.list({ reason: 'invalid' }),
+      (entries) => entries.length === 2,
+      'two invalid entries',
+    );
     const entries = await dlq.list({ reason: 'invalid' });
     expect(entries.map((entry) => entry.jobId).sort()).toEqual(['garbage%3Aupdate_crm', 'garbage2%3Aupdate_crm']);
     expect(entries.find((entry) => entry.jobId === 'garbage%3Aupdate_crm')!.lastError).toMatch(/createdAt/);

@@ -74,8 +74,15 @@ function parseDemoArgs(args: string[]): DemoOptions | 'help' {
   const { values } = parseArgs({
     args,
     options: {
-      conversations: { type: 'string' }, 'bad-recipients': { type: 'string' }, late: { type: 'string' }, 'fault-rate': { type: 'string' },
-      'burst-seconds': { type: 'string' }, workers: { type: 'string' }, timeout: { type: 'string' }, keep: { type: 'boolean' }, help: { type: 'boolean' },
+      conversations: { type: 'string' },
+      'bad-recipients': { type: 'string' },
+      late: { type: 'string' },
+      'fault-rate': { type: 'string' },
+      'burst-seconds': { type: 'string' },
+      workers: { type: 'string' },
+      timeout: { type: 'string' },
+      keep: { type: 'boolean' },
+      help: { type: 'boolean' },
     },
     strict: true,
   });
@@ -180,7 +187,10 @@ export async function demoCommand(args: string[], config: AftercallConfig, io: C
 
   const client = createRedisConnection('worker', { url: config.redisUrl, name: 'aftercall-demo' });
   const reachable = await Promise.race([
-    client.ping().then(() => true, () => false),
+    client.ping().then(
+      () => true,
+      () => false,
+    ),
     new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 2_000).unref()),
   ]);
   if (!reachable) {
@@ -194,9 +204,16 @@ export async function demoCommand(args: string[], config: AftercallConfig, io: C
   const runId = randomBytes(3).toString('hex');
   const prefix = `aftercall-demo-${runId}`;
   const out = (line: string) => io.stdout.write(`${line}\n`);
-  out(`aftercall demo ${runId}: ${options.conversations} conversations, ${options.workers} worker processes, Redis at ${describeRedisUrl(config.redisUrl)}, key prefix ${prefix}`);
+  out(
+    `aftercall demo ${runId}: ${options.conversations} conversations, ${options.workers} worker processes, Redis at ${describeRedisUrl(config.redisUrl)}, key prefix ${prefix}`,
+  );
 
-  const load = { runId: `demo-${runId}`, now: Date.now(), refusedShare: options.badRecipients, lateShare: options.late };
+  const load = {
+    runId: `demo-${runId}`,
+    now: Date.now(),
+    refusedShare: options.badRecipients,
+    lateShare: options.late,
+  };
   const outcomes = Array.from({ length: options.conversations }, (_, index) => syntheticOutcome(index, load));
   const badRecipients = refusedRecipients(options.conversations, load);
 
@@ -220,7 +237,9 @@ export async function demoCommand(args: string[], config: AftercallConfig, io: C
         terminalRecipients: badRecipients,
       },
     });
-    out(`sandbox at ${sandbox.url}; fault burst for ${options.burstSeconds}s: ${Math.round(options.faultRate * 100)}% of provider requests fail`);
+    out(
+      `sandbox at ${sandbox.url}; fault burst for ${options.burstSeconds}s: ${Math.round(options.faultRate * 100)}% of provider requests fail`,
+    );
     const env: Record<string, string> = {
       REDIS_URL: config.redisUrl,
       AFTERCALL_PREFIX: prefix,
@@ -241,7 +260,8 @@ export async function demoCommand(args: string[], config: AftercallConfig, io: C
     };
     workers = startWorkers(options.workers, env);
     const workerErrors: string[] = [];
-    for (const worker of workers) worker.stderr!.on('data', (chunk: Buffer) => workerErrors.push(chunk.toString('utf8')));
+    for (const worker of workers)
+      worker.stderr!.on('data', (chunk: Buffer) => workerErrors.push(chunk.toString('utf8')));
 
     const tasks: (EnqueuedTask & { conversationId: string })[] = [];
     const started = Date.now();
@@ -249,7 +269,10 @@ export async function demoCommand(args: string[], config: AftercallConfig, io: C
       const result = await producer.conversationEnded(outcome);
       tasks.push(...result.tasks.map((task) => ({ ...task, conversationId: result.conversationId })));
     }
-    const burst = setTimeout(() => sandbox?.setFaults({ rateLimitRate: 0, serverErrorRate: 0, hangRate: 0 }), options.burstSeconds * 1_000);
+    const burst = setTimeout(
+      () => sandbox?.setFaults({ rateLimitRate: 0, serverErrorRate: 0, hangRate: 0 }),
+      options.burstSeconds * 1_000,
+    );
     const created = tasks.length;
     out(`enqueued ${created} tasks from ${outcomes.length} conversations in ${Date.now() - started} ms`);
 
@@ -260,7 +283,9 @@ export async function demoCommand(args: string[], config: AftercallConfig, io: C
     while (settled.total < created && Date.now() < deadline && workers.some((worker) => worker.exitCode === null)) {
       await new Promise((resolve) => setTimeout(resolve, 250));
       settled = await progress(client, prefix);
-      const perType = taskTypes.map((type) => `${type} ${settled.byType[type].completed + settled.byType[type].deadLettered}`).join('  ');
+      const perType = taskTypes
+        .map((type) => `${type} ${settled.byType[type].completed + settled.byType[type].deadLettered}`)
+        .join('  ');
       if (interactive) io.stdout.write(`\r${bar(settled.total, created)}  ${perType}   `);
       else if (Date.now() - lastPrinted > 2_000) {
         out(`${bar(settled.total, created)}  ${perType}`);
@@ -272,14 +297,30 @@ export async function demoCommand(args: string[], config: AftercallConfig, io: C
     out(`${bar(settled.total, created)} settled in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
     // The accounting: every task's final state.
-    type Row = { created: number; completed: number; retried: number; durations: number[] } & Record<DeadLetterReason, number>;
+    type Row = { created: number; completed: number; retried: number; durations: number[] } & Record<
+      DeadLetterReason,
+      number
+    >;
     const rows = Object.fromEntries(
-      taskTypes.map((type) => [type, { created: 0, completed: 0, retried: 0, durations: [], expired: 0, exhausted: 0, terminal: 0, invalid: 0 } as Row]),
+      taskTypes.map((type) => [
+        type,
+        {
+          created: 0,
+          completed: 0,
+          retried: 0,
+          durations: [],
+          expired: 0,
+          exhausted: 0,
+          terminal: 0,
+          invalid: 0,
+        } as Row,
+      ]),
     ) as Record<TaskType, Row>;
     let unaccounted = 0;
     const statusByJob = new Map<string, Awaited<ReturnType<typeof conversationStatus>>[number]>();
     for (const outcome of outcomes) {
-      for (const entry of await conversationStatus(client, prefix, outcome.conversationId)) statusByJob.set(`${entry.type}/${entry.jobId}`, entry);
+      for (const entry of await conversationStatus(client, prefix, outcome.conversationId))
+        statusByJob.set(`${entry.type}/${entry.jobId}`, entry);
     }
     for (const task of tasks) {
       const row = rows[task.type];
@@ -305,9 +346,16 @@ export async function demoCommand(args: string[], config: AftercallConfig, io: C
         taskTypes.map((type) => {
           const row = rows[type];
           return {
-            type, created: row.created, completed: row.completed, retried: row.retried,
-            expired: row.expired, exhausted: row.exhausted, terminal: row.terminal, invalid: row.invalid,
-            p50: seconds(percentile(row.durations, 50)), p95: seconds(percentile(row.durations, 95)),
+            type,
+            created: row.created,
+            completed: row.completed,
+            retried: row.retried,
+            expired: row.expired,
+            exhausted: row.exhausted,
+            terminal: row.terminal,
+            invalid: row.invalid,
+            p50: seconds(percentile(row.durations, 50)),
+            p95: seconds(percentile(row.durations, 95)),
           };
         }),
         ['type', 'created', 'completed', 'retried', 'expired', 'exhausted', 'terminal', 'invalid', 'p50', 'p95'],
@@ -318,7 +366,9 @@ export async function demoCommand(args: string[], config: AftercallConfig, io: C
     const uniqueKeys = new Set(deliveries.map((delivery) => `${delivery.provider}/${delivery.idempotencyKey}`)).size;
     out('');
     out(
-      `sandbox: ${stats.requests} provider requests (${Object.entries(stats.byProvider).map(([provider, count]) => `${provider} ${count}`).join(', ')}); ` +
+      `sandbox: ${stats.requests} provider requests (${Object.entries(stats.byProvider)
+        .map(([provider, count]) => `${provider} ${count}`)
+        .join(', ')}); ` +
         `faults injected: ${stats.faults.rateLimited} rate limits, ${stats.faults.serverErrors} server errors, ${stats.faults.hung} hung requests, ${stats.faults.terminal} refused recipients; ` +
         `${deliveries.length} deliveries recorded, ${uniqueKeys} unique idempotency keys`,
     );

@@ -33,7 +33,8 @@ const deliveriesQuery = z.strictObject({
   provider: z.enum(DELIVERY_PROVIDERS, `expected one of ${DELIVERY_PROVIDERS.join(', ')}`).optional(),
 });
 
-const methodNotAllowed = (allowed: string): Answer => jsonAnswer(405, { error: `method not allowed; use ${allowed}` }, { allow: allowed });
+const methodNotAllowed = (allowed: string): Answer =>
+  jsonAnswer(405, { error: `method not allowed; use ${allowed}` }, { allow: allowed });
 
 const invalid = (error: ValidationError): Answer => jsonAnswer(400, { error: error.message, issues: error.issues });
 
@@ -50,7 +51,10 @@ export function handleControl(request: SandboxRequest, target: ControlTarget): A
       try {
         change = JSON.parse(request.rawBody.toString('utf8'));
       } catch {
-        return jsonAnswer(400, { error: 'the body is not JSON', issues: [{ path: '(root)', message: 'expected a JSON object of fault settings' }] });
+        return jsonAnswer(400, {
+          error: 'the body is not JSON',
+          issues: [{ path: '(root)', message: 'expected a JSON object of fault settings' }],
+        });
       }
       try {
         return jsonAnswer(200, target.setFaults(change as FaultChange));

@@ -76,7 +76,9 @@ export class DeliveryLog {
   }
 
   list(filter: { provider?: DeliveryProvider } = {}): Delivery[] {
-    const selected = filter.provider ? this.entries.filter((entry) => entry.provider === filter.provider) : this.entries;
+    const selected = filter.provider
+      ? this.entries.filter((entry) => entry.provider === filter.provider)
+      : this.entries;
     return selected.map((entry) => ({ ...entry }));
   }
 

@@ -64,17 +64,44 @@ export const DEFAULT_FAULTS: FaultConfig = {
 };
 
 const HOUR_MS = 3_600_000;
-const fraction = z.number('expected a number').min(0, 'expected a fraction from 0 to 1').max(1, 'expected a fraction from 0 to 1');
-const millis = z.number('expected a number').int('expected whole milliseconds').min(0, 'expected 0 or more milliseconds').max(HOUR_MS, 'expected at most 3600000 ms (1 hour)');
+const fraction = z
+  .number('expected a number')
+  .min(0, 'expected a fraction from 0 to 1')
+  .max(1, 'expected a fraction from 0 to 1');
+const millis = z
+  .number('expected a number')
+  .int('expected whole milliseconds')
+  .min(0, 'expected 0 or more milliseconds')
+  .max(HOUR_MS, 'expected at most 3600000 ms (1 hour)');
 
 export const faultChangeSchema = z.strictObject({
   rateLimitRate: fraction.optional(),
-  retryAfterSeconds: z.number('expected a number').int('expected whole seconds').min(0, 'expected 0 or more seconds').max(86_400, 'expected at most 86400 seconds').optional(),
+  retryAfterSeconds: z
+    .number('expected a number')
+    .int('expected whole seconds')
+    .min(0, 'expected 0 or more seconds')
+    .max(86_400, 'expected at most 86400 seconds')
+    .optional(),
   serverErrorRate: fraction.optional(),
   hangRate: fraction.optional(),
   hangMs: millis.optional(),
-  latencyMs: z.strictObject({ min: millis.optional(), max: millis.optional(), tailRate: fraction.optional(), tailMs: millis.optional() }).optional(),
-  terminalRecipients: z.array(z.string('expected an e-mail address or phone number').trim().min(1, 'expected a non-empty e-mail address or phone number'), 'expected a list of e-mail addresses or phone numbers').optional(),
+  latencyMs: z
+    .strictObject({
+      min: millis.optional(),
+      max: millis.optional(),
+      tailRate: fraction.optional(),
+      tailMs: millis.optional(),
+    })
+    .optional(),
+  terminalRecipients: z
+    .array(
+      z
+        .string('expected an e-mail address or phone number')
+        .trim()
+        .min(1, 'expected a non-empty e-mail address or phone number'),
+      'expected a list of e-mail addresses or phone numbers',
+    )
+    .optional(),
 });
 
 /**
@@ -97,7 +124,10 @@ export function mergeFaults(current: FaultConfig, change: unknown): FaultConfig 
   }
   const sum = merged.rateLimitRate + merged.serverErrorRate + merged.hangRate;
   if (sum > 1 + 1e-9) {
-    issues.push({ path: 'rateLimitRate + serverErrorRate + hangRate', message: `expected at most 1 together (they share one roll), got ${sum}` });
+    issues.push({
+      path: 'rateLimitRate + serverErrorRate + hangRate',
+      message: `expected at most 1 together (they share one roll), got ${sum}`,
+    });
   }
   if (issues.length) throw new ValidationError('fault configuration', issues);
   return merged;

@@ -25,7 +25,11 @@ export const MAX_BODY_BYTES = 10 * 1024 * 1024;
 export class BodyTooLargeError extends Error {}
 
 export function jsonAnswer(status: number, value: unknown, headers: Record<string, string> = {}): Answer {
-  return { status, headers: { 'content-type': 'application/json; charset=utf-8', ...headers }, body: JSON.stringify(value) };
+  return {
+    status,
+    headers: { 'content-type': 'application/json; charset=utf-8', ...headers },
+    body: JSON.stringify(value),
+  };
 }
 
 /** What a gateway in front of a provider answers: HTML, not the provider's JSON. */
@@ -71,7 +75,13 @@ export async function readRequest(request: IncomingMessage, limit = MAX_BODY_BYT
     if (size > limit) throw new BodyTooLargeError(`request body larger than ${limit} bytes`);
     chunks.push(buffer);
   }
-  return { method: request.method ?? 'GET', path: url.pathname, query: url.searchParams, headers: request.headers, rawBody: Buffer.concat(chunks) };
+  return {
+    method: request.method ?? 'GET',
+    path: url.pathname,
+    query: url.searchParams,
+    headers: request.headers,
+    rawBody: Buffer.concat(chunks),
+  };
 }
 
 export function sendAnswer(response: ServerResponse, answer: Answer): void {

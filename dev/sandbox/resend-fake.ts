@@ -46,7 +46,10 @@ export interface ResendFakeOptions {
   apiKey?: string;
 }
 
-const addresses = z.union([z.string().min(1), z.array(z.string().min(1)).min(1).max(50)], 'expected an e-mail address or a list of 1 to 50');
+const addresses = z.union(
+  [z.string().min(1), z.array(z.string().min(1)).min(1).max(50)],
+  'expected an e-mail address or a list of 1 to 50',
+);
 
 const sendEmailSchema = z.looseObject({
   from: z.string('expected a sender address').min(1, 'expected a sender address'),
@@ -55,7 +58,9 @@ const sendEmailSchema = z.looseObject({
   html: z.string('expected a string').optional(),
   text: z.string('expected a string').optional(),
   template: z.looseObject({ id: z.string().min(1) }).optional(),
-  headers: z.record(z.string(), z.string('expected string header values'), 'expected an object of header names to strings').optional(),
+  headers: z
+    .record(z.string(), z.string('expected string header values'), 'expected an object of header names to strings')
+    .optional(),
   cc: addresses.optional(),
   bcc: addresses.optional(),
   reply_to: addresses.optional(),
@@ -72,7 +77,9 @@ interface ResendAccepted {
   attempt: number | undefined;
 }
 
-type Memory = { state: 'in_flight'; fingerprint: string; until: number } | { state: 'done'; fingerprint: string; until: number; answer: Answer };
+type Memory =
+  | { state: 'in_flight'; fingerprint: string; until: number }
+  | { state: 'done'; fingerprint: string; until: number; answer: Answer };
 
 const resendError = (status: number, name: string, message: string, headers: Record<string, string> = {}) =>
   jsonAnswer(status, { statusCode: status, name, message }, headers);
@@ -125,7 +132,13 @@ export function createResendFake(options: ResendFakeOptions): ProviderFake<Resen
       const authorization = headerValue(request.headers, 'authorization') ?? '';
       const bearer = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
       if (!bearer) {
-        return reject(resendError(401, 'missing_api_key', 'Missing API key in the authorization header. Include the header `Authorization: Bearer YOUR_API_KEY`.'));
+        return reject(
+          resendError(
+            401,
+            'missing_api_key',
+            'Missing API key in the authorization header. Include the header `Authorization: Bearer YOUR_API_KEY`.',
+          ),
+        );
       }
       const apiKey = bearer[1]!;
       if (apiKey === RESEND_INVALID_API_KEY || (options.apiKey !== undefined && apiKey !== options.apiKey)) {
@@ -134,7 +147,13 @@ export function createResendFake(options: ResendFakeOptions): ProviderFake<Resen
 
       const rawKey = headerValue(request.headers, 'idempotency-key') ?? null;
       if (rawKey !== null && (rawKey.length < 1 || rawKey.length > MAX_IDEMPOTENCY_KEY_LENGTH)) {
-        return reject(resendError(400, 'invalid_idempotency_key', `The Idempotency-Key must be between 1-${MAX_IDEMPOTENCY_KEY_LENGTH} characters (got ${rawKey.length}).`));
+        return reject(
+          resendError(
+            400,
+            'invalid_idempotency_key',
+            `The Idempotency-Key must be between 1-${MAX_IDEMPOTENCY_KEY_LENGTH} characters (got ${rawKey.length}).`,
+          ),
+        );
       }
 
       let body: unknown;
@@ -152,9 +171,16 @@ export function createResendFake(options: ResendFakeOptions): ProviderFake<Resen
 
       const expiresAt = emailHeader(email.headers, 'X-Aftercall-Expires-At') ?? null;
       if (expiresAt !== null && !isoWithOffset.safeParse(expiresAt).success) {
-        return reject(resendError(422, 'validation_error', 'Invalid `headers.X-Aftercall-Expires-At` field: expected an ISO-8601 date-time with offset.'));
+        return reject(
+          resendError(
+            422,
+            'validation_error',
+            'Invalid `headers.X-Aftercall-Expires-At` field: expected an ISO-8601 date-time with offset.',
+          ),
+        );
       }
-      const attemptText = emailHeader(email.headers, 'X-Aftercall-Attempt') ?? headerValue(request.headers, 'x-aftercall-attempt');
+      const attemptText =
+        emailHeader(email.headers, 'X-Aftercall-Attempt') ?? headerValue(request.headers, 'x-aftercall-attempt');
       const attempt = attemptText !== undefined && /^\d+$/.test(attemptText) ? Number(attemptText) : undefined;
       return {
         ok: true,
@@ -163,7 +189,8 @@ export function createResendFake(options: ResendFakeOptions): ProviderFake<Resen
           fingerprint: createHash('sha256').update(canonicalJson(body)).digest('hex'),
           email,
           expiresAt,
-          type: emailHeader(email.headers, 'X-Aftercall-Type') ?? headerValue(request.headers, 'x-aftercall-type') ?? null,
+          type:
+            emailHeader(email.headers, 'X-Aftercall-Type') ?? headerValue(request.headers, 'x-aftercall-type') ?? null,
           attempt,
         },
       };
@@ -171,7 +198,8 @@ export function createResendFake(options: ResendFakeOptions): ProviderFake<Resen
 
     recipients: (accepted) => (Array.isArray(accepted.email.to) ? accepted.email.to : [accepted.email.to]),
 
-    terminal: () => resendError(422, 'validation_error', 'Invalid `to` field: the sandbox is configured to reject this recipient.'),
+    terminal: () =>
+      resendError(422, 'validation_error', 'Invalid `to` field: the sandbox is configured to reject this recipient.'),
 
     rateLimited: (retryAfterSeconds) =>
       resendError(429, 'rate_limit_exceeded', `Too many requests. Retry after ${retryAfterSeconds} seconds.`, {
@@ -193,10 +221,20 @@ export function createResendFake(options: ResendFakeOptions): ProviderFake<Resen
       if (rawKey !== null) {
         const entry = remembered(rawKey);
         if (entry?.state === 'in_flight') {
-          return () => resendError(409, 'concurrent_idempotent_requests', 'Same idempotency key used while original request is still in progress.');
+          return () =>
+            resendError(
+              409,
+              'concurrent_idempotent_requests',
+              'Same idempotency key used while original request is still in progress.',
+            );
         }
         if (entry && entry.fingerprint !== fingerprint) {
-          return () => resendError(409, 'invalid_idempotent_request', 'Same idempotency key used with a different request payload.');
+          return () =>
+            resendError(
+              409,
+              'invalid_idempotent_request',
+              'Same idempotency key used with a different request payload.',
+            );
         }
         if (entry?.state === 'done') return () => entry.answer;
         memory.set(rawKey, { state: 'in_flight', fingerprint, until: options.now() + IDEMPOTENCY_WINDOW_MS });
@@ -218,7 +256,8 @@ export function createResendFake(options: ResendFakeOptions): ProviderFake<Resen
           ...(accepted.attempt !== undefined && { attempt: accepted.attempt }),
         });
         const answer = jsonAnswer(200, { id });
-        if (rawKey !== null) memory.set(rawKey, { state: 'done', fingerprint, until: options.now() + IDEMPOTENCY_WINDOW_MS, answer });
+        if (rawKey !== null)
+          memory.set(rawKey, { state: 'done', fingerprint, until: options.now() + IDEMPOTENCY_WINDOW_MS, answer });
         return answer;
       };
     },

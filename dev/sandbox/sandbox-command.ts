@@ -48,7 +48,8 @@ class UsageError extends Error {}
 function fraction(option: string, text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
   const value = Number(text);
-  if (!text.trim() || !Number.isFinite(value) || value < 0 || value > 1) throw new UsageError(`--${option}: expected a fraction from 0 to 1 (e.g. 0.1), got ${JSON.stringify(text)}`);
+  if (!text.trim() || !Number.isFinite(value) || value < 0 || value > 1)
+    throw new UsageError(`--${option}: expected a fraction from 0 to 1 (e.g. 0.1), got ${JSON.stringify(text)}`);
   return value;
 }
 
@@ -65,7 +66,10 @@ function latency(text: string | undefined): { min: number; max: number } | undef
   const match = /^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$/.exec(text);
   const min = match ? Number(match[1]) : NaN;
   const max = match ? Number(match[2] ?? match[1]) : NaN;
-  if (!match || min > max || max > 3_600_000) throw new UsageError(`--latency: expected MIN-MAX in milliseconds with MIN <= MAX <= 3600000 (e.g. 20-150), got ${JSON.stringify(text)}`);
+  if (!match || min > max || max > 3_600_000)
+    throw new UsageError(
+      `--latency: expected MIN-MAX in milliseconds with MIN <= MAX <= 3600000 (e.g. 20-150), got ${JSON.stringify(text)}`,
+    );
   return { min, max };
 }
 
@@ -73,17 +77,23 @@ const EMAIL = /^[^@\s,]+@[^@\s,]+$/;
 
 function terminalList(text: string | undefined): string[] | undefined {
   if (text === undefined) return undefined;
-  const entries = text.split(',').map((entry) => entry.trim()).filter(Boolean);
+  const entries = text
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter(Boolean);
   const wrong = entries.filter((entry) => !EMAIL.test(entry) && !E164.test(entry));
   if (!entries.length || wrong.length) {
-    throw new UsageError(`--terminal: expected comma-separated e-mail addresses or E.164 numbers (+14155550100)${wrong.length ? `; not one: ${wrong.map((entry) => JSON.stringify(entry)).join(', ')}` : ''}`);
+    throw new UsageError(
+      `--terminal: expected comma-separated e-mail addresses or E.164 numbers (+14155550100)${wrong.length ? `; not one: ${wrong.map((entry) => JSON.stringify(entry)).join(', ')}` : ''}`,
+    );
   }
   return entries;
 }
 
 function checkWebhookSecret(secret: string): void {
   // The same rule as the workers' WEBHOOK_SECRET: a secret the sandbox prints, they accept.
-  if (!isWebhookSecret(secret)) throw new UsageError('--webhook-secret: expected whsec_ followed by at least 16 bytes in base64');
+  if (!isWebhookSecret(secret))
+    throw new UsageError('--webhook-secret: expected whsec_ followed by at least 16 bytes in base64');
 }
 
 /** The environment a worker needs to deliver everything to this sandbox. */
@@ -91,7 +101,10 @@ export function sandboxEnvironment(sandbox: Sandbox): [string, string][] {
   return [
     ['RESEND_BASE_URL', sandbox.resendBaseUrl],
     ['TWILIO_API_BASE', sandbox.twilioApiBase],
-    ...catalog.map((definition): [string, string] => [definition.webhookUrlVariable, sandbox.webhookUrl(definition.type)]),
+    ...catalog.map((definition): [string, string] => [
+      definition.webhookUrlVariable,
+      sandbox.webhookUrl(definition.type),
+    ]),
     ['WEBHOOK_SECRET', sandbox.webhookSecret],
   ];
 }
@@ -108,7 +121,11 @@ function describeFaults(sandbox: Sandbox): string {
   ].join(', ');
 }
 
-export async function sandboxCommand(args: string[], io: CommandIO, options: SandboxCommandOptions = {}): Promise<number> {
+export async function sandboxCommand(
+  args: string[],
+  io: CommandIO,
+  options: SandboxCommandOptions = {},
+): Promise<number> {
   let sandbox: Sandbox;
   try {
     const { values } = parseArgs({
@@ -144,7 +161,9 @@ export async function sandboxCommand(args: string[], io: CommandIO, options: San
     const serverErrorRate = fraction('server-errors', values['server-errors']);
     const hangRate = fraction('hangs', values.hangs);
     if ((rateLimitRate ?? 0) + (serverErrorRate ?? 0) + (hangRate ?? 0) > 1) {
-      throw new UsageError('--rate-limit + --server-errors + --hangs: expected at most 1 together (they share one roll)');
+      throw new UsageError(
+        '--rate-limit + --server-errors + --hangs: expected at most 1 together (they share one roll)',
+      );
     }
     if (rateLimitRate !== undefined) change.rateLimitRate = rateLimitRate;
     if (serverErrorRate !== undefined) change.serverErrorRate = serverErrorRate;
@@ -160,11 +179,22 @@ export async function sandboxCommand(args: string[], io: CommandIO, options: San
     const seed = integer('seed', values.seed, 0, 2 ** 32 - 1, 'an integer');
 
     try {
-      sandbox = await startSandbox({ port, host, faults: change, ...(webhookSecret !== undefined && { webhookSecret }), ...(seed !== undefined && { seed }) });
+      sandbox = await startSandbox({
+        port,
+        host,
+        faults: change,
+        ...(webhookSecret !== undefined && { webhookSecret }),
+        ...(seed !== undefined && { seed }),
+      });
     } catch (error) {
       if (error instanceof ValidationError) throw new UsageError(error.message);
       const code = (error as NodeJS.ErrnoException).code;
-      const reason = code === 'EADDRINUSE' ? 'the address is in use' : code === 'EADDRNOTAVAIL' ? 'no such local address' : (error as Error).message;
+      const reason =
+        code === 'EADDRINUSE'
+          ? 'the address is in use'
+          : code === 'EADDRNOTAVAIL'
+            ? 'no such local address'
+            : (error as Error).message;
       io.stderr.write(`aftercall sandbox: cannot listen on ${host}:${port}: ${reason}\n`);
       return 1;
     }
@@ -214,6 +244,8 @@ export async function sandboxCommand(args: string[], io: CommandIO, options: San
   });
   const stats = sandbox.stats();
   await sandbox.close();
-  io.stdout.write(`aftercall sandbox stopped after ${stats.requests} provider requests, ${sandbox.deliveries().length} deliveries\n`);
+  io.stdout.write(
+    `aftercall sandbox stopped after ${stats.requests} provider requests, ${sandbox.deliveries().length} deliveries\n`,
+  );
   return 0;
 }

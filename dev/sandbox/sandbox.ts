@@ -85,7 +85,8 @@ export interface Sandbox {
 }
 
 function checkListenOptions(port: number, host: string): void {
-  if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new RangeError(`sandbox port: expected an integer from 0 to 65535, got ${port}`);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535)
+    throw new RangeError(`sandbox port: expected an integer from 0 to 65535, got ${port}`);
   if (!host.trim()) throw new RangeError('sandbox host: expected a host name or address');
 }
 
@@ -110,8 +111,16 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
   const responder = new Responder();
   const context: PipelineContext = { faults: () => faults, random, log, responder };
 
-  const resend = createResendFake({ log, now, ...(options.credentials?.resendApiKey !== undefined && { apiKey: options.credentials.resendApiKey }) });
-  const twilio = createTwilioFake({ log, now, ...(options.credentials?.twilioAuthToken !== undefined && { authToken: options.credentials.twilioAuthToken }) });
+  const resend = createResendFake({
+    log,
+    now,
+    ...(options.credentials?.resendApiKey !== undefined && { apiKey: options.credentials.resendApiKey }),
+  });
+  const twilio = createTwilioFake({
+    log,
+    now,
+    ...(options.credentials?.twilioAuthToken !== undefined && { authToken: options.credentials.twilioAuthToken }),
+  });
   const webhook = createWebhookFake({ log, now, secret: webhookSecret });
 
   const control = {
@@ -133,23 +142,42 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     const { method, path } = request;
     if (path.startsWith(CONTROL_PREFIX)) return sendAnswer(response, handleControl(request, control));
     const post = (run: () => Promise<void>) =>
-      method === 'POST' ? run() : sendAnswer(response, jsonAnswer(405, { statusCode: 405, name: 'method_not_allowed', message: 'Method is not allowed for the requested path.' }, { allow: 'POST' }));
+      method === 'POST'
+        ? run()
+        : sendAnswer(
+            response,
+            jsonAnswer(
+              405,
+              { statusCode: 405, name: 'method_not_allowed', message: 'Method is not allowed for the requested path.' },
+              { allow: 'POST' },
+            ),
+          );
     if (path === '/emails') return post(() => runProviderRequest(resend, request, response, context));
     if (TWILIO_MESSAGES_PATH.test(path)) {
       if (method === 'GET') return sendAnswer(response, listTwilioMessages(log, request));
-      if (method !== 'POST') return sendAnswer(response, twilioError(405, 20004, 'Method not allowed', { allow: 'GET, POST' }));
+      if (method !== 'POST')
+        return sendAnswer(response, twilioError(405, 20004, 'Method not allowed', { allow: 'GET, POST' }));
       return runProviderRequest(twilio, request, response, context);
     }
     if (WEBHOOK_PATH.test(path)) return post(() => runProviderRequest(webhook, request, response, context));
-    if (path.startsWith('/2010-04-01/')) return sendAnswer(response, twilioError(404, 20404, `The requested resource ${path} was not found`));
-    sendAnswer(response, jsonAnswer(404, { statusCode: 404, name: 'not_found', message: `The requested endpoint ${path} does not exist.` }));
+    if (path.startsWith('/2010-04-01/'))
+      return sendAnswer(response, twilioError(404, 20404, `The requested resource ${path} was not found`));
+    sendAnswer(
+      response,
+      jsonAnswer(404, {
+        statusCode: 404,
+        name: 'not_found',
+        message: `The requested endpoint ${path} does not exist.`,
+      }),
+    );
   }
 
   const server = createServer((incoming: IncomingMessage, response: ServerResponse) => {
     readRequest(incoming)
       .then((request) => route(request, response))
       .catch((error: unknown) => {
-        if (error instanceof BodyTooLargeError) sendAnswer(response, jsonAnswer(413, { error: error.message }, { connection: 'close' }));
+        if (error instanceof BodyTooLargeError)
+          sendAnswer(response, jsonAnswer(413, { error: error.message }, { connection: 'close' }));
         else sendAnswer(response, jsonAnswer(500, { error: `sandbox failure: ${(error as Error).message}` }));
       });
   });

@@ -68,7 +68,12 @@ interface TwilioAccepted {
 
 const isoWithOffset = z.iso.datetime({ offset: true });
 
-export const twilioError = (status: number, code: number, message: string, headers: Record<string, string> = {}): Answer =>
+export const twilioError = (
+  status: number,
+  code: number,
+  message: string,
+  headers: Record<string, string> = {},
+): Answer =>
   jsonAnswer(status, { code, message, more_info: `https://www.twilio.com/docs/errors/${code}`, status }, headers);
 
 /** Twilio's date format: RFC 2822 with a numeric offset, `Thu, 24 Aug 2023 05:01:45 +0000`. */
@@ -79,7 +84,9 @@ export function rfc2822(ms: number): string {
 /** Segments of an SMS: GSM-7 text fits 160 characters in one (153 per part when split), anything else 70 (67). */
 function segments(body: string): number {
   if (!body) return 0;
-  const gsm = /^[A-Za-z0-9 \r\n@£$¥èéùìòÇØøÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ!"#¤%&'()*+,\-./:;<=>?¡ÄÖÑÜ§¿äöñüà^{}\\[~\]|€]*$/.test(body);
+  const gsm = /^[A-Za-z0-9 \r\n@£$¥èéùìòÇØøÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ!"#¤%&'()*+,\-./:;<=>?¡ÄÖÑÜ§¿äöñüà^{}\\[~\]|€]*$/.test(
+    body,
+  );
   const length = [...body].length;
   const [single, part] = gsm ? [160, 153] : [70, 67];
   return length <= single ? 1 : Math.ceil(length / part);
@@ -97,7 +104,8 @@ function basicCredentials(authorization: string | undefined): { username: string
 /** The list operation: messages recorded in the log, newest first, filtered by To and From. */
 export function listTwilioMessages(log: DeliveryLog, request: SandboxRequest): Answer {
   const accountSid = decodeKey(TWILIO_MESSAGES_PATH.exec(request.path)?.[1] ?? '');
-  if (!ACCOUNT_SID.test(accountSid)) return twilioError(404, 20404, `The requested resource ${request.path} was not found`);
+  if (!ACCOUNT_SID.test(accountSid))
+    return twilioError(404, 20404, `The requested resource ${request.path} was not found`);
   if (!basicCredentials(headerValue(request.headers, 'authorization'))) {
     return twilioError(401, 20003, 'Authenticate', { 'www-authenticate': 'Basic realm="Twilio API"' });
   }
@@ -125,8 +133,15 @@ export function listTwilioMessages(log: DeliveryLog, request: SandboxRequest): A
     }));
   const uri = `/2010-04-01/Accounts/${accountSid}/Messages.json?PageSize=${pageSize}&Page=0`;
   return jsonAnswer(200, {
-    messages, end: Math.max(0, messages.length - 1), first_page_uri: uri, next_page_uri: null, page: 0, page_size: pageSize,
-    previous_page_uri: null, start: 0, uri,
+    messages,
+    end: Math.max(0, messages.length - 1),
+    first_page_uri: uri,
+    next_page_uri: null,
+    page: 0,
+    page_size: pageSize,
+    previous_page_uri: null,
+    start: 0,
+    uri,
   });
 }
 
@@ -143,7 +158,8 @@ export function createTwilioFake(options: TwilioFakeOptions): ProviderFake<Twili
         (credentials.username.startsWith('SK') || credentials.username === accountSid) &&
         credentials.password !== TWILIO_INVALID_AUTH_TOKEN &&
         (options.authToken === undefined || credentials.password === options.authToken);
-      if (!authenticated) return reject(twilioError(401, 20003, 'Authenticate', { 'www-authenticate': 'Basic realm="Twilio API"' }));
+      if (!authenticated)
+        return reject(twilioError(401, 20003, 'Authenticate', { 'www-authenticate': 'Basic realm="Twilio API"' }));
       if (!ACCOUNT_SID.test(accountSid)) {
         return reject(twilioError(404, 20404, `The requested resource ${request.path} was not found`));
       }
@@ -161,15 +177,21 @@ export function createTwilioFake(options: TwilioFakeOptions): ProviderFake<Twili
       if (messagingServiceSid && !MESSAGING_SERVICE_SID.test(messagingServiceSid)) {
         return reject(twilioError(400, 21701, 'The Messaging Service Sid is invalid.'));
       }
-      if (!body && !mediaCount && !form.get('ContentSid')) return reject(twilioError(400, 21602, 'Message body is required.'));
+      if (!body && !mediaCount && !form.get('ContentSid'))
+        return reject(twilioError(400, 21602, 'Message body is required.'));
       if ([...body].length > MAX_BODY_CHARACTERS) {
-        return reject(twilioError(400, 21617, `The concatenated message body exceeds the ${MAX_BODY_CHARACTERS} character limit.`));
+        return reject(
+          twilioError(400, 21617, `The concatenated message body exceeds the ${MAX_BODY_CHARACTERS} character limit.`),
+        );
       }
-      if (!E164.test(to) && !CHANNEL_ADDRESS.test(to)) return reject(twilioError(400, 21211, "Invalid 'To' Phone Number"));
+      if (!E164.test(to) && !CHANNEL_ADDRESS.test(to))
+        return reject(twilioError(400, 21211, "Invalid 'To' Phone Number"));
 
       const expiresAt = headerValue(request.headers, 'x-aftercall-expires-at') ?? null;
       if (expiresAt !== null && !isoWithOffset.safeParse(expiresAt).success) {
-        return reject(twilioError(400, 20001, 'Invalid header X-Aftercall-Expires-At: expected an ISO-8601 date-time with offset'));
+        return reject(
+          twilioError(400, 20001, 'Invalid header X-Aftercall-Expires-At: expected an ISO-8601 date-time with offset'),
+        );
       }
       const key = headerValue(request.headers, 'x-aftercall-idempotency-key');
       const attemptText = form.get('Attempt') ?? headerValue(request.headers, 'x-aftercall-attempt');
@@ -185,7 +207,10 @@ export function createTwilioFake(options: TwilioFakeOptions): ProviderFake<Twili
           idempotencyKey: key === undefined ? null : decodeKey(key),
           expiresAt,
           type: headerValue(request.headers, 'x-aftercall-type') ?? null,
-          attempt: attemptText !== undefined && attemptText !== null && /^\d+$/.test(attemptText) ? Number(attemptText) : undefined,
+          attempt:
+            attemptText !== undefined && attemptText !== null && /^\d+$/.test(attemptText)
+              ? Number(attemptText)
+              : undefined,
         },
       };
     },
@@ -194,7 +219,8 @@ export function createTwilioFake(options: TwilioFakeOptions): ProviderFake<Twili
 
     terminal: () => twilioError(400, 21211, "Invalid 'To' Phone Number"),
 
-    rateLimited: (retryAfterSeconds) => twilioError(429, 20429, 'Too Many Requests', { 'retry-after': String(retryAfterSeconds) }),
+    rateLimited: (retryAfterSeconds) =>
+      twilioError(429, 20429, 'Too Many Requests', { 'retry-after': String(retryAfterSeconds) }),
 
     serverError: (status: ServerErrorStatus) =>
       status === 502

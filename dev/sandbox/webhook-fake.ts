@@ -22,7 +22,15 @@ import { z } from 'zod';
 import { toFieldIssues } from '../../src/contract/validation-error.js';
 import type { DeliveryLog } from './delivery-log.js';
 import type { ServerErrorStatus } from './faults.js';
-import { decodeKey, flatHeaders, gatewayAnswer, headerValue, jsonAnswer, type Answer, type SandboxRequest } from './http.js';
+import {
+  decodeKey,
+  flatHeaders,
+  gatewayAnswer,
+  headerValue,
+  jsonAnswer,
+  type Answer,
+  type SandboxRequest,
+} from './http.js';
 import type { Admission, ProviderFake } from './provider-pipeline.js';
 
 export const WEBHOOK_PATH = /^\/webhooks\/([^/]+)$/;
@@ -40,7 +48,10 @@ export const webhookBodySchema = z.looseObject({
   idempotencyKey: z.string('expected the idempotency key').min(1, 'expected the idempotency key'),
   conversationId: z.string('expected the conversation id'),
   jobId: z.string('expected the job id'),
-  attempt: z.number('expected the attempt number').int('expected a whole attempt number').min(1, 'expected an attempt number from 1'),
+  attempt: z
+    .number('expected the attempt number')
+    .int('expected a whole attempt number')
+    .min(1, 'expected an attempt number from 1'),
   createdAt: isoWithOffset,
   expiresAt: isoWithOffset,
   payload: z.unknown(),
@@ -87,24 +98,43 @@ export function createWebhookFake(options: WebhookFakeOptions): ProviderFake<Web
       const parsed = webhookBodySchema.safeParse(json);
       if (!parsed.success) {
         const issues = toFieldIssues(parsed.error.issues);
-        return reject(jsonAnswer(400, { error: `invalid webhook body: ${issues.map((issue) => `${issue.path}: ${issue.message}`).join('; ')}`, issues }));
+        return reject(
+          jsonAnswer(400, {
+            error: `invalid webhook body: ${issues.map((issue) => `${issue.path}: ${issue.message}`).join('; ')}`,
+            issues,
+          }),
+        );
       }
       const body = parsed.data;
       const webhookId = headerValue(request.headers, 'webhook-id') ?? '';
       if (decodeKey(webhookId) !== body.idempotencyKey) {
-        return reject(jsonAnswer(400, { error: 'webhook-id: expected the percent-encoded ASCII form of idempotencyKey' }));
+        return reject(
+          jsonAnswer(400, { error: 'webhook-id: expected the percent-encoded ASCII form of idempotencyKey' }),
+        );
       }
-      return { ok: true, value: { path: request.path, body, email: customerField(body.payload, 'email'), phone: customerField(body.payload, 'phone') } };
+      return {
+        ok: true,
+        value: {
+          path: request.path,
+          body,
+          email: customerField(body.payload, 'email'),
+          phone: customerField(body.payload, 'phone'),
+        },
+      };
     },
 
     recipients: (accepted) => [accepted.email, accepted.phone],
 
-    terminal: () => jsonAnswer(422, { error: 'recipient rejected: the sandbox is configured to fail this recipient terminally' }),
+    terminal: () =>
+      jsonAnswer(422, { error: 'recipient rejected: the sandbox is configured to fail this recipient terminally' }),
 
-    rateLimited: (retryAfterSeconds) => jsonAnswer(429, { error: 'rate limited' }, { 'retry-after': String(retryAfterSeconds) }),
+    rateLimited: (retryAfterSeconds) =>
+      jsonAnswer(429, { error: 'rate limited' }, { 'retry-after': String(retryAfterSeconds) }),
 
     serverError: (status: ServerErrorStatus) =>
-      status === 502 ? gatewayAnswer(502, 'Bad Gateway') : jsonAnswer(status, { error: status === 503 ? 'service unavailable' : 'internal server error' }),
+      status === 502
+        ? gatewayAnswer(502, 'Bad Gateway')
+        : jsonAnswer(status, { error: status === 503 ? 'service unavailable' : 'internal server error' }),
 
     accept(accepted) {
       return () => {

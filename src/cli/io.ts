@@ -8,18 +8,28 @@ export interface CommandIO {
   env: NodeJS.ProcessEnv;
 }
 
-export const processIO = (): CommandIO => ({ stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env });
+export const processIO = (): CommandIO => ({
+  stdin: process.stdin,
+  stdout: process.stdout,
+  stderr: process.stderr,
+  env: process.env,
+});
 
 /** A plain-text table: a header row, then one row per item; cells are trimmed to `max`. */
 export function table(rows: Record<string, unknown>[], columns: string[], max = 60): string {
   const cell = (value: unknown) => {
-    const text = value === null || value === undefined ? '-' : typeof value === 'string' ? value : JSON.stringify(value);
+    const text =
+      value === null || value === undefined ? '-' : typeof value === 'string' ? value : JSON.stringify(value);
     const flat = text.replace(/\s+/g, ' ');
     return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
   };
   const cells = rows.map((row) => columns.map((column) => cell(row[column])));
   const widths = columns.map((column, index) => Math.max(column.length, ...cells.map((row) => row[index]!.length)));
-  const line = (values: string[]) => values.map((value, index) => value.padEnd(widths[index]!)).join('  ').trimEnd();
+  const line = (values: string[]) =>
+    values
+      .map((value, index) => value.padEnd(widths[index]!))
+      .join('  ')
+      .trimEnd();
   return [line(columns), ...cells.map(line)].join('\n') + '\n';
 }
 

@@ -73,10 +73,15 @@ async function workerCommand(args: string[], config: AftercallConfig, io: Comman
   });
   let queues: TaskType[] | undefined;
   if (values.queues !== undefined) {
-    const names = values.queues.split(',').map((name) => name.trim()).filter(Boolean);
+    const names = values.queues
+      .split(',')
+      .map((name) => name.trim())
+      .filter(Boolean);
     const unknown = names.filter((name) => !isTaskType(name));
     if (unknown.length || !names.length) {
-      io.stderr.write(`aftercall worker: --queues: unknown task type ${unknown.join(', ') || '(none given)'}; expected some of ${taskTypes.join(', ')}\n`);
+      io.stderr.write(
+        `aftercall worker: --queues: unknown task type ${unknown.join(', ') || '(none given)'}; expected some of ${taskTypes.join(', ')}\n`,
+      );
       return 2;
     }
     queues = names as TaskType[];
@@ -118,7 +123,9 @@ async function sweepCommand(config: AftercallConfig, io: CommandIO): Promise<num
   const client = createRedisConnection('worker', { url: config.redisUrl, name: 'aftercall-sweep' });
   try {
     const result = await sweepExpiredJobs(client, { prefix: config.prefix, batchSize: config.sweeper.batchSize });
-    io.stdout.write(`${JSON.stringify({ expired: result.expired, dropped: result.dropped, durationMs: Math.round(result.durationMs) })}\n`);
+    io.stdout.write(
+      `${JSON.stringify({ expired: result.expired, dropped: result.dropped, durationMs: Math.round(result.durationMs) })}\n`,
+    );
     return 0;
   } finally {
     client.disconnect();
@@ -126,7 +133,9 @@ async function sweepCommand(config: AftercallConfig, io: CommandIO): Promise<num
 }
 
 function configCommand(io: CommandIO): number {
-  io.stdout.write(table(configVariables() as unknown as Record<string, unknown>[], ['name', 'default', 'description'], 110));
+  io.stdout.write(
+    table(configVariables() as unknown as Record<string, unknown>[], ['name', 'default', 'description'], 110),
+  );
   try {
     loadConfig(io.env);
     io.stdout.write('\nThe current environment is valid.\n');
@@ -166,15 +175,24 @@ export async function main(argv: string[], io: CommandIO = processIO()): Promise
       case 'enqueue':
         return await enqueueCommand(rest, config, io);
       case 'status': {
-        const { values, positionals } = parseArgs({ args: rest, options: { json: { type: 'boolean' } }, allowPositionals: true });
+        const { values, positionals } = parseArgs({
+          args: rest,
+          options: { json: { type: 'boolean' } },
+          allowPositionals: true,
+        });
         return await statusCommand(positionals[0], values.json ?? false, config, io);
       }
       case 'dlq': {
         const { values, positionals } = parseArgs({
           args: rest,
           options: {
-            type: { type: 'string' }, reason: { type: 'string' }, job: { type: 'string' }, all: { type: 'boolean' },
-            limit: { type: 'string' }, extend: { type: 'string' }, json: { type: 'boolean' },
+            type: { type: 'string' },
+            reason: { type: 'string' },
+            job: { type: 'string' },
+            all: { type: 'boolean' },
+            limit: { type: 'string' },
+            extend: { type: 'string' },
+            json: { type: 'boolean' },
           },
           allowPositionals: true,
         });

@@ -41,7 +41,12 @@ export interface AftercallConfig {
   sweeper: { enabled: boolean; intervalMs: number; batchSize: number };
   webhook: { secret: string | undefined; timeoutMs: number; urls: Record<TaskType, string | undefined> };
   resend: { apiKey: string | undefined; baseUrl: string | undefined; from: string | undefined };
-  twilio: { accountSid: string | undefined; authToken: string | undefined; from: string | undefined; apiBase: string | undefined };
+  twilio: {
+    accountSid: string | undefined;
+    authToken: string | undefined;
+    from: string | undefined;
+    apiBase: string | undefined;
+  };
   channels: Record<TaskType, ChannelSetting>;
   /** Port of /metrics, /healthz and /readyz in worker processes; 0 switches the server off. */
   metricsPort: number;
@@ -127,7 +132,10 @@ const redisUrl = z
     } catch {
       // reported below
     }
-    ctx.addIssue({ code: 'custom', message: 'expected a redis:// or rediss:// URL, e.g. redis://user:password@host:6379/0' });
+    ctx.addIssue({
+      code: 'custom',
+      message: 'expected a redis:// or rediss:// URL, e.g. redis://user:password@host:6379/0',
+    });
     return z.NEVER;
   });
 
@@ -168,11 +176,17 @@ const fixedVariables = {
     .transform((text, ctx) => {
       if (text === undefined || text === '') return undefined;
       if (isWebhookSecret(text)) return text;
-      ctx.addIssue({ code: 'custom', message: 'expected a Standard Webhooks secret: whsec_ followed by at least 16 bytes in base64' });
+      ctx.addIssue({
+        code: 'custom',
+        message: 'expected a Standard Webhooks secret: whsec_ followed by at least 16 bytes in base64',
+      });
       return z.NEVER;
     }),
   WEBHOOK_TIMEOUT: duration(10 * SECOND),
-  RESEND_API_KEY: z.string().optional().transform((text) => text || undefined),
+  RESEND_API_KEY: z
+    .string()
+    .optional()
+    .transform((text) => text || undefined),
   RESEND_BASE_URL: httpUrl,
   EMAIL_FROM: z
     .string()
@@ -180,7 +194,10 @@ const fixedVariables = {
     .transform((text, ctx) => {
       if (text === undefined || text === '') return undefined;
       if (/^[^<>@\s]+@[^<>@\s]+$/.test(text) || /^[^<>]*<[^<>@\s]+@[^<>@\s]+>$/.test(text)) return text;
-      ctx.addIssue({ code: 'custom', message: 'expected a sender such as bookings@acme.example or "Acme <bookings@acme.example>"' });
+      ctx.addIssue({
+        code: 'custom',
+        message: 'expected a sender such as bookings@acme.example or "Acme <bookings@acme.example>"',
+      });
       return z.NEVER;
     }),
   TWILIO_ACCOUNT_SID: z
@@ -192,14 +209,20 @@ const fixedVariables = {
       ctx.addIssue({ code: 'custom', message: 'expected a Twilio account SID: AC followed by 32 hex digits' });
       return z.NEVER;
     }),
-  TWILIO_AUTH_TOKEN: z.string().optional().transform((text) => text || undefined),
+  TWILIO_AUTH_TOKEN: z
+    .string()
+    .optional()
+    .transform((text) => text || undefined),
   TWILIO_FROM: z
     .string()
     .optional()
     .transform((text, ctx) => {
       if (text === undefined || text === '') return undefined;
       if (E164.test(text) || /^MG[0-9a-fA-F]{32}$/.test(text)) return text;
-      ctx.addIssue({ code: 'custom', message: 'expected an E.164 number (+14155550100) or a Messaging Service SID (MG...)' });
+      ctx.addIssue({
+        code: 'custom',
+        message: 'expected an E.164 number (+14155550100) or a Messaging Service SID (MG...)',
+      });
       return z.NEVER;
     }),
   TWILIO_API_BASE: httpUrl,
@@ -214,7 +237,7 @@ const fixedDocs: Record<keyof typeof fixedVariables, [string, string]> = {
   LOG_LEVEL: ['info', 'fatal, error, warn, info, debug, trace or silent'],
   WORKER_CONCURRENCY: ['10', 'jobs processed at once per queue in one worker process'],
   SHUTDOWN_GRACE: ['25s', 'on SIGTERM, how long active jobs may take to finish'],
-  LOCK_DURATION: ['30s', 'job lock; a crashed worker\'s jobs are picked up again after it lapses'],
+  LOCK_DURATION: ['30s', "job lock; a crashed worker's jobs are picked up again after it lapses"],
   STALLED_INTERVAL: ['30s', 'how often workers look for jobs of crashed workers'],
   MAX_STALLED_COUNT: ['2', 'how often a job may crash its worker before it is dead-lettered'],
   RETRY_BASE_DELAY: ['2s', 'first retry delay; doubles with each attempt'],
@@ -222,11 +245,14 @@ const fixedDocs: Record<keyof typeof fixedVariables, [string, string]> = {
   RETRY_JITTER: ['1s', 'up to this much random time added to each retry delay'],
   SWEEPER_ENABLED: ['true', 'whether this worker process takes part in the expiry sweep'],
   SWEEP_INTERVAL: ['15s', 'how often the fleet sweeps expired jobs into the dead-letter queue'],
-  SWEEP_BATCH_SIZE: [String(DEFAULT_SWEEP_BATCH_SIZE), 'expired jobs handled per Redis call during a sweep (each call blocks Redis while it runs)'],
+  SWEEP_BATCH_SIZE: [
+    String(DEFAULT_SWEEP_BATCH_SIZE),
+    'expired jobs handled per Redis call during a sweep (each call blocks Redis while it runs)',
+  ],
   WEBHOOK_SECRET: ['(none)', 'Standard Webhooks signing secret (whsec_...); required when a webhook is used'],
   WEBHOOK_TIMEOUT: ['10s', 'timeout of one provider request (webhook, Resend, Twilio)'],
   RESEND_API_KEY: ['(none)', 'Resend API key; when set, e-mails go through Resend (see CHANNEL_<TYPE>)'],
-  RESEND_BASE_URL: ['(the SDK\'s)', 'Resend API base URL (a sandbox or a regional endpoint)'],
+  RESEND_BASE_URL: ["(the SDK's)", 'Resend API base URL (a sandbox or a regional endpoint)'],
   EMAIL_FROM: ['(none)', 'sender of e-mails sent through Resend; required with RESEND_API_KEY'],
   TWILIO_ACCOUNT_SID: ['(none)', 'Twilio account SID (AC...); with the token and sender, SMS go through Twilio'],
   TWILIO_AUTH_TOKEN: ['(none)', 'Twilio auth token'],
@@ -255,15 +281,39 @@ function taskVariables() {
 }
 
 export function configVariables(): VariableDoc[] {
-  const docs: VariableDoc[] = Object.entries(fixedDocs).map(([name, [fallback, description]]) => ({ name, default: fallback, description }));
+  const docs: VariableDoc[] = Object.entries(fixedDocs).map(([name, [fallback, description]]) => ({
+    name,
+    default: fallback,
+    description,
+  }));
   for (const definition of allTaskDefinitions()) {
-    docs.push({ name: definition.webhookUrlVariable, default: '(none)', description: `webhook URL of ${definition.type} deliveries` });
-    docs.push({ name: channelVariable(definition.type), default: 'auto', description: `channel of ${definition.type}: auto, ${supportedChannels(definition.type).join(', ')}` });
-    docs.push({ name: taskVariable(definition.type, 'enabled'), default: 'true', description: `false switches ${definition.type} off` });
-    docs.push({ name: taskVariable(definition.type, 'attempts'), default: String(definition.defaults.attempts), description: `attempts of ${definition.type}` });
+    docs.push({
+      name: definition.webhookUrlVariable,
+      default: '(none)',
+      description: `webhook URL of ${definition.type} deliveries`,
+    });
+    docs.push({
+      name: channelVariable(definition.type),
+      default: 'auto',
+      description: `channel of ${definition.type}: auto, ${supportedChannels(definition.type).join(', ')}`,
+    });
+    docs.push({
+      name: taskVariable(definition.type, 'enabled'),
+      default: 'true',
+      description: `false switches ${definition.type} off`,
+    });
+    docs.push({
+      name: taskVariable(definition.type, 'attempts'),
+      default: String(definition.defaults.attempts),
+      description: `attempts of ${definition.type}`,
+    });
     for (const [setting, value] of Object.entries(definition.defaults.settings)) {
       const description = (definition.settingDescriptions as Record<string, string>)[setting] ?? setting;
-      docs.push({ name: taskVariable(definition.type, setting), default: formatDuration(value), description: `${definition.type}: ${description}` });
+      docs.push({
+        name: taskVariable(definition.type, setting),
+        default: formatDuration(value),
+        description: `${definition.type}: ${description}`,
+      });
     }
   }
   return docs;
@@ -277,7 +327,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AftercallConfi
     throw new ConfigError(
       parsed.error.issues.map((issue) => ({
         path: String(issue.path[0] ?? '(environment)'),
-        message: issue.code === 'invalid_value' ? `expected one of ${(issue.values as unknown[]).join(', ')}` : issue.message,
+        message:
+          issue.code === 'invalid_value' ? `expected one of ${(issue.values as unknown[]).join(', ')}` : issue.message,
       })),
     );
   }
@@ -292,7 +343,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AftercallConfi
       enabled: values[taskVariable(definition.type, 'enabled')] as boolean,
       attempts: values[taskVariable(definition.type, 'attempts')] as number,
       settings: Object.fromEntries(
-        Object.keys(definition.defaults.settings).map((setting) => [setting, values[taskVariable(definition.type, setting)] as number]),
+        Object.keys(definition.defaults.settings).map((setting) => [
+          setting,
+          values[taskVariable(definition.type, setting)] as number,
+        ]),
       ),
     };
   }
@@ -314,7 +368,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AftercallConfi
     sweeper: { enabled: v.SWEEPER_ENABLED, intervalMs: v.SWEEP_INTERVAL, batchSize: v.SWEEP_BATCH_SIZE },
     webhook: { secret: v.WEBHOOK_SECRET, timeoutMs: v.WEBHOOK_TIMEOUT, urls },
     resend: { apiKey: v.RESEND_API_KEY, baseUrl: v.RESEND_BASE_URL, from: v.EMAIL_FROM },
-    twilio: { accountSid: v.TWILIO_ACCOUNT_SID, authToken: v.TWILIO_AUTH_TOKEN, from: v.TWILIO_FROM, apiBase: v.TWILIO_API_BASE },
+    twilio: {
+      accountSid: v.TWILIO_ACCOUNT_SID,
+      authToken: v.TWILIO_AUTH_TOKEN,
+      from: v.TWILIO_FROM,
+      apiBase: v.TWILIO_API_BASE,
+    },
     channels,
     metricsPort: v.METRICS_PORT,
     tasks,

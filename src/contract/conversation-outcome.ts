@@ -134,20 +134,18 @@ function notJsonAt(value: unknown, path: (string | number)[] = [], depth = 0): (
   return undefined;
 }
 
-const metadataSchema = z
-  .record(z.string(), z.unknown(), { error: 'expected a JSON object' })
-  .check((ctx) => {
-    const at = notJsonAt(ctx.value);
-    if (at) {
-      ctx.issues.push({ code: 'custom', path: at, message: 'expected a JSON value', input: ctx.value });
-    } else if (Buffer.byteLength(JSON.stringify(ctx.value), 'utf8') > METADATA_MAX_BYTES) {
-      ctx.issues.push({
-        code: 'custom',
-        message: `expected a JSON object of at most ${METADATA_MAX_BYTES} bytes when serialised`,
-        input: ctx.value,
-      });
-    }
-  });
+const metadataSchema = z.record(z.string(), z.unknown(), { error: 'expected a JSON object' }).check((ctx) => {
+  const at = notJsonAt(ctx.value);
+  if (at) {
+    ctx.issues.push({ code: 'custom', path: at, message: 'expected a JSON value', input: ctx.value });
+  } else if (Buffer.byteLength(JSON.stringify(ctx.value), 'utf8') > METADATA_MAX_BYTES) {
+    ctx.issues.push({
+      code: 'custom',
+      message: `expected a JSON object of at most ${METADATA_MAX_BYTES} bytes when serialised`,
+      input: ctx.value,
+    });
+  }
+});
 
 export const conversationOutcomeSchema = z
   .strictObject(
@@ -159,9 +157,7 @@ export const conversationOutcomeSchema = z
       booking: bookingSchema.optional(),
       ticket: ticketSchema.optional(),
       callback: callbackSchema.optional(),
-      sentiment: z
-        .enum(SENTIMENTS, { error: `expected one of ${SENTIMENTS.join(', ')}` })
-        .optional(),
+      sentiment: z.enum(SENTIMENTS, { error: `expected one of ${SENTIMENTS.join(', ')}` }).optional(),
       summary: z
         .string({ error: 'expected a summary (a string)' })
         .refine((value) => withinCodePoints(value, SUMMARY_MAX), {
@@ -213,6 +209,7 @@ export function conversationOutcomeJsonSchema(): Record<string, unknown> {
   const generated = z.toJSONSchema(conversationOutcomeSchema, { target: 'draft-2020-12' }) as Record<string, unknown>;
   const requireWhen = (outcomes: readonly OutcomeKind[], field: string) => ({
     if: { properties: { outcome: { enum: [...outcomes] } }, required: ['outcome'] },
+    // biome-ignore lint/suspicious/noThenProperty: JSON Schema's if/then keyword, not a thenable
     then: { required: [field] },
   });
   // metadata's values are checked by a function (notJsonAt), which has no JSON Schema form.

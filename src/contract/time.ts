@@ -31,7 +31,12 @@ export function parseDuration(text: string): number | undefined {
 
 /** Formats milliseconds as the shortest exact duration text (`90000` -> `90s`). */
 export function formatDuration(ms: number): string {
-  for (const [unit, size] of [['d', DAY], ['h', HOUR], ['m', MINUTE], ['s', SECOND]] as const) {
+  for (const [unit, size] of [
+    ['d', DAY],
+    ['h', HOUR],
+    ['m', MINUTE],
+    ['s', SECOND],
+  ] as const) {
     if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
   }
   return `${ms}ms`;

@@ -48,7 +48,12 @@ export function parseRetryAfter(value: string | null | undefined, now: number): 
 }
 
 /** A retryable failure that carries the provider's Retry-After (as milliseconds) when it sent one. */
-export function retryableError(message: string, details: DeliveryErrorDetails, retryAfterHeader: string | null | undefined, now: number): RetryableDeliveryError {
+export function retryableError(
+  message: string,
+  details: DeliveryErrorDetails,
+  retryAfterHeader: string | null | undefined,
+  now: number,
+): RetryableDeliveryError {
   const retryAfterMs = parseRetryAfter(retryAfterHeader, now);
   return new RetryableDeliveryError(message, { ...details, ...(retryAfterMs !== undefined && { retryAfterMs }) });
 }

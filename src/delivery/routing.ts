@@ -34,17 +34,27 @@ export const channelVariable = (type: string) => `CHANNEL_${type.toUpperCase()}`
 /** The channels a type has messages for (the webhook always). */
 export function supportedChannels(type: TaskType): Channel[] {
   const messages = taskDefinition(type).messages;
-  return ['webhook', ...(messages?.email ? (['resend'] as const) : []), ...(messages?.sms ? (['twilio'] as const) : [])];
+  return [
+    'webhook',
+    ...(messages?.email ? (['resend'] as const) : []),
+    ...(messages?.sms ? (['twilio'] as const) : []),
+  ];
 }
 
 const resendReady = (config: AftercallConfig) => !!config.resend.apiKey;
-const twilioReady = (config: AftercallConfig) => !!(config.twilio.accountSid || config.twilio.authToken || config.twilio.from);
+const twilioReady = (config: AftercallConfig) =>
+  !!(config.twilio.accountSid || config.twilio.authToken || config.twilio.from);
 
 /** The channels a type tries, in order; throws ConfigError naming each missing variable. */
-export function resolveRoutes(config: AftercallConfig, types: readonly TaskType[], overridden: readonly TaskType[] = []): Map<TaskType, Channel[]> {
+export function resolveRoutes(
+  config: AftercallConfig,
+  types: readonly TaskType[],
+  overridden: readonly TaskType[] = [],
+): Map<TaskType, Channel[]> {
   const issues: FieldIssue[] = [];
   const need = (variable: string, value: unknown, why: string) => {
-    if (!value && !issues.some((issue) => issue.path === variable)) issues.push({ path: variable, message: `required: ${why}` });
+    if (!value && !issues.some((issue) => issue.path === variable))
+      issues.push({ path: variable, message: `required: ${why}` });
   };
   const routes = new Map<TaskType, Channel[]>();
   for (const type of types) {
@@ -74,8 +84,16 @@ export function resolveRoutes(config: AftercallConfig, types: readonly TaskType[
         need('TWILIO_FROM', config.twilio.from, why);
       } else {
         const variable = taskDefinition(type).webhookUrlVariable;
-        need(variable, config.webhook.urls[type], `${why}; set ${variable}, or switch the type off with TASK_${type.toUpperCase()}_ENABLED=false`);
-        need('WEBHOOK_SECRET', config.webhook.secret, 'webhooks are signed (Standard Webhooks); expected whsec_ followed by a base64 key');
+        need(
+          variable,
+          config.webhook.urls[type],
+          `${why}; set ${variable}, or switch the type off with TASK_${type.toUpperCase()}_ENABLED=false`,
+        );
+        need(
+          'WEBHOOK_SECRET',
+          config.webhook.secret,
+          'webhooks are signed (Standard Webhooks); expected whsec_ followed by a base64 key',
+        );
       }
     }
     routes.set(type, order);
@@ -100,19 +118,32 @@ export function createDeliveryRouter(options: DeliveryRouterOptions): DeliveryPo
   const routes = resolveRoutes(config, options.types, Object.keys(given) as TaskType[]);
   const used = new Set([...routes.values()].flat());
   const webhook = used.has('webhook')
-    ? createWebhookDelivery({ urls: config.webhook.urls, secret: config.webhook.secret!, timeoutMs: config.webhook.timeoutMs, ...(observe && { observe }) })
+    ? createWebhookDelivery({
+        urls: config.webhook.urls,
+        secret: config.webhook.secret!,
+        timeoutMs: config.webhook.timeoutMs,
+        ...(observe && { observe }),
+      })
     : undefined;
   const resend: EmailSender | undefined = used.has('resend')
     ? createResendDelivery({
-        apiKey: config.resend.apiKey!, from: config.resend.from!, timeoutMs: config.webhook.timeoutMs,
-        ...(config.resend.baseUrl && { baseUrl: config.resend.baseUrl }), ...(observe && { observe }),
+        apiKey: config.resend.apiKey!,
+        from: config.resend.from!,
+        timeoutMs: config.webhook.timeoutMs,
+        ...(config.resend.baseUrl && { baseUrl: config.resend.baseUrl }),
+        ...(observe && { observe }),
       })
     : undefined;
   const twilio: SmsSender | undefined = used.has('twilio')
     ? createTwilioDelivery({
-        accountSid: config.twilio.accountSid!, authToken: config.twilio.authToken!, from: config.twilio.from!,
-        timeoutMs: config.webhook.timeoutMs, redis: options.redis, prefix: config.prefix,
-        ...(config.twilio.apiBase && { apiBase: config.twilio.apiBase }), ...(observe && { observe }),
+        accountSid: config.twilio.accountSid!,
+        authToken: config.twilio.authToken!,
+        from: config.twilio.from!,
+        timeoutMs: config.webhook.timeoutMs,
+        redis: options.redis,
+        prefix: config.prefix,
+        ...(config.twilio.apiBase && { apiBase: config.twilio.apiBase }),
+        ...(observe && { observe }),
       })
     : undefined;
 

@@ -25,7 +25,16 @@ import type { RedisClient } from '../redis/scripts.js';
 import { deadLetterReasonOf, type DeadLetterReason } from '../redis/dead-letter-queue.js';
 import { isoOrNull, toIso } from '../contract/time.js';
 
-export const TASK_STATES = ['scheduled', 'waiting', 'active', 'retrying', 'completed', 'dead_lettered', 'replaced', 'cancelled'] as const;
+export const TASK_STATES = [
+  'scheduled',
+  'waiting',
+  'active',
+  'retrying',
+  'completed',
+  'dead_lettered',
+  'replaced',
+  'cancelled',
+] as const;
 export type TaskState = (typeof TASK_STATES)[number];
 
 export interface TaskStatus {
@@ -61,7 +70,12 @@ async function snapshot(client: RedisClient, keys: TypeKeys, jobId: string): Pro
     if (error) throw error;
     return value;
   });
-  return { hash: hash as Record<string, string>, locked: locked === 1, delayed: delayed !== null, deadLettered: failed !== null };
+  return {
+    hash: hash as Record<string, string>,
+    locked: locked === 1,
+    delayed: delayed !== null,
+    deadLettered: failed !== null,
+  };
 }
 
 function stateOf(job: JobSnapshot): TaskState {
@@ -73,7 +87,13 @@ function stateOf(job: JobSnapshot): TaskState {
   return attempts > 0 ? 'retrying' : 'waiting';
 }
 
-function toStatus(type: TaskType, jobId: string, idempotencyKey: string, job: JobSnapshot, override?: TaskState): TaskStatus {
+function toStatus(
+  type: TaskType,
+  jobId: string,
+  idempotencyKey: string,
+  job: JobSnapshot,
+  override?: TaskState,
+): TaskStatus {
   let data: Record<string, unknown> = {};
   try {
     data = JSON.parse(job.hash.data ?? '{}') as Record<string, unknown>;
@@ -96,7 +116,11 @@ function toStatus(type: TaskType, jobId: string, idempotencyKey: string, job: Jo
 }
 
 /** The status of every task of a conversation; an empty list for an unknown conversation. */
-export async function conversationStatus(client: RedisClient, prefix: string, conversationId: string): Promise<TaskStatus[]> {
+export async function conversationStatus(
+  client: RedisClient,
+  prefix: string,
+  conversationId: string,
+): Promise<TaskStatus[]> {
   const entries = await Promise.all(
     allTaskDefinitions().map(async (definition): Promise<TaskStatus | undefined> => {
       const keys = typeKeys(prefix, definition.type);
@@ -109,7 +133,8 @@ export async function conversationStatus(client: RedisClient, prefix: string, co
       const record = await client.hgetall(keys.conversation(conversationId));
       if (!record.jobId) return undefined;
       const job = await snapshot(client, keys, record.jobId);
-      const superseded = record.state === 'replaced' || record.state === 'cancelled' ? (record.state as TaskState) : undefined;
+      const superseded =
+        record.state === 'replaced' || record.state === 'cancelled' ? (record.state as TaskState) : undefined;
       if (!Object.keys(job.hash).length && !superseded) return undefined;
       if (!Object.keys(job.hash).length) {
         // The job was removed when it was replaced or cancelled: the record keeps its times.

@@ -8,7 +8,22 @@ import { Counter, Histogram, Registry } from 'prom-client';
 export const producerRegistry = new Registry();
 
 export const producerMetrics = {
-  outcomes: new Counter({ name: 'aftercall_producer_outcomes_total', help: 'conversationEnded calls by result (accepted, rejected, unavailable).', labelNames: ['result'], registers: [producerRegistry] }),
-  tasks: new Counter({ name: 'aftercall_producer_tasks_total', help: 'Tasks named by accepted outcomes, by type and whether this call created them.', labelNames: ['type', 'created'], registers: [producerRegistry] }),
-  duration: new Histogram({ name: 'aftercall_producer_enqueue_duration_seconds', help: 'Duration of conversationEnded.', buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [producerRegistry] }),
+  outcomes: new Counter({
+    name: 'aftercall_producer_outcomes_total',
+    help: 'conversationEnded calls by result (accepted, rejected, unavailable).',
+    labelNames: ['result'],
+    registers: [producerRegistry],
+  }),
+  tasks: new Counter({
+    name: 'aftercall_producer_tasks_total',
+    help: 'Tasks named by accepted outcomes, by type and whether this call created them.',
+    labelNames: ['type', 'created'],
+    registers: [producerRegistry],
+  }),
+  duration: new Histogram({
+    name: 'aftercall_producer_enqueue_duration_seconds',
+    help: 'Duration of conversationEnded.',
+    buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [producerRegistry],
+  }),
 };

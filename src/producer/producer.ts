@@ -37,7 +37,13 @@ import {
 import { BACKOFF_STRATEGY } from '../redis/bullmq-compat.js';
 import { bullmqAddCommand } from '../redis/bullmq-compat.js';
 import { callScript, callScriptWithKeys, defineScripts, type RedisClient } from '../redis/scripts.js';
-import { resolveTaskConfigs, taskTypes, type TaskConfigs, type TaskOverrides, type TaskType } from '../tasks/catalog.js';
+import {
+  resolveTaskConfigs,
+  taskTypes,
+  type TaskConfigs,
+  type TaskOverrides,
+  type TaskType,
+} from '../tasks/catalog.js';
 import { HOUR, systemClock, toIso, type Clock } from '../contract/time.js';
 
 export interface ProducerOptions {
@@ -90,7 +96,6 @@ export class EnqueueError extends Error {
   override readonly name = 'EnqueueError';
 }
 
-
 export function createProducer(options: ProducerOptions = {}): Producer {
   const prefix = options.prefix ?? DEFAULT_PREFIX;
   const clock = options.clock ?? systemClock;
@@ -99,7 +104,9 @@ export function createProducer(options: ProducerOptions = {}): Producer {
   const taskConfigs = resolveTaskConfigs(options.tasks);
   const redisUrl = options.redisUrl ?? DEFAULT_REDIS_URL;
   const ownsConnection = !options.connection;
-  const where = ownsConnection ? `Redis at ${describeRedisUrl(redisUrl)}` : 'Redis (the connection given to createProducer)';
+  const where = ownsConnection
+    ? `Redis at ${describeRedisUrl(redisUrl)}`
+    : 'Redis (the connection given to createProducer)';
   const client: RedisClient =
     options.connection ?? createRedisConnection('producer', { url: redisUrl, timeoutMs, name: 'aftercall-producer' });
   defineScripts(client);
@@ -138,11 +145,23 @@ export function createProducer(options: ProducerOptions = {}): Producer {
       const keys = keysByType.get(task.type)!;
       const add = bullmqAddCommand(queues.get(task.type)!, task.type, task.data, jobOptions(task, now), task.jobId);
       const scope = task.scope
-        ? [keys.scope(task.scope.id), task.scope.action, task.scope.version, conversation, task.idempotencyKey, recordTtl(task.expiresAt, now)]
+        ? [
+            keys.scope(task.scope.id),
+            task.scope.action,
+            task.scope.version,
+            conversation,
+            task.idempotencyKey,
+            recordTtl(task.expiresAt, now),
+          ]
         : ['', '', 0, '', '', 0];
       const reply = callScriptWithKeys<unknown[]>(client, add.script, [
         ...add.keysAndArgs,
-        keys.base, task.jobId, task.expiresAt, task.runAt, now, task.expired ? 1 : 0,
+        keys.base,
+        task.jobId,
+        task.expiresAt,
+        task.runAt,
+        now,
+        task.expired ? 1 : 0,
         'expired: already past expiresAt when the outcome was enqueued',
         ...scope,
       ]);
@@ -151,7 +170,12 @@ export function createProducer(options: ProducerOptions = {}): Producer {
     for (const change of plan.scopeChanges) {
       const keys = keysByType.get(change.type)!;
       const settled = callScript(client, 'settleScope', keys.scope(change.scope.id), [
-        keys.base, change.scope.action, change.scope.version, conversation, now, dedupeWindowMs,
+        keys.base,
+        change.scope.action,
+        change.scope.version,
+        conversation,
+        now,
+        dedupeWindowMs,
       ]);
       pending.push(step(settled, change.type, 'settle').then(() => undefined));
     }
@@ -180,7 +204,8 @@ export function createProducer(options: ProducerOptions = {}): Producer {
   async function settleTask(task: PlannedTask, reply: Promise<unknown[]>): Promise<Entry> {
     const [outcome, ...rest] = await step(reply, task.type, 'enqueue');
     if (outcome === 'stale') return { type: task.type, reason: 'superseded' };
-    if (outcome === 'error') throw new EnqueueError(`enqueueing ${task.type} failed: BullMQ's add answered ${String(rest[0])}`);
+    if (outcome === 'error')
+      throw new EnqueueError(`enqueueing ${task.type} failed: BullMQ's add answered ${String(rest[0])}`);
     const created = outcome === 'created';
     const [runAt, expiresAt] = rest;
     return {
@@ -201,7 +226,8 @@ export function createProducer(options: ProducerOptions = {}): Producer {
     );
   // The connection aftercall makes bounds every command (commandTimeout); a connection
   // given by the caller may not, so its calls race a deadline of their own.
-  const commandsAreBounded = ownsConnection && Number((client as { options?: { commandTimeout?: number } }).options?.commandTimeout) > 0;
+  const commandsAreBounded =
+    ownsConnection && Number((client as { options?: { commandTimeout?: number } }).options?.commandTimeout) > 0;
 
   async function conversationEnded(input: unknown): Promise<EnqueueResult> {
     const started = performance.now();
@@ -233,7 +259,10 @@ export function createProducer(options: ProducerOptions = {}): Producer {
       producerMetrics.outcomes.inc({ result: 'unavailable' });
       if (error instanceof RedisUnavailableError || error instanceof EnqueueError) throw error;
       const message = (error as Error).message;
-      throw unavailable(/timed out/i.test(message) ? `did not answer within ${timeoutMs} ms` : `failed: ${message}`, error);
+      throw unavailable(
+        /timed out/i.test(message) ? `did not answer within ${timeoutMs} ms` : `failed: ${message}`,
+        error,
+      );
     } finally {
       clearTimeout(timer);
     }

@@ -20,7 +20,13 @@ export interface EnqueueCommand {
   keysAndArgs: (string | number | Buffer)[];
 }
 
-export function bullmqAddCommand(queue: Queue, name: string, data: unknown, opts: JobsOptions, jobId: string): EnqueueCommand {
+export function bullmqAddCommand(
+  queue: Queue,
+  name: string,
+  data: unknown,
+  opts: JobsOptions,
+  jobId: string,
+): EnqueueCommand {
   const job = new Job(queue, name, data, opts, jobId);
   let recorded: { command: string; args: (string | number | Buffer)[] } | undefined;
   const recorder = {
@@ -30,7 +36,10 @@ export function bullmqAddCommand(queue: Queue, name: string, data: unknown, opts
     },
   } as unknown as IRedisTransaction;
   // Records synchronously; the promise only reports the recorder's fake reply.
-  queue.getBackend().addJobToTransaction(recorder, job.asJSON(), jobId, {}, queue.keys).catch(() => undefined);
+  queue
+    .getBackend()
+    .addJobToTransaction(recorder, job.asJSON(), jobId, {}, queue.keys)
+    .catch(() => undefined);
   if (!recorded) throw new Error('BullMQ did not build an add command');
   const bullScript = recorded.command.split(':')[0] as keyof typeof ENQUEUE_VARIANTS;
   const script = ENQUEUE_VARIANTS[bullScript];

@@ -68,7 +68,10 @@ export function deadLetterReasonOf(hash: Record<string, string>): DeadLetterReas
  * Dead-letter depth by reason from the size of the failed set and the recorded counts:
  * jobs BullMQ failed by itself carry no recorded reason and count as exhausted.
  */
-export function deadLetterCountsFrom(total: number, recorded: Record<string, string>): Record<DeadLetterReason, number> {
+export function deadLetterCountsFrom(
+  total: number,
+  recorded: Record<string, string>,
+): Record<DeadLetterReason, number> {
   const row = Object.fromEntries(
     DEAD_LETTER_REASONS.map((reason) => [reason, Math.max(0, Number(recorded[reason] ?? 0))]),
   ) as Record<DeadLetterReason, number>;
@@ -77,7 +80,11 @@ export function deadLetterCountsFrom(total: number, recorded: Record<string, str
 }
 
 /** A dead-letter entry from a job hash (HGETALL); undefined when the hash is gone. */
-export function entryFromJobHash(type: TaskType, jobId: string, hash: Record<string, string>): DeadLetterEntry | undefined {
+export function entryFromJobHash(
+  type: TaskType,
+  jobId: string,
+  hash: Record<string, string>,
+): DeadLetterEntry | undefined {
   if (!hash.data && !hash.finishedOn) return undefined;
   let data: Record<string, unknown> = {};
   let payload: unknown = hash.data ?? null;
@@ -123,7 +130,9 @@ export class DeadLetterQueue {
     const limit = options.limit ?? 1000;
     const types = this.types(options.types);
     const ids = await Promise.all(
-      types.map((type) => this.client.zrevrange(typeKeys(this.prefix, type).failed, 0, options.reason ? -1 : limit - 1)),
+      types.map((type) =>
+        this.client.zrevrange(typeKeys(this.prefix, type).failed, 0, options.reason ? -1 : limit - 1),
+      ),
     );
     const entries: DeadLetterEntry[] = [];
     for (const [index, type] of types.entries()) {
@@ -189,7 +198,12 @@ export class DeadLetterQueue {
       );
     }
     const updated = options.expiresAt === undefined ? '' : JSON.stringify({ ...data, runAt: now, expiresAt });
-    const replayed = await callScript<number>(this.client, 'replayDeadLetter', keys.job(jobId), [keys.base, jobId, updated, expiresAt]);
+    const replayed = await callScript<number>(this.client, 'replayDeadLetter', keys.job(jobId), [
+      keys.base,
+      jobId,
+      updated,
+      expiresAt,
+    ]);
     return replayed === 1;
   }
 

@@ -11,7 +11,6 @@ import { taskTypes, type TaskType } from '../tasks/catalog.js';
 
 export const QUEUE_STATES = ['waiting', 'delayed', 'active', 'retrying'] as const;
 
-
 export interface FleetState {
   created: Record<TaskType, number>;
   jobs: Record<TaskType, Record<(typeof QUEUE_STATES)[number], number>>;
@@ -44,13 +43,29 @@ export async function readFleetState(client: RedisClient, prefix: string): Promi
       if (error) throw error;
       return value;
     });
-    const [wait, paused, delayed, active, retrying, created, failed, counts] = values as [number, number, number, number, number, string | null, number, Record<string, string>];
+    const [wait, paused, delayed, active, retrying, created, failed, counts] = values as [
+      number,
+      number,
+      number,
+      number,
+      number,
+      string | null,
+      number,
+      Record<string, string>,
+    ];
     state.created[type] = Number(created ?? 0);
-    state.jobs[type] = { waiting: wait + paused, delayed: Math.max(0, delayed - retrying), active, retrying: Math.min(retrying, delayed) };
+    state.jobs[type] = {
+      waiting: wait + paused,
+      delayed: Math.max(0, delayed - retrying),
+      active,
+      retrying: Math.min(retrying, delayed),
+    };
     state.deadLetters[type] = deadLetterCountsFrom(failed, counts);
     // BullMQ names a worker's blocking connection `<prefix>:<base64(queue)>` (+ `:w:<name>`).
     const workerName = `${prefix}:${Buffer.from(queueName(type)).toString('base64')}`;
-    state.workers[type] = clientList.filter((name) => name === workerName || name.startsWith(`${workerName}:w:`)).length;
+    state.workers[type] = clientList.filter(
+      (name) => name === workerName || name.startsWith(`${workerName}:w:`),
+    ).length;
   });
   return state;
 }

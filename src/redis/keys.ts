@@ -23,8 +23,6 @@
 import { DEFAULT_PREFIX, PREFIX_PATTERN } from '../config/defaults.js';
 import { encodeKeyPart } from '../tasks/job-id.js';
 
-
-
 export function queueName(type: string): string {
   return `{${type}}`;
 }

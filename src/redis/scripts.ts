@@ -61,7 +61,8 @@ function loadSources(): Map<ScriptName, string> {
         let body = readLua(spec.file);
         if (spec.embeds) {
           const embedded = bullScripts[spec.embeds];
-          if (!embedded || !body.includes('--@bullmq-add')) throw new Error(`cannot embed BullMQ script ${spec.embeds}`);
+          if (!embedded || !body.includes('--@bullmq-add'))
+            throw new Error(`cannot embed BullMQ script ${spec.embeds}`);
           body = body.replace('--@bullmq-add', () => embedded.content);
         }
         return [name, `${helpers}\n${body}`];

@@ -61,7 +61,8 @@ export const MAX_ATTEMPTS = 100;
 export function resolveTaskConfigs(overrides: TaskOverrides = {}): TaskConfigs {
   const issues: FieldIssue[] = [];
   for (const type of Object.keys(overrides)) {
-    if (!isTaskType(type)) issues.push({ path: `tasks.${type}`, message: `unknown task type; expected one of ${taskTypes.join(', ')}` });
+    if (!isTaskType(type))
+      issues.push({ path: `tasks.${type}`, message: `unknown task type; expected one of ${taskTypes.join(', ')}` });
   }
   const configs = new Map<TaskType, TaskConfig>();
   for (const definition of allTaskDefinitions()) {
@@ -74,7 +75,10 @@ export function resolveTaskConfigs(overrides: TaskOverrides = {}): TaskConfigs {
     const settings: TaskSettings = { ...definition.defaults.settings };
     for (const [name, value] of Object.entries(override.settings ?? {})) {
       if (!(name in settings)) {
-        issues.push({ path: `${path}.settings.${name}`, message: `unknown setting; expected one of ${Object.keys(settings).join(', ')}` });
+        issues.push({
+          path: `${path}.settings.${name}`,
+          message: `unknown setting; expected one of ${Object.keys(settings).join(', ')}`,
+        });
       } else if (!Number.isFinite(value) || value < 0) {
         issues.push({ path: `${path}.settings.${name}`, message: 'expected a duration of 0 ms or more' });
       } else {

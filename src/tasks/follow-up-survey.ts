@@ -21,7 +21,8 @@ export const followUpSurvey = defineTask({
     expiresAfter: 'expires this long after the conversation ended',
   },
   payloadSchema,
-  appliesTo: (outcome) => (outcome.outcome === 'resolved' || outcome.outcome === 'booked') && outcome.surveyOptIn === true,
+  appliesTo: (outcome) =>
+    (outcome.outcome === 'resolved' || outcome.outcome === 'booked') && outcome.surveyOptIn === true,
   idempotencyKey: (outcome) => conversationTaskKey(outcome.conversationId, 'follow_up_survey'),
   buildPayload: (outcome) => ({ customer: outcome.customer, outcome: outcome.outcome }),
   runAt: (outcome, settings, now) => Math.max(now, fromIso(outcome.endedAt) + settings.delay),
@@ -35,7 +36,10 @@ export const followUpSurvey = defineTask({
         : undefined,
     sms: ({ customer }) =>
       customer.phone
-        ? composeSms(customer.phone, `${smsGreeting(customer.name)}thank you for calling. How did we do? Reply with a number from 1 (poor) to 5 (great).`)
+        ? composeSms(
+            customer.phone,
+            `${smsGreeting(customer.name)}thank you for calling. How did we do? Reply with a number from 1 (poor) to 5 (great).`,
+          )
         : undefined,
   },
   process: deliverPayload,

@@ -51,7 +51,10 @@ export function idempotencyKeyOf(jobId: string): string {
 export function asciiKey(key: string): string {
   let out = '';
   for (const byte of Buffer.from(key, 'utf8')) {
-    out += byte > 0x20 && byte < 0x7f && byte !== 0x25 ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+    out +=
+      byte > 0x20 && byte < 0x7f && byte !== 0x25
+        ? String.fromCharCode(byte)
+        : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
   }
   return out;
 }

@@ -31,23 +31,41 @@ export function escapeHtml(text: string): string {
 export function formatAppointment(iso: string, locale = 'en-GB'): string {
   const match = /(Z|[+-]\d{2}:\d{2})$/.exec(iso);
   const offset = match?.[1] ?? 'Z';
-  const offsetMinutes = offset === 'Z' ? 0 : (offset.startsWith('-') ? -1 : 1) * (Number(offset.slice(1, 3)) * 60 + Number(offset.slice(4, 6)));
+  const offsetMinutes =
+    offset === 'Z'
+      ? 0
+      : (offset.startsWith('-') ? -1 : 1) * (Number(offset.slice(1, 3)) * 60 + Number(offset.slice(4, 6)));
   const wallClock = new Date(Date.parse(iso) + offsetMinutes * 60_000);
   let formatted: string;
   try {
     formatted = new Intl.DateTimeFormat(locale, {
-      weekday: 'long', day: 'numeric', month: 'long', year: 'numeric', hour: '2-digit', minute: '2-digit', timeZone: 'UTC',
+      weekday: 'long',
+      day: 'numeric',
+      month: 'long',
+      year: 'numeric',
+      hour: '2-digit',
+      minute: '2-digit',
+      timeZone: 'UTC',
     }).format(wallClock);
   } catch {
     formatted = new Intl.DateTimeFormat('en-GB', {
-      weekday: 'long', day: 'numeric', month: 'long', year: 'numeric', hour: '2-digit', minute: '2-digit', timeZone: 'UTC',
+      weekday: 'long',
+      day: 'numeric',
+      month: 'long',
+      year: 'numeric',
+      hour: '2-digit',
+      minute: '2-digit',
+      timeZone: 'UTC',
     }).format(wallClock);
   }
   return `${formatted} (UTC${offset === 'Z' ? '' : offset})`;
 }
 
 /** An appointment as the messages word it: what (the service), when, and ` at <address>` when known. */
-export function describeAppointment(booking: { service?: string | undefined; startsAt: string; address?: string | undefined }, locale?: string) {
+export function describeAppointment(
+  booking: { service?: string | undefined; startsAt: string; address?: string | undefined },
+  locale?: string,
+) {
   return {
     what: booking.service ?? 'your appointment',
     when: formatAppointment(booking.startsAt, locale),
@@ -61,7 +79,12 @@ export function smsGreeting(name: string | undefined): string {
 }
 
 /** A plain e-mail: a greeting, paragraphs, a sign-off; HTML and text from the same words. */
-export function composeEmail(to: string, subject: string, greetingName: string | undefined, paragraphs: string[]): EmailMessage {
+export function composeEmail(
+  to: string,
+  subject: string,
+  greetingName: string | undefined,
+  paragraphs: string[],
+): EmailMessage {
   const greeting = greetingName ? `Hello ${greetingName},` : 'Hello,';
   const text = [greeting, '', ...paragraphs.flatMap((paragraph) => [paragraph, '']), 'Thank you.'].join('\n');
   const html = [

@@ -64,7 +64,9 @@ export function planOutcome(outcome: ConversationOutcome, configs: TaskConfigs, 
     const scopeId = definition.scope?.id(outcome);
     const scopeAction = definition.scope?.action(outcome);
     const scope: ScopeChange | undefined =
-      scopeId !== undefined && scopeAction !== undefined ? { id: scopeId, action: scopeAction, version: endedAt } : undefined;
+      scopeId !== undefined && scopeAction !== undefined
+        ? { id: scopeId, action: scopeAction, version: endedAt }
+        : undefined;
 
     if (!definition.appliesTo(outcome)) {
       if (scope && config.enabled) plan.scopeChanges.push({ definition, type: definition.type, scope });

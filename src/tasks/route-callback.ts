@@ -3,7 +3,13 @@
  * Expires at the customer's `callback.notAfter`, or 1 hour after the call.
  */
 import { z } from 'zod';
-import { CALLBACK_OUTCOMES, callbackSchema, customerSchema, OUTCOME_KINDS, SENTIMENTS } from '../contract/conversation-outcome.js';
+import {
+  CALLBACK_OUTCOMES,
+  callbackSchema,
+  customerSchema,
+  OUTCOME_KINDS,
+  SENTIMENTS,
+} from '../contract/conversation-outcome.js';
 import { conversationTaskKey } from './job-id.js';
 import { fromIso, HOUR } from '../contract/time.js';
 import { defineTask, deliverPayload } from './task-definition.js';
@@ -21,7 +27,9 @@ export const routeCallback = defineTask({
   description: 'A callback by a human, routed to the callback queue',
   webhookUrlVariable: 'CALLBACKS_WEBHOOK_URL',
   defaults: { attempts: 5, settings: { expiresAfter: 1 * HOUR } },
-  settingDescriptions: { expiresAfter: 'expires this long after the conversation ended, unless callback.notAfter says' },
+  settingDescriptions: {
+    expiresAfter: 'expires this long after the conversation ended, unless callback.notAfter says',
+  },
   payloadSchema,
   appliesTo: (outcome) => CALLBACK_OUTCOMES.includes(outcome.outcome) && !!outcome.callback,
   idempotencyKey: (outcome) => conversationTaskKey(outcome.conversationId, 'route_callback'),

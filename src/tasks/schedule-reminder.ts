@@ -39,7 +39,8 @@ export const scheduleReminder = defineTask({
   },
   payloadSchema,
   appliesTo: (outcome) => (outcome.outcome === 'booked' || outcome.outcome === 'rescheduled') && !!outcome.booking,
-  idempotencyKey: (outcome) => bookingTaskKey(outcome.booking!.id, fromIso(outcome.booking!.startsAt), 'schedule_reminder'),
+  idempotencyKey: (outcome) =>
+    bookingTaskKey(outcome.booking!.id, fromIso(outcome.booking!.startsAt), 'schedule_reminder'),
   buildPayload: (outcome) => ({ customer: outcome.customer, booking: outcome.booking! }),
   runAt: (outcome, settings, now) => Math.max(now, fromIso(outcome.booking!.startsAt) - settings.leadTime),
   expiresAt: (outcome, settings) => fromIso(outcome.booking!.startsAt) - settings.expiresBefore,
@@ -55,7 +56,10 @@ export const scheduleReminder = defineTask({
     sms: ({ customer, booking }) => {
       if (!customer.phone) return undefined;
       const { what, when, where } = describeAppointment(booking, customer.locale);
-      return composeSms(customer.phone, `${smsGreeting(customer.name)}reminder: ${what} on ${when}${where}. Ref ${booking.id}.`);
+      return composeSms(
+        customer.phone,
+        `${smsGreeting(customer.name)}reminder: ${what} on ${when}${where}. Ref ${booking.id}.`,
+      );
     },
   },
   process: deliverPayload,

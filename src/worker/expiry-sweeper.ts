@@ -67,9 +67,12 @@ export async function sweepExpiredJobs(client: RedisClient, options: SweepOption
       // Every entry a batch reads is dropped, dead-lettered or moved past `now`, so the
       // loop ends; the cap only guards against a bug turning it into a busy loop.
       for (let batch = 0; batch < 100_000; batch += 1) {
-        const [batchExpired, dropped, , remaining] = await callScript<[number, number, number, number]>(client, 'expireJobs', keys.expiry, [
-          keys.base, now, SWEEP_MESSAGE, batchSize, recheckAt,
-        ]);
+        const [batchExpired, dropped, , remaining] = await callScript<[number, number, number, number]>(
+          client,
+          'expireJobs',
+          keys.expiry,
+          [keys.base, now, SWEEP_MESSAGE, batchSize, recheckAt],
+        );
         result.calls += 1;
         expired += batchExpired;
         result.dropped += dropped;
@@ -119,7 +122,10 @@ export async function startExpirySweeper(options: ExpirySweeperOptions): Promise
       const result = await sweepExpiredJobs(client, { prefix, now: clock(), batchSize: options.batchSize });
       await Promise.all(queues.map((queue) => queue.clean(options.dedupeWindowMs, 1000, 'completed')));
       const expired = Object.values(result.expired).reduce((sum, count) => sum + count, 0);
-      logger.info({ expired, byType: result.expired, dropped: result.dropped, durationMs: Math.round(result.durationMs) }, 'expiry sweep');
+      logger.info(
+        { expired, byType: result.expired, dropped: result.dropped, durationMs: Math.round(result.durationMs) },
+        'expiry sweep',
+      );
       options.onSweep?.(result);
       return { expired };
     },

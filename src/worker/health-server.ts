@@ -43,7 +43,9 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
       options
         .ready()
         .catch(() => false)
-        .then((ready) => send(ready ? 200 : 503, 'application/json', `{"status":"${ready ? 'ready' : 'not ready'}"}\n`));
+        .then((ready) =>
+          send(ready ? 200 : 503, 'application/json', `{"status":"${ready ? 'ready' : 'not ready'}"}\n`),
+        );
       return;
     }
     send(404, 'text/plain', 'not found: try /metrics, /healthz or /readyz\n');
@@ -52,7 +54,9 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
     server.once('error', (error: NodeJS.ErrnoException) =>
       reject(
         error.code === 'EADDRINUSE'
-          ? new Error(`METRICS_PORT ${options.port} is in use (another worker on this host?); set METRICS_PORT to a free port, or 0 to switch /metrics, /healthz and /readyz off`)
+          ? new Error(
+              `METRICS_PORT ${options.port} is in use (another worker on this host?); set METRICS_PORT to a free port, or 0 to switch /metrics, /healthz and /readyz off`,
+            )
           : error,
       ),
     );

@@ -117,45 +117,92 @@ export function createJobHandler(options: JobHandlerOptions) {
       await client.zrem(keys.retrying, jobId);
     }
 
-    const report = (event: Omit<JobOutcomeEvent, 'type' | 'jobId' | 'attempt' | 'durationMs' | 'conversationId' | 'dueAt'>) => {
+    const report = (
+      event: Omit<JobOutcomeEvent, 'type' | 'jobId' | 'attempt' | 'durationMs' | 'conversationId' | 'dueAt'>,
+    ) => {
       const full: JobOutcomeEvent = {
-        type: definition.type, jobId, attempt, durationMs: clock() - startedAt,
+        type: definition.type,
+        jobId,
+        attempt,
+        durationMs: clock() - startedAt,
         ...(conversationId !== undefined && { conversationId }),
         ...(dueAt !== undefined && { dueAt }),
         ...event,
       };
       const level = full.result === 'dead_lettered' ? 'warn' : 'info';
-      logger[level]({
-        conversationId: full.conversationId, jobId, type: full.type, attempt, durationMs: full.durationMs,
-        result: full.result, ...(full.reason && { reason: full.reason }), ...(full.error && { error: scrubText(full.error) }),
-      }, `job ${full.result}`);
+      logger[level](
+        {
+          conversationId: full.conversationId,
+          jobId,
+          type: full.type,
+          attempt,
+          durationMs: full.durationMs,
+          result: full.result,
+          ...(full.reason && { reason: full.reason }),
+          ...(full.error && { error: scrubText(full.error) }),
+        },
+        `job ${full.result}`,
+      );
       options.onOutcome?.(full);
     };
 
-    const deadLetter = async (reason: DeadLetterReason, message: string, attempts: number, calledProvider: boolean, attemptResult?: JobOutcomeEvent['attemptResult']): Promise<never> => {
+    const deadLetter = async (
+      reason: DeadLetterReason,
+      message: string,
+      attempts: number,
+      calledProvider: boolean,
+      attemptResult?: JobOutcomeEvent['attemptResult'],
+    ): Promise<never> => {
       const code = await callScript<number>(client, 'deadLetterActive', keys.job(jobId), [
-        keys.base, jobId, token ?? '', reason, `${reason}: ${message}`, attempts, clock(),
+        keys.base,
+        jobId,
+        token ?? '',
+        reason,
+        `${reason}: ${message}`,
+        attempts,
+        clock(),
       ]);
       if (code !== 0) {
         // The lock is no longer ours (the job stalled and another worker took it): that
         // worker decides. BullMQ will fail to finish it here too and move on.
         throw new Error(`could not dead-letter job ${jobId} (${reason}): lock lost (code ${code})`);
       }
-      report({ result: 'dead_lettered', reason, error: message, calledProvider, ...(attemptResult && { attemptResult }) });
+      report({
+        result: 'dead_lettered',
+        reason,
+        error: message,
+        calledProvider,
+        ...(attemptResult && { attemptResult }),
+      });
       throw new DelayedError(`dead-lettered: ${reason}`);
     };
 
     if (!parsed.ok) {
       const detail = parsed.issues.map((issue) => `${issue.path}: ${issue.message}`).join('; ');
-      return deadLetter('invalid', `job data does not match the ${definition.type} schema: ${detail}`, job.attemptsMade, false);
+      return deadLetter(
+        'invalid',
+        `job data does not match the ${definition.type} schema: ${detail}`,
+        job.attemptsMade,
+        false,
+      );
     }
     const task = parsed.data;
     const now = clock();
     if (now >= task.expiresAt) {
-      return deadLetter('expired', `expired at pickup: expiresAt ${toIso(task.expiresAt)} passed ${formatDuration(now - task.expiresAt)} before`, job.attemptsMade, false);
+      return deadLetter(
+        'expired',
+        `expired at pickup: expiresAt ${toIso(task.expiresAt)} passed ${formatDuration(now - task.expiresAt)} before`,
+        job.attemptsMade,
+        false,
+      );
     }
     if (now + options.deliveryTimeoutMs >= task.expiresAt) {
-      return deadLetter('expired', `expires at ${toIso(task.expiresAt)}, sooner than one delivery attempt may take (${formatDuration(options.deliveryTimeoutMs)})`, job.attemptsMade, false);
+      return deadLetter(
+        'expired',
+        `expires at ${toIso(task.expiresAt)}, sooner than one delivery attempt may take (${formatDuration(options.deliveryTimeoutMs)})`,
+        job.attemptsMade,
+        false,
+      );
     }
     if (task.scopeId !== undefined) {
       const current = await client.hget(keys.scope(task.scopeId), 'jobId');
@@ -168,8 +215,14 @@ export function createJobHandler(options: JobHandlerOptions) {
     try {
       const receipt = await definition.process(
         {
-          type: definition.type, jobId, idempotencyKey: task.idempotencyKey, conversationId: task.conversationId,
-          attempt, createdAt: task.createdAt, expiresAt: task.expiresAt, payload: task.payload,
+          type: definition.type,
+          jobId,
+          idempotencyKey: task.idempotencyKey,
+          conversationId: task.conversationId,
+          attempt,
+          createdAt: task.createdAt,
+          expiresAt: task.expiresAt,
+          payload: task.payload,
         },
         port,
         NEVER_ABORTED,
@@ -179,18 +232,38 @@ export function createJobHandler(options: JobHandlerOptions) {
     } catch (error) {
       const failure = classify(error);
       if (failure.configuration) {
-        logger.error({ type: definition.type, jobId, provider: error instanceof TerminalDeliveryError ? error.details.provider : undefined, error: scrubText(failure.message) }, 'configuration error: the provider refused our credentials');
+        logger.error(
+          {
+            type: definition.type,
+            jobId,
+            provider: error instanceof TerminalDeliveryError ? error.details.provider : undefined,
+            error: scrubText(failure.message),
+          },
+          'configuration error: the provider refused our credentials',
+        );
       }
       if (failure.kind === 'terminal') return deadLetter('terminal', failure.message, attempt, true, 'terminal_error');
       // The attempts the job was enqueued with (the producer's configuration at the time).
       const maxAttempts = job.opts.attempts || config.attempts;
       if (attempt >= maxAttempts) {
-        return deadLetter('exhausted', `${failure.message} (attempt ${attempt} of ${maxAttempts})`, attempt, true, 'retryable_error');
+        return deadLetter(
+          'exhausted',
+          `${failure.message} (attempt ${attempt} of ${maxAttempts})`,
+          attempt,
+          true,
+          'retryable_error',
+        );
       }
       const delay = retryDelay(attempt, retryPolicy, failure.retryAfterMs);
       const nextAttemptAt = clock() + delay;
       if (nextAttemptAt + options.deliveryTimeoutMs >= task.expiresAt) {
-        return deadLetter('expired', `${failure.message}; the next attempt (in ${formatDuration(delay)}) could not end before expiresAt ${toIso(task.expiresAt)}`, attempt, true, 'retryable_error');
+        return deadLetter(
+          'expired',
+          `${failure.message}; the next attempt (in ${formatDuration(delay)}) could not end before expiresAt ${toIso(task.expiresAt)}`,
+          attempt,
+          true,
+          'retryable_error',
+        );
       }
       await client.zadd(keys.retrying, nextAttemptAt, jobId);
       report({ result: 'retrying', error: failure.message, calledProvider: true, attemptResult: 'retryable_error' });

@@ -12,8 +12,23 @@ import { pino, type DestinationStream, type Logger, type LevelWithSilent } from 
 export type { Logger };
 
 const SENSITIVE_KEYS = [
-  'payload', 'data', 'outcome', 'customer', 'email', 'phone', 'name', 'address', 'summary', 'metadata',
-  'secret', 'password', 'token', 'apiKey', 'authToken', 'authorization', 'webhookSecret',
+  'payload',
+  'data',
+  'outcome',
+  'customer',
+  'email',
+  'phone',
+  'name',
+  'address',
+  'summary',
+  'metadata',
+  'secret',
+  'password',
+  'token',
+  'apiKey',
+  'authToken',
+  'authorization',
+  'webhookSecret',
 ];
 
 // Top-level keys only: aftercall's log lines are flat (fixed fields), and wildcard paths

@@ -19,7 +19,12 @@ export const DEFAULT_RETRY_POLICY: RetryPolicy = { ...DEFAULTS };
 export type { RetryPolicy };
 
 /** Delay before the attempt after attempt number `attempt` (1-based) failed. */
-export function retryDelay(attempt: number, policy: RetryPolicy, retryAfterMs = 0, random: () => number = Math.random): number {
+export function retryDelay(
+  attempt: number,
+  policy: RetryPolicy,
+  retryAfterMs = 0,
+  random: () => number = Math.random,
+): number {
   const exponential = Math.min(policy.baseDelayMs * 2 ** Math.max(0, attempt - 1), policy.maxDelayMs);
   const jittered = exponential + Math.floor(random() * policy.jitterMs);
   return Math.max(jittered, retryAfterMs);

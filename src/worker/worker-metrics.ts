@@ -56,18 +56,80 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
   const registers = [registry];
   const fleetTypes = options.types ?? taskTypes;
 
-  const attempts = new Counter({ name: 'aftercall_task_attempts_total', help: 'Provider calls, by task type and result (success, retryable_error, terminal_error).', labelNames: ['type', 'result'], registers });
-  const completed = new Counter({ name: 'aftercall_tasks_completed_total', help: 'Tasks delivered, by type (this process).', labelNames: ['type'], registers });
-  const retries = new Counter({ name: 'aftercall_task_retries_total', help: 'Retries scheduled, by type (this process).', labelNames: ['type'], registers });
-  const deadLettered = new Counter({ name: 'aftercall_tasks_dead_lettered_total', help: 'Tasks dead-lettered by this process (handler or sweeps it ran), by type and reason.', labelNames: ['type', 'reason'], registers });
-  const duration = new Histogram({ name: 'aftercall_task_duration_seconds', help: 'Duration of one attempt, by type.', labelNames: ['type'], buckets: ATTEMPT_BUCKETS, registers });
-  const latency = new Histogram({ name: 'aftercall_task_latency_seconds', help: 'From creation (or the scheduled run time, for scheduled tasks) to completion, by type.', labelNames: ['type'], buckets: LATENCY_BUCKETS, registers });
-  const sweeperRuns = new Counter({ name: 'aftercall_sweeper_runs_total', help: 'Expiry sweeps run by this process.', registers });
-  const sweeperExpired = new Counter({ name: 'aftercall_sweeper_expired_total', help: 'Jobs the expiry sweeps of this process dead-lettered, by type.', labelNames: ['type'], registers });
-  const sweeperDuration = new Histogram({ name: 'aftercall_sweeper_duration_seconds', help: 'Duration of one expiry sweep.', buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers });
-  const providerRequests = new Counter({ name: 'aftercall_provider_requests_total', help: 'Requests to providers, by provider and status (HTTP status, network_error, timeout).', labelNames: ['provider', 'status'], registers });
-  const providerDuration = new Histogram({ name: 'aftercall_provider_request_duration_seconds', help: 'Duration of one provider request.', labelNames: ['provider'], buckets: ATTEMPT_BUCKETS, registers });
-  const workerUp = new Gauge({ name: 'aftercall_worker_up', help: '1 for each task type this process serves.', labelNames: ['type'], registers });
+  const attempts = new Counter({
+    name: 'aftercall_task_attempts_total',
+    help: 'Provider calls, by task type and result (success, retryable_error, terminal_error).',
+    labelNames: ['type', 'result'],
+    registers,
+  });
+  const completed = new Counter({
+    name: 'aftercall_tasks_completed_total',
+    help: 'Tasks delivered, by type (this process).',
+    labelNames: ['type'],
+    registers,
+  });
+  const retries = new Counter({
+    name: 'aftercall_task_retries_total',
+    help: 'Retries scheduled, by type (this process).',
+    labelNames: ['type'],
+    registers,
+  });
+  const deadLettered = new Counter({
+    name: 'aftercall_tasks_dead_lettered_total',
+    help: 'Tasks dead-lettered by this process (handler or sweeps it ran), by type and reason.',
+    labelNames: ['type', 'reason'],
+    registers,
+  });
+  const duration = new Histogram({
+    name: 'aftercall_task_duration_seconds',
+    help: 'Duration of one attempt, by type.',
+    labelNames: ['type'],
+    buckets: ATTEMPT_BUCKETS,
+    registers,
+  });
+  const latency = new Histogram({
+    name: 'aftercall_task_latency_seconds',
+    help: 'From creation (or the scheduled run time, for scheduled tasks) to completion, by type.',
+    labelNames: ['type'],
+    buckets: LATENCY_BUCKETS,
+    registers,
+  });
+  const sweeperRuns = new Counter({
+    name: 'aftercall_sweeper_runs_total',
+    help: 'Expiry sweeps run by this process.',
+    registers,
+  });
+  const sweeperExpired = new Counter({
+    name: 'aftercall_sweeper_expired_total',
+    help: 'Jobs the expiry sweeps of this process dead-lettered, by type.',
+    labelNames: ['type'],
+    registers,
+  });
+  const sweeperDuration = new Histogram({
+    name: 'aftercall_sweeper_duration_seconds',
+    help: 'Duration of one expiry sweep.',
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers,
+  });
+  const providerRequests = new Counter({
+    name: 'aftercall_provider_requests_total',
+    help: 'Requests to providers, by provider and status (HTTP status, network_error, timeout).',
+    labelNames: ['provider', 'status'],
+    registers,
+  });
+  const providerDuration = new Histogram({
+    name: 'aftercall_provider_request_duration_seconds',
+    help: 'Duration of one provider request.',
+    labelNames: ['provider'],
+    buckets: ATTEMPT_BUCKETS,
+    registers,
+  });
+  const workerUp = new Gauge({
+    name: 'aftercall_worker_up',
+    help: '1 for each task type this process serves.',
+    labelNames: ['type'],
+    registers,
+  });
 
   // Fleet-wide, read from Redis at scrape time (identical on every pod: aggregate with max).
   let cached: { at: number; state: Promise<FleetState> } | undefined;
@@ -109,7 +171,8 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
     registers,
     async collect() {
       const state = await fleet();
-      for (const type of fleetTypes) for (const queueState of QUEUE_STATES) this.set({ type, state: queueState }, state.jobs[type][queueState]);
+      for (const type of fleetTypes)
+        for (const queueState of QUEUE_STATES) this.set({ type, state: queueState }, state.jobs[type][queueState]);
     },
   });
   new Gauge({
@@ -119,12 +182,13 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
     registers,
     async collect() {
       const state = await fleet();
-      for (const type of fleetTypes) for (const reason of DEAD_LETTER_REASONS) this.set({ type, reason }, state.deadLetters[type][reason]);
+      for (const type of fleetTypes)
+        for (const reason of DEAD_LETTER_REASONS) this.set({ type, reason }, state.deadLetters[type][reason]);
     },
   });
   new Gauge({
     name: 'aftercall_queue_workers',
-    help: 'BullMQ workers connected to the type\'s queue (from Redis\' client list); fleet-wide: aggregate with max.',
+    help: "BullMQ workers connected to the type's queue (from Redis' client list); fleet-wide: aggregate with max.",
     labelNames: ['type'],
     registers,
     async collect() {

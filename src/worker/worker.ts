@@ -75,7 +75,13 @@ export async function startWorker(options: WorkerProcessOptions): Promise<FleetW
   let port: DeliveryPort;
   try {
     // Throws ConfigError naming each variable a served type's channels need.
-    port = createDeliveryRouter({ config, types: queues, redis: client, observe: metrics.observeProvider, ...(options.ports && { ports: options.ports }) });
+    port = createDeliveryRouter({
+      config,
+      types: queues,
+      redis: client,
+      observe: metrics.observeProvider,
+      ...(options.ports && { ports: options.ports }),
+    });
   } catch (error) {
     client.disconnect();
     throw error;
@@ -117,10 +123,17 @@ export async function startWorker(options: WorkerProcessOptions): Promise<FleetW
       // handler (Redis lost mid-job), which BullMQ retries while attempts remain.
       if (job && error.name !== 'RetryScheduledError') {
         const final = job.finishedOn !== undefined;
-        logger.warn({
-          type, jobId: job.id, attempt: job.attemptsMade, result: final ? 'dead_lettered' : 'retrying',
-          ...(final && { reason: 'exhausted' }), error: scrubText(error.message),
-        }, 'job failed');
+        logger.warn(
+          {
+            type,
+            jobId: job.id,
+            attempt: job.attemptsMade,
+            result: final ? 'dead_lettered' : 'retrying',
+            ...(final && { reason: 'exhausted' }),
+            error: scrubText(error.message),
+          },
+          'job failed',
+        );
       }
     });
     return worker;
@@ -155,12 +168,18 @@ export async function startWorker(options: WorkerProcessOptions): Promise<FleetW
           ready: async () =>
             !closing &&
             workers.every((worker) => worker.isRunning()) &&
-            (await Promise.race([client.ping().then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 1_000).unref())])),
+            (await Promise.race([
+              client.ping().then(() => true),
+              new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 1_000).unref()),
+            ])),
         })
       : undefined;
 
   const ready = Promise.all(workers.map((worker) => worker.waitUntilReady())).then(() => {
-    logger.info({ queues, concurrency, redis: describeRedisUrl(config.redisUrl), sweeper: !!sweeper }, 'worker started');
+    logger.info(
+      { queues, concurrency, redis: describeRedisUrl(config.redisUrl), sweeper: !!sweeper },
+      'worker started',
+    );
   });
 
   const close = () => {

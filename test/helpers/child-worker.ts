@@ -23,7 +23,11 @@ export function startChildWorker(env: Record<string, string>, args: string[] = [
   const child = spawn(process.execPath, [BIN, 'worker', ...args], {
     // Tests read the worker's log lines, so it logs at least at info (testEnv's 'silent' and
     // any quieter level become info); a caller's 'debug' or 'trace' is kept.
-    env: { PATH: process.env.PATH ?? '', ...env, LOG_LEVEL: env.LOG_LEVEL === 'debug' || env.LOG_LEVEL === 'trace' ? env.LOG_LEVEL : 'info' },
+    env: {
+      PATH: process.env.PATH ?? '',
+      ...env,
+      LOG_LEVEL: env.LOG_LEVEL === 'debug' || env.LOG_LEVEL === 'trace' ? env.LOG_LEVEL : 'info',
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const worker: ChildWorker = {
@@ -38,7 +42,9 @@ export function startChildWorker(env: Record<string, string>, args: string[] = [
         const found = worker.logs.find(predicate);
         if (found) return found;
         if (Date.now() > deadline) {
-          throw new Error(`worker ${worker.pid}: log line not seen within ${timeoutMs} ms; stderr: ${worker.stderr}; last logs: ${JSON.stringify(worker.logs.slice(-5))}`);
+          throw new Error(
+            `worker ${worker.pid}: log line not seen within ${timeoutMs} ms; stderr: ${worker.stderr}; last logs: ${JSON.stringify(worker.logs.slice(-5))}`,
+          );
         }
         await new Promise((resolve) => setTimeout(resolve, 20));
       }

@@ -18,9 +18,13 @@ export interface PrismServer {
 
 export async function startPrism(specPath: string): Promise<PrismServer> {
   const port = await freePort();
-  const child: ChildProcess = spawn(process.execPath, [PRISM, 'mock', '-h', '127.0.0.1', '-p', String(port), specPath], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [PRISM, 'mock', '-h', '127.0.0.1', '-p', String(port), specPath],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const log: string[] = [];
   const collect = (chunk: Buffer) => log.push(...chunk.toString('utf8').split('\n').filter(Boolean));
   child.stdout!.on('data', collect);

@@ -36,7 +36,12 @@ function splitTopLevel(expr: string, keywords: string[]): string[] {
     }
   }
   parts.push(expr.slice(start));
-  return parts.map((part) => part.trim().replace(/^(on|ignoring)\s*\([^)]*\)\s*/, '').replace(/^(group_left|group_right)\s*(\([^)]*\))?\s*/, ''));
+  return parts.map((part) =>
+    part
+      .trim()
+      .replace(/^(on|ignoring)\s*\([^)]*\)\s*/, '')
+      .replace(/^(group_left|group_right)\s*(\([^)]*\))?\s*/, ''),
+  );
 }
 
 function stripThreshold(expr: string): string {

@@ -29,10 +29,28 @@ export async function startPrivateRedis(options: { appendfsync: 'always' | 'ever
     port,
     dir,
     async start() {
-      child = spawn('redis-server', [
-        '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes',
-        '--appendfsync', options.appendfsync, '--daemonize', 'no', '--logfile', join(dir, 'redis.log'),
-      ], { stdio: 'ignore' });
+      child = spawn(
+        'redis-server',
+        [
+          '--port',
+          String(port),
+          '--bind',
+          '127.0.0.1',
+          '--dir',
+          dir,
+          '--save',
+          '',
+          '--appendonly',
+          'yes',
+          '--appendfsync',
+          options.appendfsync,
+          '--daemonize',
+          'no',
+          '--logfile',
+          join(dir, 'redis.log'),
+        ],
+        { stdio: 'ignore' },
+      );
       const probe = new Redis({ port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
       probe.on('error', () => undefined); // not up yet: tried again below
       const deadline = Date.now() + 20_000;

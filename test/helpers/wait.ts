@@ -1,5 +1,10 @@
 /** Polls until a condition holds; fails the test with a message when it does not in time. */
-export async function waitUntil<T>(probe: () => Promise<T> | T, accept: (value: T) => boolean, what: string, timeoutMs = 20_000): Promise<T> {
+export async function waitUntil<T>(
+  probe: () => Promise<T> | T,
+  accept: (value: T) => boolean,
+  what: string,
+  timeoutMs = 20_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: T;
   for (;;) {

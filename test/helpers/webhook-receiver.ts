@@ -49,10 +49,11 @@ export async function startReceiver(secret = WEBHOOK_SECRET): Promise<WebhookRec
     url: '',
     receipts: [],
     answer: () => ({ status: 200 }),
-    close: () => new Promise((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
   const server: Server = createServer((request, response) => {
     const chunks: Buffer[] = [];

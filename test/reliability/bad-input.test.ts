@@ -44,9 +44,28 @@ const valid = () => ({
 
 type Outcome = Record<string, unknown>;
 const paths = [
-  ['conversationId'], ['endedAt'], ['outcome'], ['customer'], ['customer', 'id'], ['customer', 'name'], ['customer', 'email'],
-  ['customer', 'phone'], ['customer', 'locale'], ['booking'], ['booking', 'id'], ['booking', 'startsAt'], ['ticket'], ['ticket', 'id'],
-  ['callback'], ['callback', 'reason'], ['callback', 'priority'], ['callback', 'notAfter'], ['sentiment'], ['summary'], ['surveyOptIn'], ['metadata'],
+  ['conversationId'],
+  ['endedAt'],
+  ['outcome'],
+  ['customer'],
+  ['customer', 'id'],
+  ['customer', 'name'],
+  ['customer', 'email'],
+  ['customer', 'phone'],
+  ['customer', 'locale'],
+  ['booking'],
+  ['booking', 'id'],
+  ['booking', 'startsAt'],
+  ['ticket'],
+  ['ticket', 'id'],
+  ['callback'],
+  ['callback', 'reason'],
+  ['callback', 'priority'],
+  ['callback', 'notAfter'],
+  ['sentiment'],
+  ['summary'],
+  ['surveyOptIn'],
+  ['metadata'],
 ];
 const setAt = (target: Outcome, path: readonly string[], value: unknown, remove = false) => {
   let node = target;
@@ -59,8 +78,13 @@ const setAt = (target: Outcome, path: readonly string[], value: unknown, remove 
 };
 
 const hostileString = fc.oneof(
-  fc.constant('a\u0000b'), fc.constant('\u0007bell'), fc.constant('line\nbreak'), fc.constant('\ud800'), fc.constant(''),
-  fc.constant('<script>alert(1)</script>\u0000'), fc.constant('\u001b[31mred'),
+  fc.constant('a\u0000b'),
+  fc.constant('\u0007bell'),
+  fc.constant('line\nbreak'),
+  fc.constant('\ud800'),
+  fc.constant(''),
+  fc.constant('<script>alert(1)</script>\u0000'),
+  fc.constant('\u001b[31mred'),
 );
 /** Strings one character over each field's limit (counted in code points). */
 const oversized = fc.constantFrom(
@@ -77,23 +101,65 @@ const OBJECT_FIELDS = new Set(['customer', 'booking', 'ticket', 'callback']);
 /** A value of the wrong type for the field at `path` (never one its schema accepts). */
 const wrongTypeFor = (path: readonly string[]) => {
   const last = path.at(-1)!;
-  if (path.length === 1 && OBJECT_FIELDS.has(last)) return fc.oneof(fc.integer(), fc.string(), fc.constant(null), fc.array(fc.integer(), { maxLength: 2 }), fc.constant({}));
+  if (path.length === 1 && OBJECT_FIELDS.has(last))
+    return fc.oneof(
+      fc.integer(),
+      fc.string(),
+      fc.constant(null),
+      fc.array(fc.integer(), { maxLength: 2 }),
+      fc.constant({}),
+    );
   if (last === 'surveyOptIn') return fc.oneof(fc.integer(), fc.string(), fc.constant(null), fc.constant('true'));
-  if (last === 'metadata') return fc.oneof(fc.integer(), fc.string(), fc.constant(null), fc.array(fc.integer(), { maxLength: 2 }));
-  return fc.oneof(fc.integer(), fc.boolean(), fc.constant(null), fc.array(fc.integer(), { maxLength: 2 }), fc.constant({}), fc.double());
+  if (last === 'metadata')
+    return fc.oneof(fc.integer(), fc.string(), fc.constant(null), fc.array(fc.integer(), { maxLength: 2 }));
+  return fc.oneof(
+    fc.integer(),
+    fc.boolean(),
+    fc.constant(null),
+    fc.array(fc.integer(), { maxLength: 2 }),
+    fc.constant({}),
+    fc.double(),
+  );
 };
 const badDate = fc.oneof(
-  fc.constant('2026-11-26T10:00:00'), fc.constant('2026-13-01T00:00:00Z'), fc.constant('yesterday'), fc.constant(''),
-  fc.constant('2026-02-30T10:00:00Z'), fc.constant('26/11/2026 10:00'), fc.integer().map(String), fc.constant('2026-11-26T25:00:00+01:00'),
+  fc.constant('2026-11-26T10:00:00'),
+  fc.constant('2026-13-01T00:00:00Z'),
+  fc.constant('yesterday'),
+  fc.constant(''),
+  fc.constant('2026-02-30T10:00:00Z'),
+  fc.constant('26/11/2026 10:00'),
+  fc.integer().map(String),
+  fc.constant('2026-11-26T25:00:00+01:00'),
 );
 
 /** One or more faults applied to a valid outcome; each alone makes it invalid. */
 const mutation = fc.oneof(
-  fc.constantFrom(...paths.filter((path) => ['conversationId', 'endedAt', 'outcome', 'customer'].includes(path[0]!) && path.length <= 2 && !['name', 'email', 'phone', 'locale'].includes(path[1] ?? '')))
+  fc
+    .constantFrom(
+      ...paths.filter(
+        (path) =>
+          ['conversationId', 'endedAt', 'outcome', 'customer'].includes(path[0]!) &&
+          path.length <= 2 &&
+          !['name', 'email', 'phone', 'locale'].includes(path[1] ?? ''),
+      ),
+    )
     .map((path) => (o: Outcome) => setAt(o, path, undefined, true)),
   fc.constantFrom(...paths).chain((path) => wrongTypeFor(path).map((value) => (o: Outcome) => setAt(o, path, value))),
-  fc.tuple(fc.constantFrom(['conversationId'], ['customer', 'id'], ['booking', 'id'], ['callback', 'reason']), hostileString).map(([path, value]) => (o: Outcome) => setAt(o, path, value)),
-  fc.tuple(fc.constantFrom(['endedAt'], ['booking', 'startsAt'], ['callback', 'notAfter']), badDate).map(([path, value]) => (o: Outcome) => setAt(o, path, value)),
+  fc
+    .tuple(
+      fc.constantFrom(['conversationId'], ['customer', 'id'], ['booking', 'id'], ['callback', 'reason']),
+      hostileString,
+    )
+    .map(
+      ([path, value]) =>
+        (o: Outcome) =>
+          setAt(o, path, value),
+    ),
+  fc.tuple(fc.constantFrom(['endedAt'], ['booking', 'startsAt'], ['callback', 'notAfter']), badDate).map(
+    ([path, value]) =>
+      (o: Outcome) =>
+        setAt(o, path, value),
+  ),
   oversized,
   fc.constantFrom(
     (o: Outcome) => setAt(o, ['customer', 'email'], 'not-an-email'),
@@ -105,15 +171,40 @@ const mutation = fc.oneof(
     (o: Outcome) => setAt(o, ['surprise'], true),
     (o: Outcome) => setAt(o, ['customer', 'emial'], 'typo@example.com'),
     (o: Outcome) => setAt(o, ['booking'], undefined, true),
-    (o: Outcome) => { setAt(o, ['outcome'], 'escalated'); setAt(o, ['callback'], undefined, true); },
+    (o: Outcome) => {
+      setAt(o, ['outcome'], 'escalated');
+      setAt(o, ['callback'], undefined, true);
+    },
     // an own "__proto__" key, as JSON.parse makes it (no prototype change): an unknown field
-    (o: Outcome) => Object.defineProperty(o, '__proto__', { value: { polluted: true }, enumerable: true, configurable: true, writable: true }),
+    (o: Outcome) =>
+      Object.defineProperty(o, '__proto__', {
+        value: { polluted: true },
+        enumerable: true,
+        configurable: true,
+        writable: true,
+      }),
     (o: Outcome) => setAt(o, ['metadata'], ['not', 'an', 'object']),
   ),
 );
 const malformed = fc.oneof(
-  { weight: 9, arbitrary: fc.array(mutation, { minLength: 1, maxLength: 3 }).map((mutations) => { const o = valid() as Outcome; for (const m of mutations) m(o); return o as unknown; }) },
-  { weight: 1, arbitrary: fc.oneof(fc.constant(null), fc.integer(), fc.string(), fc.array(fc.anything(), { maxLength: 3 }), fc.constant(undefined)) },
+  {
+    weight: 9,
+    arbitrary: fc.array(mutation, { minLength: 1, maxLength: 3 }).map((mutations) => {
+      const o = valid() as Outcome;
+      for (const m of mutations) m(o);
+      return o as unknown;
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.oneof(
+      fc.constant(null),
+      fc.integer(),
+      fc.string(),
+      fc.array(fc.anything(), { maxLength: 3 }),
+      fc.constant(undefined),
+    ),
+  },
 );
 
 describe('reliability: bad input', () => {
@@ -130,7 +221,8 @@ describe('reliability: bad input', () => {
           await producer.conversationEnded(input);
           otherErrors.push(`accepted: ${JSON.stringify(input).slice(0, 300)}`);
         } catch (error) {
-          if (!(error instanceof OutcomeValidationError)) otherErrors.push(`${(error as Error).name}: ${(error as Error).message}`);
+          if (!(error instanceof OutcomeValidationError))
+            otherErrors.push(`${(error as Error).name}: ${(error as Error).message}`);
           else {
             expect(error.issues.length).toBeGreaterThan(0);
             for (const issue of error.issues) expect(issue.path && issue.message).toBeTruthy();
@@ -144,7 +236,12 @@ describe('reliability: bad input', () => {
     expect(otherErrors.slice(0, 5)).toEqual([]);
     expect(rejected).toBe(count);
     expect(await keysWithPrefix(client, prefix)).toEqual([]);
-    report('6a. Bad input', undefined, { malformed: count, rejected }, `6a. Bad input: ${count} malformed outcomes, ${rejected} rejected with field errors, 0 enqueued, 0 other exceptions`);
+    report(
+      '6a. Bad input',
+      undefined,
+      { malformed: count, rejected },
+      `6a. Bad input: ${count} malformed outcomes, ${rejected} rejected with field errors, 0 enqueued, 0 other exceptions`,
+    );
   });
 
   it('dead-letters malformed job data written straight into a queue as invalid, and keeps working', async () => {
@@ -155,20 +252,71 @@ describe('reliability: bad input', () => {
     const garbage: [string, unknown][] = [
       ['g1%3Aupdate_crm', 'a string, not an object'],
       ['g2%3Aupdate_crm', { type: 'update_crm' }],
-      ['g3%3Aupdate_crm', { type: 'send_email', conversationId: 'g3', idempotencyKey: 'g3:send_email', createdAt: 1, runAt: 1, expiresAt: 9_999_999_999_999, payload: {} }],
-      ['g4%3Aupdate_crm', { type: 'update_crm', conversationId: 'g4', idempotencyKey: 'g4:update_crm', createdAt: 1, runAt: 1, expiresAt: 9_999_999_999_999, payload: { outcome: 'nope' } }],
+      [
+        'g3%3Aupdate_crm',
+        {
+          type: 'send_email',
+          conversationId: 'g3',
+          idempotencyKey: 'g3:send_email',
+          createdAt: 1,
+          runAt: 1,
+          expiresAt: 9_999_999_999_999,
+          payload: {},
+        },
+      ],
+      [
+        'g4%3Aupdate_crm',
+        {
+          type: 'update_crm',
+          conversationId: 'g4',
+          idempotencyKey: 'g4:update_crm',
+          createdAt: 1,
+          runAt: 1,
+          expiresAt: 9_999_999_999_999,
+          payload: { outcome: 'nope' },
+        },
+      ],
       ['g5%3Aupdate_crm', [1, 2, 3]],
-      ['g6%3Aupdate_crm', { type: 'update_crm', conversationId: 'g6', idempotencyKey: 'g6:update_crm', createdAt: 'yesterday', runAt: null, expiresAt: 'soon', payload: null }],
+      [
+        'g6%3Aupdate_crm',
+        {
+          type: 'update_crm',
+          conversationId: 'g6',
+          idempotencyKey: 'g6:update_crm',
+          createdAt: 'yesterday',
+          runAt: null,
+          expiresAt: 'soon',
+          payload: null,
+        },
+      ],
     ];
     for (const [jobId, data] of garbage) await queue.add('update_crm', data as object, { jobId });
     await queue.close();
     const dlq = new DeadLetterQueue(client, prefix);
-    await waitUntil(() => dlq.counts(['update_crm']), (counts) => counts.update_crm.invalid === garbage.length, 'every malformed job in the dead-letter queue');
+    await waitUntil(
+      () => dlq.counts(['update_crm']),
+      (counts) => counts.update_crm.invalid === garbage.length,
+      'every malformed job in the dead-letter queue',
+    );
     const producer = createProducer({ redisUrl: REDIS_URL, prefix });
-    await producer.conversationEnded({ conversationId: 'after', endedAt: new Date().toISOString(), outcome: 'no_action', customer: { id: 'c' } });
+    await producer.conversationEnded({
+      conversationId: 'after',
+      endedAt: new Date().toISOString(),
+      outcome: 'no_action',
+      customer: { id: 'c' },
+    });
     await producer.close();
-    await waitUntil(() => conversationStatus(client, prefix, 'after'), (entries) => entries[0]?.state === 'completed', 'a valid job after the garbage');
+    await waitUntil(
+      () => conversationStatus(client, prefix, 'after'),
+      (entries) => entries[0]?.state === 'completed',
+      'a valid job after the garbage',
+    );
     expect(fleet.workers[0]!.process.exitCode).toBeNull();
-    report('6b. Malformed job data', undefined, {}, `6b. Malformed job data: ${garbage.length} jobs written straight into a queue, ${garbage.length} dead-lettered as invalid, the worker kept running`);
+    report(
+      '6b. Malformed job data',
+      undefined,
+      {},
+      `6b. Malformed job data: ${garbage.length} jobs written straight into a queue, ${garbage.length} dead-lettered as invalid, the worker kept running`,
+    );
   });
 });

@@ -13,7 +13,16 @@ import { typeKeys } from '../../src/redis/keys.js';
 import { syntheticOutcome } from '../../dev/synthetic-load.js';
 import { BIN } from '../helpers/child-worker.js';
 import { redis, REDIS_URL, removePrefix, uniquePrefix } from '../helpers/redis.js';
-import { invariantViolations, recordAccepted, report, scale, settle, startFleet, type AcceptedTask, type Fleet } from './harness.js';
+import {
+  invariantViolations,
+  recordAccepted,
+  report,
+  scale,
+  settle,
+  startFleet,
+  type AcceptedTask,
+  type Fleet,
+} from './harness.js';
 
 const prefix = uniquePrefix('chaos-dup');
 const client = redis();
@@ -30,13 +39,29 @@ afterAll(async () => {
 function enqueueProcess(file: string): Promise<{ code: number | null; results: EnqueueResult[]; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [BIN, 'enqueue', file], {
-      env: { PATH: process.env.PATH ?? '', REDIS_URL, AFTERCALL_PREFIX: prefix, TASK_FOLLOW_UP_SURVEY_DELAY: '0', LOG_LEVEL: 'silent' },
+      env: {
+        PATH: process.env.PATH ?? '',
+        REDIS_URL,
+        AFTERCALL_PREFIX: prefix,
+        TASK_FOLLOW_UP_SURVEY_DELAY: '0',
+        LOG_LEVEL: 'silent',
+      },
     });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
-    child.on('close', (code) => resolve({ code, stderr, results: stdout.trim().split('\n').filter(Boolean).map((line) => JSON.parse(line) as EnqueueResult) }));
+    child.on('close', (code) =>
+      resolve({
+        code,
+        stderr,
+        results: stdout
+          .trim()
+          .split('\n')
+          .filter(Boolean)
+          .map((line) => JSON.parse(line) as EnqueueResult),
+      }),
+    );
   });
 }
 
@@ -46,7 +71,12 @@ describe('reliability: duplicate producers', () => {
     fleet = await startFleet({ prefix, workers: 2 });
     const now = Date.now();
     const file = join(dir, 'outcomes.ndjson');
-    writeFileSync(file, Array.from({ length: conversations }, (_, index) => JSON.stringify(syntheticOutcome(index, { runId: prefix, now }))).join('\n'));
+    writeFileSync(
+      file,
+      Array.from({ length: conversations }, (_, index) =>
+        JSON.stringify(syntheticOutcome(index, { runId: prefix, now })),
+      ).join('\n'),
+    );
 
     const runs = await Promise.all([enqueueProcess(file), enqueueProcess(file), enqueueProcess(file)]);
     for (const run of runs) {

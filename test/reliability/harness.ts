@@ -15,7 +15,13 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { sandboxEnvironment } from '../../dev/sandbox/sandbox-command.js';
-import { createProducer, RedisUnavailableError, type EnqueuedTask, type Producer, type ProducerOptions } from '../../src/producer/producer.js';
+import {
+  createProducer,
+  RedisUnavailableError,
+  type EnqueuedTask,
+  type Producer,
+  type ProducerOptions,
+} from '../../src/producer/producer.js';
 import type { ConversationOutcome } from '../../src/contract/conversation-outcome.js';
 import { typeKeys } from '../../src/redis/keys.js';
 import { startSandbox, type Sandbox, type SandboxOptions } from '../../dev/sandbox/sandbox.js';
@@ -30,7 +36,12 @@ export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve
 export const TWILIO_SID = `AC${'c'.repeat(32)}`;
 
 /** Worker environment: every channel pointed at the sandbox, quick recovery and retries. */
-export function fleetEnv(prefix: string, sandbox: Sandbox, redisUrl = REDIS_URL, extra: Record<string, string> = {}): Record<string, string> {
+export function fleetEnv(
+  prefix: string,
+  sandbox: Sandbox,
+  redisUrl = REDIS_URL,
+  extra: Record<string, string> = {},
+): Record<string, string> {
   return testEnv(prefix, `${sandbox.url}/webhooks`, {
     REDIS_URL: redisUrl,
     ...Object.fromEntries(sandboxEnvironment(sandbox)),
@@ -99,7 +110,8 @@ export async function startFleet(options: {
   return fleet;
 }
 
-export const running = (fleet: Fleet) => fleet.workers.filter((worker) => worker.process.exitCode === null && worker.process.signalCode === null);
+export const running = (fleet: Fleet) =>
+  fleet.workers.filter((worker) => worker.process.exitCode === null && worker.process.signalCode === null);
 
 /** A task the producer accepted. */
 export interface AcceptedTask {
@@ -155,9 +167,16 @@ export class Load {
    * `deadline`. Given a function, each outcome is made when it is sent (its conversation
    * ends then, as a voice agent reports it).
    */
-  async run(outcomes: ConversationOutcome[] | { count: number; make: (index: number) => ConversationOutcome }, perSecond: number, deadline = Date.now() + 300_000): Promise<void> {
+  async run(
+    outcomes: ConversationOutcome[] | { count: number; make: (index: number) => ConversationOutcome },
+    perSecond: number,
+    deadline = Date.now() + 300_000,
+  ): Promise<void> {
     const make = Array.isArray(outcomes) ? (index: number) => outcomes[index]! : outcomes.make;
-    const pending = Array.from({ length: Array.isArray(outcomes) ? outcomes.length : outcomes.count }, (_, index) => index);
+    const pending = Array.from(
+      { length: Array.isArray(outcomes) ? outcomes.length : outcomes.count },
+      (_, index) => index,
+    );
     const interval = 1_000 / perSecond;
     let next = Date.now();
     while (pending.length && Date.now() < deadline) {
@@ -230,19 +249,38 @@ async function taskStates(client: Redis, prefix: string, tasks: AcceptedTask[]):
   return states;
 }
 
-export async function account(client: Redis, fleet: Pick<Fleet, 'sandbox' | 'prefix'>, load: Pick<Load, 'accepted'>, now = Date.now()): Promise<Accounting> {
+export async function account(
+  client: Redis,
+  fleet: Pick<Fleet, 'sandbox' | 'prefix'>,
+  load: Pick<Load, 'accepted'>,
+  now = Date.now(),
+): Promise<Accounting> {
   const tasks = [...load.accepted.values()];
   const states = await taskStates(client, fleet.prefix, tasks);
   const byKey = new Map<string, { provider: string; receivedAt: number; expiresAt: number | null }[]>();
   const deliveries = fleet.sandbox.deliveries();
   for (const delivery of deliveries) {
     const list = byKey.get(delivery.idempotencyKey ?? '') ?? [];
-    list.push({ provider: delivery.provider, receivedAt: Date.parse(delivery.receivedAt), expiresAt: delivery.expiresAt ? Date.parse(delivery.expiresAt) : null });
+    list.push({
+      provider: delivery.provider,
+      receivedAt: Date.parse(delivery.receivedAt),
+      expiresAt: delivery.expiresAt ? Date.parse(delivery.expiresAt) : null,
+    });
     byKey.set(delivery.idempotencyKey ?? '', list);
   }
   const result: Accounting = {
-    accepted: tasks.length, delivered: 0, rawReceipts: deliveries.length, duplicates: { resend: 0, twilio: 0 }, webhookRepeats: 0,
-    deadLettered: {}, deliveredAndDeadLettered: 0, pending: 0, lost: 0, stale: 0, unexpected: 0, lostKeys: [],
+    accepted: tasks.length,
+    delivered: 0,
+    rawReceipts: deliveries.length,
+    duplicates: { resend: 0, twilio: 0 },
+    webhookRepeats: 0,
+    deadLettered: {},
+    deliveredAndDeadLettered: 0,
+    pending: 0,
+    lost: 0,
+    stale: 0,
+    unexpected: 0,
+    lostKeys: [],
   };
   const keys = new Set(tasks.map((task) => task.idempotencyKey));
   for (const key of byKey.keys()) if (!keys.has(key)) result.unexpected += byKey.get(key)!.length;
@@ -263,14 +301,22 @@ export async function account(client: Redis, fleet: Pick<Fleet, 'sandbox' | 'pre
       result.pending += 1;
     } else {
       result.lost += 1;
-      if (result.lostKeys.length < 20) result.lostKeys.push(`${task.idempotencyKey} (${state.exists ? (state.finished ? 'finished without delivery' : 'stuck') : 'gone'})`);
+      if (result.lostKeys.length < 20)
+        result.lostKeys.push(
+          `${task.idempotencyKey} (${state.exists ? (state.finished ? 'finished without delivery' : 'stuck') : 'gone'})`,
+        );
     }
   }
   return result;
 }
 
 /** Waits until every accepted task is delivered, dead-lettered or legitimately pending. */
-export async function settle(client: Redis, fleet: Pick<Fleet, 'sandbox' | 'prefix'>, load: Pick<Load, 'accepted'>, timeoutMs: number): Promise<Accounting> {
+export async function settle(
+  client: Redis,
+  fleet: Pick<Fleet, 'sandbox' | 'prefix'>,
+  load: Pick<Load, 'accepted'>,
+  timeoutMs: number,
+): Promise<Accounting> {
   const deadline = Date.now() + timeoutMs;
   let accounting = await account(client, fleet, load);
   while (accounting.lost > 0 && Date.now() < deadline) {
@@ -281,7 +327,10 @@ export async function settle(client: Redis, fleet: Pick<Fleet, 'sandbox' | 'pref
 }
 
 export function accountingLine(scenario: string, a: Accounting): string {
-  const reasons = Object.entries(a.deadLettered).map(([reason, count]) => `${reason} ${count}`).join(', ') || 'none';
+  const reasons =
+    Object.entries(a.deadLettered)
+      .map(([reason, count]) => `${reason} ${count}`)
+      .join(', ') || 'none';
   return (
     `${scenario}: accepted ${a.accepted}, delivered ${a.delivered}, duplicate deliveries ${a.duplicates.resend + a.duplicates.twilio} ` +
     `(e-mail ${a.duplicates.resend}, SMS ${a.duplicates.twilio}; ${a.rawReceipts} raw receipts for ${a.delivered} unique keys, ${a.webhookRepeats} webhook requests seen twice), ` +
@@ -291,13 +340,21 @@ export function accountingLine(scenario: string, a: Accounting): string {
 }
 
 /** Prints the accounting line and, at full scale, records it for docs/RELIABILITY.md. */
-export function report(scenario: string, accounting: Accounting | undefined, details: Record<string, unknown> = {}, line?: string): void {
+export function report(
+  scenario: string,
+  accounting: Accounting | undefined,
+  details: Record<string, unknown> = {},
+  line?: string,
+): void {
   const text = line ?? accountingLine(scenario, accounting!);
   console.log(text);
   if (!FULL) return;
   const dir = new URL('./.results/', import.meta.url);
   mkdirSync(dir, { recursive: true });
-  writeFileSync(new URL(`${scenario.replace(/[^a-z0-9]+/gi, '-').toLowerCase()}.json`, dir), JSON.stringify({ scenario, line: text, accounting, details, at: new Date().toISOString() }, null, 2));
+  writeFileSync(
+    new URL(`${scenario.replace(/[^a-z0-9]+/gi, '-').toLowerCase()}.json`, dir),
+    JSON.stringify({ scenario, line: text, accounting, details, at: new Date().toISOString() }, null, 2),
+  );
 }
 
 /** The invariant every scenario asserts. */

@@ -24,7 +24,8 @@ afterAll(async () => {
 });
 
 /** The keys a type's queue may hold after a run, besides job hashes. */
-const STRUCTURAL = /^(wait|paused|delayed|prioritized|active|completed|failed|stalled|stalled-check|events|meta|id|marker|pc|limiter|expiry|retrying|dead-letter-counts|stats|repeat|job-schedulers|de)$/;
+const STRUCTURAL =
+  /^(wait|paused|delayed|prioritized|active|completed|failed|stalled|stalled-check|events|meta|id|marker|pc|limiter|expiry|retrying|dead-letter-counts|stats|repeat|job-schedulers|de)$/;
 const WITH_TTL = /^(scope|conversation|sms-ledger):/;
 
 describe('reliability: leaks', () => {
@@ -39,9 +40,17 @@ describe('reliability: leaks', () => {
       sandbox: { faults: { terminalRecipients: ['refused-1@demo.invalid', 'customer5@demo.example'] } },
     });
     fleets.push(fleet);
-    const load = new Load({ redisUrl: REDIS_URL, prefix, dedupeWindowMs: windowMs, tasks: { follow_up_survey: { settings: { delay: 0 } } } });
+    const load = new Load({
+      redisUrl: REDIS_URL,
+      prefix,
+      dedupeWindowMs: windowMs,
+      tasks: { follow_up_survey: { settings: { delay: 0 } } },
+    });
     const conversations = scale(150, 2_000);
-    await load.run(Array.from({ length: conversations }, (_, index) => syntheticOutcome(index, { runId: prefix, now: Date.now() })), scale(60, 100));
+    await load.run(
+      Array.from({ length: conversations }, (_, index) => syntheticOutcome(index, { runId: prefix, now: Date.now() })),
+      scale(60, 100),
+    );
     await load.close();
     const accounting = await settle(client, fleet, load, scale(60_000, 300_000));
     expect(invariantViolations(accounting)).toEqual([]);
@@ -51,14 +60,17 @@ describe('reliability: leaks', () => {
     await waitUntil(
       async () => {
         let completed = 0;
-        for (const type of new Set([...load.accepted.values()].map((task) => task.type))) completed += await client.zcard(typeKeys(prefix, type).completed);
+        for (const type of new Set([...load.accepted.values()].map((task) => task.type)))
+          completed += await client.zcard(typeKeys(prefix, type).completed);
         return completed;
       },
       (completed) => completed === 0,
       'completed jobs past the dedupe window to be removed',
       20_000,
     );
-    const deadLetters = (await new DeadLetterQueue(client, prefix).list({ limit: 1_000_000 })).map((entry) => `${entry.type}/${entry.jobId}`);
+    const deadLetters = (await new DeadLetterQueue(client, prefix).list({ limit: 1_000_000 })).map(
+      (entry) => `${entry.type}/${entry.jobId}`,
+    );
     const keys = await keysWithPrefix(client, prefix);
     const unexpected: string[] = [];
     const jobHashes: string[] = [];
@@ -81,12 +93,23 @@ describe('reliability: leaks', () => {
     }
     const orphans = jobHashes.filter((job) => !deadLetters.includes(job));
     const byKind = keys.reduce<Record<string, number>>((counts, key) => {
-      const kind = /\}:(scope|conversation|sms-ledger):/.exec(key)?.[1] ?? (/%3A/.test(key) ? 'job' : 'queue structure');
+      const kind =
+        /\}:(scope|conversation|sms-ledger):/.exec(key)?.[1] ?? (/%3A/.test(key) ? 'job' : 'queue structure');
       counts[kind] = (counts[kind] ?? 0) + 1;
       return counts;
     }, {});
-    report('7a. Leaks: keys after the dedupe window', undefined, { keys: keys.length, byKind, deadLetters: deadLetters.length },
-      `7a. Leaks: ${accounting.accepted} tasks accepted; after the dedupe window ${keys.length} keys remain: ${Object.entries(byKind).map(([kind, count]) => `${kind} ${count}`).join(', ')}; ${deadLetters.length} dead-letter entries, ${orphans.length} job hashes beyond them, ${unexpected.length} unexpected keys, ${withoutTtl.length} records without a TTL`);
+    report(
+      '7a. Leaks: keys after the dedupe window',
+      undefined,
+      { keys: keys.length, byKind, deadLetters: deadLetters.length },
+      `7a. Leaks: ${accounting.accepted} tasks accepted; after the dedupe window ${keys.length} keys remain: ${Object.entries(
+        byKind,
+      )
+        .map(([kind, count]) => `${kind} ${count}`)
+        .join(
+          ', ',
+        )}; ${deadLetters.length} dead-letter entries, ${orphans.length} job hashes beyond them, ${unexpected.length} unexpected keys, ${withoutTtl.length} records without a TTL`,
+    );
     expect(unexpected).toEqual([]);
     expect(withoutTtl).toEqual([]);
     expect(orphans).toEqual([]);
@@ -100,13 +123,19 @@ describe('reliability: leaks', () => {
     fleets.push(fleet);
     const worker = fleet.workers[0]!;
     const jobs = scale(12_000, 100_000);
-    const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${worker.pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
+    const rss = () =>
+      Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${worker.pid}/status`, 'utf8'))?.[1] ?? 0) * 1024;
     const load = new Load({ redisUrl: REDIS_URL, prefix });
     const samples: { done: number; rss: number }[] = [];
     let done = 0;
     const feeding = (async () => {
       for (let index = 0; index < jobs; index += 1) {
-        await load.send({ conversationId: `mem-${index}`, endedAt: new Date().toISOString(), outcome: 'no_action', customer: { id: 'c' } });
+        await load.send({
+          conversationId: `mem-${index}`,
+          endedAt: new Date().toISOString(),
+          outcome: 'no_action',
+          customer: { id: 'c' },
+        });
       }
     })();
     const deadline = Date.now() + scale(120_000, 1_800_000);
@@ -123,14 +152,23 @@ describe('reliability: leaks', () => {
     // settles; the floor (the lowest sample, right after a collection) is what a leak
     // raises. Once warm (after the first half of the jobs), the floor of the last quarter
     // must not be above the floor of the third quarter by more than the bound.
-    const floor = (from: number, to: number) => Math.min(...samples.filter((sample) => sample.done >= jobs * from && sample.done <= jobs * to).map((sample) => sample.rss));
+    const floor = (from: number, to: number) =>
+      Math.min(
+        ...samples
+          .filter((sample) => sample.done >= jobs * from && sample.done <= jobs * to)
+          .map((sample) => sample.rss),
+      );
     const early = floor(0.5, 0.75);
     const late = floor(0.75, 1);
     const peak = Math.max(...samples.filter((sample) => sample.done >= jobs * 0.5).map((sample) => sample.rss));
     const growth = (late - early) / early;
     const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MB`;
-    report('7b. Leaks: worker memory', undefined, { jobs, samples: samples.length, earlyFloor: early, lateFloor: late, peak, growth },
-      `7b. Leaks: worker RSS over ${jobs} jobs, once warm: floor ${mb(early)} then ${mb(late)} (${(growth * 100).toFixed(1)} %), peak ${mb(peak)}`);
+    report(
+      '7b. Leaks: worker memory',
+      undefined,
+      { jobs, samples: samples.length, earlyFloor: early, lateFloor: late, peak, growth },
+      `7b. Leaks: worker RSS over ${jobs} jobs, once warm: floor ${mb(early)} then ${mb(late)} (${(growth * 100).toFixed(1)} %), peak ${mb(peak)}`,
+    );
     expect(Number.isFinite(growth)).toBe(true);
     expect(growth).toBeLessThan(0.1);
   });

@@ -32,7 +32,11 @@ describe('reliability: provider storm', () => {
       env: { WEBHOOK_TIMEOUT: '1s' },
       sandbox: {
         faults: {
-          serverErrorRate: 0.3, rateLimitRate: 0.1, retryAfterSeconds: 2, hangRate: 0.05, hangMs: 3_000,
+          serverErrorRate: 0.3,
+          rateLimitRate: 0.1,
+          retryAfterSeconds: 2,
+          hangRate: 0.05,
+          hangMs: 3_000,
           latencyMs: { min: 5, max: 80, tailRate: 0.05, tailMs: 700 },
         },
       },
@@ -40,11 +44,17 @@ describe('reliability: provider storm', () => {
     const load = new Load({
       redisUrl: REDIS_URL,
       prefix,
-      tasks: { follow_up_survey: { settings: { delay: 0 } }, send_email: { settings: { expiresAfter: emailExpiryMs } } },
+      tasks: {
+        follow_up_survey: { settings: { delay: 0 } },
+        send_email: { settings: { expiresAfter: emailExpiryMs } },
+      },
     });
     const conversations = scale(200, 2_000);
     const stormStarted = Date.now();
-    await load.run({ count: conversations, make: (index) => syntheticOutcome(index, { runId: prefix, now: Date.now() }) }, conversations / (stormMs / 1_000));
+    await load.run(
+      { count: conversations, make: (index) => syntheticOutcome(index, { runId: prefix, now: Date.now() }) },
+      conversations / (stormMs / 1_000),
+    );
     await sleep(Math.max(0, stormMs - (Date.now() - stormStarted)));
     const stats = fleet.sandbox.stats();
     fleet.sandbox.setFaults({ serverErrorRate: 0, rateLimitRate: 0, hangRate: 0, latencyMs: { tailRate: 0 } });
@@ -52,11 +62,20 @@ describe('reliability: provider storm', () => {
 
     const accounting = await settle(client, fleet, load, scale(60_000, 300_000));
     // How long after its expiry each expired task was dead-lettered.
-    const expired = (await new DeadLetterQueue(client, prefix).list({ reason: 'expired', limit: 100_000 }))
-      .map((entry) => Date.parse(entry.deadLetteredAt!) - Date.parse(entry.expiresAt!));
+    const expired = (await new DeadLetterQueue(client, prefix).list({ reason: 'expired', limit: 100_000 })).map(
+      (entry) => Date.parse(entry.deadLetteredAt!) - Date.parse(entry.expiresAt!),
+    );
     const maxLagMs = expired.length ? Math.max(...expired) : 0;
-    report('3. Provider storm', accounting, { stormMs, faultsInjected: stats.faults, requests: stats.requests, expiredDeadLettered: expired.length, maxDeadLetterLagAfterExpiryMs: maxLagMs });
-    console.log(`storm: ${stats.requests} provider requests, faults ${JSON.stringify(stats.faults)}; ${expired.length} expired tasks dead-lettered, at most ${maxLagMs} ms after their expiry`);
+    report('3. Provider storm', accounting, {
+      stormMs,
+      faultsInjected: stats.faults,
+      requests: stats.requests,
+      expiredDeadLettered: expired.length,
+      maxDeadLetterLagAfterExpiryMs: maxLagMs,
+    });
+    console.log(
+      `storm: ${stats.requests} provider requests, faults ${JSON.stringify(stats.faults)}; ${expired.length} expired tasks dead-lettered, at most ${maxLagMs} ms after their expiry`,
+    );
     expect(stats.faults.serverErrors + stats.faults.rateLimited + stats.faults.hung).toBeGreaterThan(0);
     // SMS: a hung request is found again in Twilio's message list before a resend; allow
     // the rare case where the list lags (reported in the accounting line).

@@ -21,11 +21,23 @@ async function run(appendfsync: 'always' | 'everysec', restarts: ('SIGTERM' | 'S
   const server: PrivateRedis = await startPrivateRedis({ appendfsync });
   cleanups.push(() => server.destroy());
   const prefix = uniquePrefix(`chaos-redis-${appendfsync}`);
-  const fleet: Fleet = await startFleet({ prefix, workers: 2, redisUrl: server.url, sandbox: { faults: { latencyMs: { min: 5, max: 40, tailRate: 0, tailMs: 0 } } } });
+  const fleet: Fleet = await startFleet({
+    prefix,
+    workers: 2,
+    redisUrl: server.url,
+    sandbox: { faults: { latencyMs: { min: 5, max: 40, tailRate: 0, tailMs: 0 } } },
+  });
   cleanups.push(() => fleet.stop());
-  const load = new Load({ redisUrl: server.url, prefix, timeoutMs: 500, tasks: { follow_up_survey: { settings: { delay: 0 } } } });
+  const load = new Load({
+    redisUrl: server.url,
+    prefix,
+    timeoutMs: 500,
+    tasks: { follow_up_survey: { settings: { delay: 0 } } },
+  });
   const conversations = scale(120, 1_500);
-  const outcomes = Array.from({ length: conversations }, (_, index) => syntheticOutcome(index, { runId: prefix, now: Date.now() }));
+  const outcomes = Array.from({ length: conversations }, (_, index) =>
+    syntheticOutcome(index, { runId: prefix, now: Date.now() }),
+  );
 
   const feeding = load.run(outcomes, scale(30, 50));
   const restartLog: string[] = [];
@@ -49,7 +61,10 @@ async function run(appendfsync: 'always' | 'everysec', restarts: ('SIGTERM' | 'S
 describe('reliability: Redis restarts', () => {
   it('with appendfsync always, keeps every accepted task through a SIGTERM and a SIGKILL restart; workers and producers reconnect', async () => {
     const { accounting, load, fleet, restartLog } = await run('always', ['SIGTERM', 'SIGKILL']);
-    report('2a. Redis restarts (appendfsync always)', accounting, { restarts: restartLog, producerCallsRefused: load.unavailable });
+    report('2a. Redis restarts (appendfsync always)', accounting, {
+      restarts: restartLog,
+      producerCallsRefused: load.unavailable,
+    });
     expect(load.unavailable).toBeGreaterThan(0); // the producer noticed, and the outcomes were sent again
     expect(fleet.workers.every((worker) => worker.process.exitCode === null)).toBe(true); // no worker was restarted
     expect(invariantViolations(accounting, { allowSmsDuplicates: 2 })).toEqual([]);
@@ -57,7 +72,10 @@ describe('reliability: Redis restarts', () => {
 
   it('with appendfsync everysec, reports what a crash lost', async () => {
     const { accounting, load, restartLog } = await run('everysec', ['SIGKILL']);
-    report('2b. Redis crash (appendfsync everysec)', accounting, { restarts: restartLog, producerCallsRefused: load.unavailable });
+    report('2b. Redis crash (appendfsync everysec)', accounting, {
+      restarts: restartLog,
+      producerCallsRefused: load.unavailable,
+    });
     // A crash may lose up to a second of writes: accepted tasks among them are reported, not asserted.
     expect(accounting.stale).toBe(0);
     expect(accounting.duplicates.resend).toBe(0);

@@ -31,7 +31,9 @@ describe('reliability: rolling restart', () => {
     });
     const load = new Load({ redisUrl: REDIS_URL, prefix, tasks: { follow_up_survey: { settings: { delay: 0 } } } });
     const conversations = scale(150, 1_500);
-    const outcomes = Array.from({ length: conversations }, (_, index) => syntheticOutcome(index, { runId: prefix, now: Date.now() }));
+    const outcomes = Array.from({ length: conversations }, (_, index) =>
+      syntheticOutcome(index, { runId: prefix, now: Date.now() }),
+    );
     const feeding = load.run(outcomes, scale(30, 40));
 
     const exits: { code: number | null; signal: string | null; ms: number; finishedDuringShutdown: number }[] = [];
@@ -57,7 +59,9 @@ describe('reliability: rolling restart', () => {
     const stalled = ((await pipeline.exec()) ?? []).filter(([, value]) => Number(value ?? 0) > 0).length;
 
     report('5. Rolling restart', accounting, { exits, stalledJobs: stalled, graceMs: GRACE_MS });
-    console.log(`rolling restart: exits ${JSON.stringify(exits.map((exit) => `${exit.code} in ${exit.ms} ms, ${exit.finishedDuringShutdown} jobs finished after SIGTERM`))}, stalled jobs ${stalled}`);
+    console.log(
+      `rolling restart: exits ${JSON.stringify(exits.map((exit) => `${exit.code} in ${exit.ms} ms, ${exit.finishedDuringShutdown} jobs finished after SIGTERM`))}, stalled jobs ${stalled}`,
+    );
     expect(exits).toHaveLength(3);
     for (const exit of exits) {
       expect(exit.code).toBe(0);

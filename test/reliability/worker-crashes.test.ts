@@ -24,9 +24,15 @@ describe('reliability: worker crashes', () => {
     // Full size: 3,600 conversations, about 8,000 tasks.
     const conversations = scale(150, 3_600);
     const killEveryMs = scale(1_500, 3_000);
-    fleet = await startFleet({ prefix, workers: 3, sandbox: { faults: { latencyMs: { min: 5, max: 60, tailRate: 0, tailMs: 0 } } } });
+    fleet = await startFleet({
+      prefix,
+      workers: 3,
+      sandbox: { faults: { latencyMs: { min: 5, max: 60, tailRate: 0, tailMs: 0 } } },
+    });
     const load = new Load({ redisUrl: REDIS_URL, prefix, tasks: { follow_up_survey: { settings: { delay: 0 } } } });
-    const outcomes = Array.from({ length: conversations }, (_, index) => syntheticOutcome(index, { runId: prefix, now: Date.now() }));
+    const outcomes = Array.from({ length: conversations }, (_, index) =>
+      syntheticOutcome(index, { runId: prefix, now: Date.now() }),
+    );
 
     let kills = 0;
     let killing = true;

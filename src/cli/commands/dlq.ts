@@ -6,7 +6,12 @@
  */
 import type { AftercallConfig } from '../../config/environment.js';
 import { createRedisConnection } from '../../redis/connection.js';
-import { DEAD_LETTER_REASONS, DeadLetterQueue, isDeadLetterReason, type DeadLetterReason } from '../../redis/dead-letter-queue.js';
+import {
+  DEAD_LETTER_REASONS,
+  DeadLetterQueue,
+  isDeadLetterReason,
+  type DeadLetterReason,
+} from '../../redis/dead-letter-queue.js';
 import { isTaskType, taskTypes, type TaskType } from '../../tasks/catalog.js';
 import { parseDuration } from '../../contract/time.js';
 import { table, type CommandIO } from '../io.js';
@@ -51,13 +56,29 @@ export async function dlqCommand(args: DlqArgs, config: AftercallConfig, io: Com
       const entries = await dlq.list({ ...(type && { types: [type] }), ...(reason && { reason }), limit });
       if (args.json) io.stdout.write(`${JSON.stringify(entries, null, 2)}\n`);
       else if (!entries.length) io.stdout.write('the dead-letter queue is empty\n');
-      else io.stdout.write(table(entries as unknown as Record<string, unknown>[], ['type', 'reason', 'conversationId', 'attempts', 'deadLetteredAt', 'expiresAt', 'lastError', 'jobId']));
+      else
+        io.stdout.write(
+          table(entries as unknown as Record<string, unknown>[], [
+            'type',
+            'reason',
+            'conversationId',
+            'attempts',
+            'deadLetteredAt',
+            'expiresAt',
+            'lastError',
+            'jobId',
+          ]),
+        );
       return 0;
     }
     if (args.action === 'replay' || args.action === 'purge') {
       const type = checkType(args.type, true)!;
       if (!args.job === !args.all) throw new UsageError('give either --job ID or --all');
-      const jobIds = args.job ? [args.job] : (await dlq.list({ types: [type], ...(reason && { reason }), limit: Number.MAX_SAFE_INTEGER })).map((entry) => entry.jobId);
+      const jobIds = args.job
+        ? [args.job]
+        : (await dlq.list({ types: [type], ...(reason && { reason }), limit: Number.MAX_SAFE_INTEGER })).map(
+            (entry) => entry.jobId,
+          );
       let extendMs: number | undefined;
       if (args.extend !== undefined) {
         extendMs = parseDuration(args.extend);
@@ -81,7 +102,9 @@ export async function dlqCommand(args: DlqArgs, config: AftercallConfig, io: Com
           io.stderr.write(`${jobId}: ${(error as Error).message}\n`);
         }
       }
-      io.stdout.write(`${args.action === 'replay' ? 'replayed' : 'purged'} ${done} of ${jobIds.length} ${type} entries\n`);
+      io.stdout.write(
+        `${args.action === 'replay' ? 'replayed' : 'purged'} ${done} of ${jobIds.length} ${type} entries\n`,
+      );
       return failed ? 1 : 0;
     }
     throw new UsageError('expected dlq list, dlq replay or dlq purge');

@@ -58,7 +58,10 @@ export function shiftToNow(value: unknown, now: number): unknown {
     return Number.isNaN(ms) ? text : new Date(ms + delta).toISOString();
   };
   const shifted: Record<string, unknown> = { ...outcome, endedAt: new Date(now).toISOString() };
-  for (const [field, time] of [['booking', 'startsAt'], ['callback', 'notAfter']] as const) {
+  for (const [field, time] of [
+    ['booking', 'startsAt'],
+    ['callback', 'notAfter'],
+  ] as const) {
     const part = outcome[field];
     if (typeof part === 'object' && part !== null && time in part) {
       shifted[field] = { ...part, [time]: shift((part as Record<string, unknown>)[time]) };
@@ -68,7 +71,11 @@ export function shiftToNow(value: unknown, now: number): unknown {
 }
 
 export async function enqueueCommand(args: string[], config: AftercallConfig, io: CommandIO): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: { 'shift-to-now': { type: 'boolean' } }, allowPositionals: true });
+  const { values, positionals } = parseArgs({
+    args,
+    options: { 'shift-to-now': { type: 'boolean' } },
+    allowPositionals: true,
+  });
   const source = positionals[0] ?? '-';
   const text = source === '-' ? await readAll(io.stdin) : await readFile(source, 'utf8');
   const items = splitInput(text);

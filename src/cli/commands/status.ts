@@ -4,7 +4,12 @@ import { createRedisConnection } from '../../redis/connection.js';
 import { conversationStatus } from '../../ops/status.js';
 import { table, type CommandIO } from '../io.js';
 
-export async function statusCommand(conversationId: string | undefined, json: boolean, config: AftercallConfig, io: CommandIO): Promise<number> {
+export async function statusCommand(
+  conversationId: string | undefined,
+  json: boolean,
+  config: AftercallConfig,
+  io: CommandIO,
+): Promise<number> {
   if (!conversationId) {
     io.stderr.write('usage: aftercall status <conversationId> [--json]\n');
     return 2;
@@ -14,7 +19,19 @@ export async function statusCommand(conversationId: string | undefined, json: bo
     const entries = await conversationStatus(client, config.prefix, conversationId);
     if (json) io.stdout.write(`${JSON.stringify(entries, null, 2)}\n`);
     else if (!entries.length) io.stdout.write(`no tasks for conversation ${JSON.stringify(conversationId)}\n`);
-    else io.stdout.write(table(entries as unknown as Record<string, unknown>[], ['type', 'state', 'attempts', 'runAt', 'expiresAt', 'finishedAt', 'deadLetterReason', 'lastError']));
+    else
+      io.stdout.write(
+        table(entries as unknown as Record<string, unknown>[], [
+          'type',
+          'state',
+          'attempts',
+          'runAt',
+          'expiresAt',
+          'finishedAt',
+          'deadLetterReason',
+          'lastError',
+        ]),
+      );
     return 0;
   } finally {
     client.disconnect();

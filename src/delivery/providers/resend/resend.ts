@@ -50,14 +50,26 @@ interface ResendError {
 
 /** The one place Resend's answers become delivery outcomes. */
 export function classifyResendError(error: ResendError, headers: Record<string, string> | null, now: number): Error {
-  const details = { provider: RESEND_PROVIDER, ...(error.statusCode !== null && { status: error.statusCode }), code: error.name };
+  const details = {
+    provider: RESEND_PROVIDER,
+    ...(error.statusCode !== null && { status: error.statusCode }),
+    code: error.name,
+  };
   const message = `resend answered ${error.statusCode ?? 'no status'} ${error.name}: ${error.message}`;
   const status = error.statusCode;
-  if (status === null || classifyHttpStatus(status) === 'retryable' || error.name === 'rate_limit_exceeded' || error.name === 'concurrent_idempotent_requests') {
+  if (
+    status === null ||
+    classifyHttpStatus(status) === 'retryable' ||
+    error.name === 'rate_limit_exceeded' ||
+    error.name === 'concurrent_idempotent_requests'
+  ) {
     return retryableError(message, details, headers?.['retry-after'], now);
   }
   const configuration = status === 401 || error.name === 'missing_api_key' || error.name === 'invalid_api_key';
-  return new TerminalDeliveryError(configuration ? `configuration error: ${message} (check RESEND_API_KEY)` : message, { ...details, configuration });
+  return new TerminalDeliveryError(configuration ? `configuration error: ${message} (check RESEND_API_KEY)` : message, {
+    ...details,
+    configuration,
+  });
 }
 
 export function createResendDelivery(options: ResendDeliveryOptions): EmailSender {
@@ -75,7 +87,10 @@ export function createResendDelivery(options: ResendDeliveryOptions): EmailSende
       // signal that only a composite signal refers to, and then it never fires: a hung
       // request would run past its expiry.
       const deadline = new AbortController();
-      const timer = setTimeout(() => deadline.abort(new DOMException(`timed out after ${timeoutMs} ms`, 'TimeoutError')), timeoutMs);
+      const timer = setTimeout(
+        () => deadline.abort(new DOMException(`timed out after ${timeoutMs} ms`, 'TimeoutError')),
+        timeoutMs,
+      );
       const cancel = () => deadline.abort(signal.reason);
       signal.addEventListener('abort', cancel, { once: true });
       let answer: Awaited<ReturnType<typeof resend.emails.send>>;
@@ -89,7 +104,9 @@ export function createResendDelivery(options: ResendDeliveryOptions): EmailSende
             text: message.text,
             headers: { 'X-Aftercall-Expires-At': toIso(request.expiresAt), 'X-Aftercall-Type': request.type },
           },
-          { idempotencyKey: providerIdempotencyKey(request.idempotencyKey), signal: deadline.signal } as { idempotencyKey: string },
+          { idempotencyKey: providerIdempotencyKey(request.idempotencyKey), signal: deadline.signal } as {
+            idempotencyKey: string;
+          },
         );
       } finally {
         clearTimeout(timer);

@@ -77,7 +77,10 @@ interface CallContext {
 // The SDK is large (about 20 MB and 150 ms to load): loaded on first use, so that a
 // voice-agent server importing aftercall's producer never pays for it.
 let sdk: Promise<Twilio> | undefined;
-const loadTwilio = () => (sdk ??= import('twilio').then((module) => (module as unknown as { default: Twilio }).default ?? (module as unknown as Twilio)));
+const loadTwilio = () =>
+  (sdk ??= import('twilio').then(
+    (module) => (module as unknown as { default: Twilio }).default ?? (module as unknown as Twilio),
+  ));
 
 /** The SDK's HTTP client, pointed at `apiBase` and carrying aftercall's headers. */
 function requestClientClass(twilio: Twilio) {
@@ -92,9 +95,13 @@ function requestClientClass(twilio: Twilio) {
 
     override async request<TData>(opts: TwilioRequestOptions<TData>): Promise<TwilioResponse<TData>> {
       const call = this.context.getStore();
-      const uri = this.apiBase && opts.uri.startsWith(TWILIO_API) ? this.apiBase.replace(/\/$/, '') + opts.uri.slice(TWILIO_API.length) : opts.uri;
+      const uri =
+        this.apiBase && opts.uri.startsWith(TWILIO_API)
+          ? this.apiBase.replace(/\/$/, '') + opts.uri.slice(TWILIO_API.length)
+          : opts.uri;
       const response = await super.request<TData>({ ...opts, uri, headers: { ...opts.headers, ...call?.headers } });
-      if (call) call.response = { statusCode: response.statusCode, headers: response.headers as Record<string, string> };
+      if (call)
+        call.response = { statusCode: response.statusCode, headers: response.headers as Record<string, string> };
       return response;
     }
   };
@@ -110,25 +117,38 @@ interface TwilioRestError {
 export function classifyTwilioError(error: unknown, retryAfterHeader: string | undefined, now: number): Error {
   if (isRestError(error)) {
     const rest = error as TwilioRestError;
-    const details = { provider: TWILIO_PROVIDER, status: rest.status, ...(rest.code !== undefined && { code: rest.code }) };
+    const details = {
+      provider: TWILIO_PROVIDER,
+      status: rest.status,
+      ...(rest.code !== undefined && { code: rest.code }),
+    };
     const message = `twilio answered ${rest.status}${rest.code ? ` (code ${rest.code})` : ''}: ${rest.message}`;
     if (classifyHttpStatus(rest.status) === 'retryable' || rest.code === 20429) {
       return retryableError(message, details, retryAfterHeader, now);
     }
     const configuration = rest.status === 401 || rest.code === 20003;
-    return new TerminalDeliveryError(configuration ? `configuration error: ${message} (check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN)` : message, {
-      ...details,
-      configuration,
-    });
+    return new TerminalDeliveryError(
+      configuration ? `configuration error: ${message} (check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN)` : message,
+      {
+        ...details,
+        configuration,
+      },
+    );
   }
   const cause = error as Error & { code?: string };
   const timedOut = cause.code === 'ECONNABORTED' || /timeout/i.test(cause.message ?? '');
-  return new RetryableDeliveryError(`twilio request failed: ${timedOut ? 'timed out' : cause.message}`, { provider: TWILIO_PROVIDER });
+  return new RetryableDeliveryError(`twilio request failed: ${timedOut ? 'timed out' : cause.message}`, {
+    provider: TWILIO_PROVIDER,
+  });
 }
 
 /** Twilio's RestException: an error with a numeric HTTP status (the SDK throws it for every error answer). */
 function isRestError(error: unknown): boolean {
-  return error instanceof Error && error.constructor.name === 'RestException' && typeof (error as { status?: unknown }).status === 'number';
+  return (
+    error instanceof Error &&
+    error.constructor.name === 'RestException' &&
+    typeof (error as { status?: unknown }).status === 'number'
+  );
 }
 
 export function createTwilioDelivery(options: TwilioDeliveryOptions): SmsSender {
@@ -138,13 +158,16 @@ export function createTwilioDelivery(options: TwilioDeliveryOptions): SmsSender 
   const twilioClient = () =>
     (clientPromise ??= loadTwilio().then((twilio) => {
       const RequestClient = requestClientClass(twilio);
-      return twilio(options.accountSid, options.authToken, { httpClient: new RequestClient(options.apiBase, context, timeoutMs) });
+      return twilio(options.accountSid, options.authToken, {
+        httpClient: new RequestClient(options.apiBase, context, timeoutMs),
+      });
     }));
   const now = options.now ?? Date.now;
   const observe = options.observe ?? ignoreProviderRequest;
   const ledgerTtlMs = options.ledgerTtlMs ?? 7 * 24 * 3_600_000;
   const sender = options.from.startsWith('MG') ? { messagingServiceSid: options.from } : { from: options.from };
-  const ledgerKey = (request: DeliveryRequest) => typeKeys(options.prefix, request.type).smsLedger(request.idempotencyKey);
+  const ledgerKey = (request: DeliveryRequest) =>
+    typeKeys(options.prefix, request.type).smsLedger(request.idempotencyKey);
 
   /** The SID of a message with this body to this recipient created since `since` (less a clock skew), if any. */
   async function findSent(message: SmsMessage, since: number): Promise<string | undefined> {
@@ -154,7 +177,8 @@ export function createTwilioDelivery(options: TwilioDeliveryOptions): SmsSender 
     } catch (error) {
       throw classifyTwilioError(error, undefined, now());
     }
-    return recent.find((sent) => sent.body === message.body && sent.dateCreated.getTime() >= since - CLOCK_SKEW_MS)?.sid;
+    return recent.find((sent) => sent.body === message.body && sent.dateCreated.getTime() >= since - CLOCK_SKEW_MS)
+      ?.sid;
   }
 
   return {
@@ -183,10 +207,16 @@ export function createTwilioDelivery(options: TwilioDeliveryOptions): SmsSender 
       let sid: string;
       try {
         const client = await twilioClient();
-        const created = await context.run(call, () => client.messages.create({ to: message.to, body: message.body, ...sender }));
+        const created = await context.run(call, () =>
+          client.messages.create({ to: message.to, body: message.body, ...sender }),
+        );
         sid = created.sid;
       } catch (error) {
-        observe(TWILIO_PROVIDER, call.response ? String(call.response.statusCode) : 'network_error', (performance.now() - started) / 1000);
+        observe(
+          TWILIO_PROVIDER,
+          call.response ? String(call.response.statusCode) : 'network_error',
+          (performance.now() - started) / 1000,
+        );
         // Twilio answered 4xx: no message was created, so the next attempt need not look.
         if (call.response && call.response.statusCode < 500) await options.redis.del(ledger);
         throw classifyTwilioError(error, call.response?.headers['retry-after'], now());

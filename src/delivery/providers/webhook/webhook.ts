@@ -61,7 +61,13 @@ class RequestTimeoutError extends Error {
 }
 
 /** POSTs a body; resolves with the status and headers once the answer has been read. */
-function post(url: URL, headers: Record<string, string>, body: string, timeoutMs: number, signal: AbortSignal): Promise<{ status: number; headers: IncomingHttpHeaders }> {
+function post(
+  url: URL,
+  headers: Record<string, string>,
+  body: string,
+  timeoutMs: number,
+  signal: AbortSignal,
+): Promise<{ status: number; headers: IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
     const request = send(url, {
@@ -69,7 +75,10 @@ function post(url: URL, headers: Record<string, string>, body: string, timeoutMs
       agent: agents[url.protocol as 'http:' | 'https:'],
       headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) },
     });
-    const timer = setTimeout(() => request.destroy(new RequestTimeoutError(`timed out after ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => request.destroy(new RequestTimeoutError(`timed out after ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     const abort = () => request.destroy(new Error('aborted'));
     signal.addEventListener('abort', abort, { once: true });
     const done = () => {
@@ -143,7 +152,12 @@ export function createWebhookDelivery(options: WebhookDeliveryOptions): Delivery
       if (!kind) return { provider: WEBHOOK_PROVIDER, status: response.status };
       const message = `webhook answered HTTP ${response.status}`;
       if (kind === 'retryable') {
-        throw retryableError(message, { provider: WEBHOOK_PROVIDER, status: response.status }, response.headers['retry-after'], now());
+        throw retryableError(
+          message,
+          { provider: WEBHOOK_PROVIDER, status: response.status },
+          response.headers['retry-after'],
+          now(),
+        );
       }
       throw new TerminalDeliveryError(message, { provider: WEBHOOK_PROVIDER, status: response.status });
     },
