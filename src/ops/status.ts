@@ -21,6 +21,7 @@ import type { TaskType } from '../tasks/catalog.js';
 import { allTaskDefinitions } from '../tasks/catalog.js';
 import { conversationTaskKey, jobIdFor } from '../tasks/job-id.js';
 import { typeKeys, type TypeKeys } from '../redis/keys.js';
+import { readJobHash, type JobHashView } from '../redis/bullmq-compat.js';
 import type { RedisClient } from '../redis/scripts.js';
 import { deadLetterReasonOf, type DeadLetterReason } from '../redis/dead-letter-queue.js';
 import { isoOrNull, toIso } from '../contract/time.js';
@@ -53,6 +54,7 @@ export interface TaskStatus {
 
 interface JobSnapshot {
   hash: Record<string, string>;
+  fields: JobHashView;
   locked: boolean;
   delayed: boolean;
   deadLettered: boolean;
@@ -72,6 +74,7 @@ async function snapshot(client: RedisClient, keys: TypeKeys, jobId: string): Pro
   });
   return {
     hash: hash as Record<string, string>,
+    fields: readJobHash(hash as Record<string, string>),
     locked: locked === 1,
     delayed: delayed !== null,
     deadLettered: failed !== null,
@@ -79,9 +82,9 @@ async function snapshot(client: RedisClient, keys: TypeKeys, jobId: string): Pro
 }
 
 function stateOf(job: JobSnapshot): TaskState {
-  const attempts = Number(job.hash.atm ?? 0);
+  const attempts = job.fields.attemptsMade;
   if (job.deadLettered) return 'dead_lettered';
-  if (job.hash.finishedOn) return job.hash.returnvalue?.includes('"superseded":true') ? 'replaced' : 'completed';
+  if (job.fields.finishedOn) return job.fields.returnvalue?.includes('"superseded":true') ? 'replaced' : 'completed';
   if (job.locked) return 'active';
   if (job.delayed) return attempts > 0 ? 'retrying' : 'scheduled';
   return attempts > 0 ? 'retrying' : 'waiting';
@@ -96,7 +99,7 @@ function toStatus(
 ): TaskStatus {
   let data: Record<string, unknown> = {};
   try {
-    data = JSON.parse(job.hash.data ?? '{}') as Record<string, unknown>;
+    data = JSON.parse(job.fields.data ?? '{}') as Record<string, unknown>;
   } catch {
     // unreadable data: times stay unknown
   }
@@ -106,12 +109,12 @@ function toStatus(
     jobId,
     idempotencyKey: typeof data.idempotencyKey === 'string' ? data.idempotencyKey : idempotencyKey,
     state,
-    attempts: Number(job.hash.atm ?? 0),
-    lastError: job.hash.failedReason ?? null,
+    attempts: job.fields.attemptsMade,
+    lastError: job.fields.failedReason ?? null,
     deadLetterReason: state === 'dead_lettered' ? deadLetterReasonOf(job.hash) : null,
     runAt: isoOrNull(data.runAt),
     expiresAt: isoOrNull(data.expiresAt),
-    finishedAt: job.hash.finishedOn ? toIso(Number(job.hash.finishedOn)) : null,
+    finishedAt: job.fields.finishedOn ? toIso(job.fields.finishedOn) : null,
   };
 }
 

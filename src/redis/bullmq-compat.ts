@@ -1,36 +1,87 @@
 /**
- * The exact command BullMQ's `Queue.add` would send for a job, without sending it.
+ * Every BullMQ internal aftercall relies on, in one place. Nothing else in aftercall reads
+ * BullMQ's undocumented structures; test/bullmq-compat.test.ts checks each one against the
+ * installed BullMQ (pinned exactly, see BULLMQ_VERSION), so an upgrade that changes one
+ * fails there, loudly, rather than in production.
  *
- * BullMQ's backend builds an add's keys and arguments (which script, packed options, the
- * job's data) and hands them to `runCommand` of the client or transaction it is given.
- * Given a recorder instead, it hands them over without touching Redis; aftercall then
- * runs them inside its own enqueue script (enqueue-task.lua), which embeds BullMQ's add
- * script unchanged. So aftercall writes jobs exactly as BullMQ does, through BullMQ's own
- * public backend method, and adds its expiry index in the same atomic step.
+ * - Script loading: BullMQ's prebuilt Lua scripts (`bullmq/dist/cjs/scripts`), by name.
+ * - The add command: BullMQ's backend builds an add's keys and arguments (which script,
+ *   packed options, the job's data) and hands them to `runCommand` of the client or
+ *   transaction it is given. Given a recorder instead, it hands them over without touching
+ *   Redis. aftercall's enqueue script (lua/enqueue-task.lua) embeds BullMQ's add script
+ *   unchanged and runs that command in it, so a job is written exactly as `Queue.add`
+ *   writes it, and aftercall's expiry index is written in the same atomic step.
+ * - Job hash fields and queue keys aftercall's Lua reads and writes (attempts made, the
+ *   marker that wakes workers, the event stream's size limit): named in
+ *   lua/includes/bullmq.lua, which the contract test compares with BULLMQ_FIELDS.
+ * - Client names: how a BullMQ Worker names its Redis connection, to count workers.
+ * - The dead-letter convention: a processor that moved its job out of `active` itself
+ *   throws DelayedError, and BullMQ then leaves the job alone.
  */
-import { Job, type IRedisTransaction, type JobsOptions, type Queue } from 'bullmq';
-import { ENQUEUE_VARIANTS, type ScriptName } from './scripts.js';
+import { createRequire } from 'node:module';
+import { DelayedError, Job, type IRedisTransaction, type JobsOptions, type Queue } from 'bullmq';
+import type { Cluster, Redis } from 'ioredis';
+
+/** The BullMQ version these internals were checked against; package.json pins it exactly. */
+export const BULLMQ_VERSION = '6.7.0';
 
 /** Name of aftercall's custom backoff strategy: jobs name it, workers register it (worker/retry-policy.ts). */
 export const BACKOFF_STRATEGY = 'aftercall';
 
-export interface EnqueueCommand {
-  script: ScriptName;
-  /** BullMQ's KEYS followed by its ARGV. */
-  keysAndArgs: (string | number | Buffer)[];
+// ---------------------------------------------------------------------------------------
+// Script loading
+
+export interface BullmqScript {
+  name: string;
+  /** The script's Lua text, includes resolved. */
+  content: string;
+  /** Number of KEYS it takes. */
+  keys: number;
 }
 
+const require = createRequire(import.meta.url);
+let bullScripts: Record<string, BullmqScript> | undefined;
+
+/** One of BullMQ's prebuilt scripts, by its name (`addStandardJob`). */
+export function bullmqScript(name: string): BullmqScript {
+  bullScripts ??= require('bullmq/dist/cjs/scripts/index.js') as Record<string, BullmqScript>;
+  const script = bullScripts[name];
+  if (!script?.content || typeof script.keys !== 'number') {
+    throw new Error(`BullMQ ${BULLMQ_VERSION} has no script ${name}: bullmq-compat.ts needs updating`);
+  }
+  return script;
+}
+
+/** The add scripts aftercall's enqueue wraps: jobs with no delay, and delayed jobs (a reminder, a retry). */
+export const BULLMQ_ADD_SCRIPTS = ['addStandardJob', 'addDelayedJob'] as const;
+export type BullmqAddScript = (typeof BULLMQ_ADD_SCRIPTS)[number];
+
+// ---------------------------------------------------------------------------------------
+// The add command
+
+export interface BullmqAddCommand {
+  /** Which add script BullMQ chose. */
+  script: BullmqAddScript;
+  /** Its KEYS (as many as the script takes). */
+  keys: string[];
+  /** Its ARGV: packed arguments, the job's data, packed options. */
+  args: (string | number | Buffer)[];
+}
+
+/** The exact command BullMQ's `Queue.add` would send for a job, without sending it. */
 export function bullmqAddCommand(
   queue: Queue,
   name: string,
   data: unknown,
   opts: JobsOptions,
   jobId: string,
-): EnqueueCommand {
+): BullmqAddCommand {
   const job = new Job(queue, name, data, opts, jobId);
   let recorded: { command: string; args: (string | number | Buffer)[] } | undefined;
+  let calls = 0;
   const recorder = {
     runCommand(command: string, args: (string | number | Buffer)[]) {
+      calls += 1;
       recorded = { command, args };
       return 1;
     },
@@ -40,9 +91,122 @@ export function bullmqAddCommand(
     .getBackend()
     .addJobToTransaction(recorder, job.asJSON(), jobId, {}, queue.keys)
     .catch(() => undefined);
-  if (!recorded) throw new Error('BullMQ did not build an add command');
-  const bullScript = recorded.command.split(':')[0] as keyof typeof ENQUEUE_VARIANTS;
-  const script = ENQUEUE_VARIANTS[bullScript];
-  if (!script) throw new Error(`BullMQ chose the ${bullScript} script, which aftercall does not wrap`);
-  return { script, keysAndArgs: recorded.args };
+  if (!recorded || calls !== 1) throw new Error(`BullMQ built ${calls} commands for one add, expected 1`);
+  // BullMQ names the command `<script>:<version>`.
+  const script = recorded.command.split(':')[0] as BullmqAddScript;
+  if (!BULLMQ_ADD_SCRIPTS.includes(script)) {
+    throw new Error(`BullMQ chose the ${script} script, which aftercall does not wrap`);
+  }
+  const keyCount = bullmqScript(script).keys;
+  return { script, keys: recorded.args.slice(0, keyCount) as string[], args: recorded.args.slice(keyCount) };
+}
+
+// ---------------------------------------------------------------------------------------
+// Hash fields and keys
+
+/**
+ * BullMQ's names for what aftercall's Lua and status readers touch. Job hash fields
+ * (`<queue>:<jobId>`), meta hash fields (`<queue>:meta`), and the marker: a sorted-set
+ * member BullMQ adds to `<queue>:marker` when a job becomes waiting, which wakes a worker
+ * blocked on that key. Lua gets the same names from lua/includes/bullmq.lua.
+ */
+export const BULLMQ_FIELDS = {
+  /** Job hash: failures counted against `attempts`. */
+  attemptsMade: 'atm',
+  /** Job hash: times a worker started the job. */
+  attemptsStarted: 'ats',
+  /** Job hash: times the job stalled (its worker lost the lock). */
+  stalledCounter: 'stc',
+  /** Job hash: a failure recorded to be applied later. */
+  deferredFailure: 'defa',
+  /** Job hash: the worker that processed it. */
+  processedBy: 'pb',
+  /** Job hash (spelled out by BullMQ): data, timestamps, results. */
+  data: 'data',
+  timestamp: 'timestamp',
+  delay: 'delay',
+  processedOn: 'processedOn',
+  finishedOn: 'finishedOn',
+  failedReason: 'failedReason',
+  stacktrace: 'stacktrace',
+  returnvalue: 'returnvalue',
+  /** Meta hash: the events stream's approximate length limit. */
+  maxLenEvents: 'opts.maxLenEvents',
+  /** Meta hash: present while the queue is paused. */
+  paused: 'paused',
+  /** Marker member (score 0) meaning "a job is waiting now". */
+  markerMember: '0',
+} as const;
+
+/** Default events stream length limit when the meta hash sets none. */
+export const BULLMQ_DEFAULT_MAX_LEN_EVENTS = 10000;
+
+/** BullMQ's key suffixes (`<prefix>:<queue>:<suffix>`) aftercall touches. */
+export const BULLMQ_KEY_SUFFIXES = [
+  'wait',
+  'paused',
+  'delayed',
+  'prioritized',
+  'active',
+  'completed',
+  'failed',
+  'stalled',
+  'events',
+  'meta',
+  'marker',
+] as const;
+export type BullmqKeySuffix = (typeof BULLMQ_KEY_SUFFIXES)[number];
+
+/** The fields of a job hash (HGETALL) that aftercall reads, decoded. */
+export interface JobHashView {
+  data: string | undefined;
+  attemptsMade: number;
+  timestamp: number | undefined;
+  finishedOn: number | undefined;
+  failedReason: string | undefined;
+  returnvalue: string | undefined;
+}
+
+export function readJobHash(hash: Record<string, string>): JobHashView {
+  const number = (field: string) => (hash[field] === undefined ? undefined : Number(hash[field]));
+  return {
+    data: hash[BULLMQ_FIELDS.data],
+    attemptsMade: number(BULLMQ_FIELDS.attemptsMade) ?? 0,
+    timestamp: number(BULLMQ_FIELDS.timestamp),
+    finishedOn: number(BULLMQ_FIELDS.finishedOn),
+    failedReason: hash[BULLMQ_FIELDS.failedReason],
+    returnvalue: hash[BULLMQ_FIELDS.returnvalue],
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// Client names
+
+/**
+ * Whether a connection name is one a BullMQ Worker of `queue` gives its connections:
+ * `<prefix>:<base64(queue)>`, with `:w:<worker name>` appended for a named worker.
+ */
+export function isBullmqWorkerName(clientName: string, prefix: string, queue: string): boolean {
+  const name = `${prefix}:${Buffer.from(queue).toString('base64')}`;
+  return clientName === name || clientName.startsWith(`${name}:w:`);
+}
+
+/** The names of every connection to Redis (every master of a cluster), from CLIENT LIST. */
+export async function listClientNames(client: Redis | Cluster): Promise<string[]> {
+  const nodes = 'nodes' in client && typeof client.nodes === 'function' ? client.nodes('master') : [client];
+  const lists = await Promise.all(nodes.map((node) => (node as Redis).client('LIST') as Promise<string>));
+  return lists.flatMap((list) => [...list.matchAll(/ name=(\S*)/g)].map((match) => match[1]!).filter(Boolean));
+}
+
+// ---------------------------------------------------------------------------------------
+// The dead-letter convention
+
+/**
+ * What a processor throws after it moved its job out of `active` itself (into the
+ * dead-letter store, lua/dead-letter-active.lua). BullMQ treats a DelayedError as "the
+ * job was moved already": it does not finish or fail the job again, and attemptsMade
+ * stays what aftercall's script wrote.
+ */
+export function movedOutOfActive(message: string): Error {
+  return new DelayedError(message);
 }

@@ -19,6 +19,7 @@
  *
  * The stores are presented as one dead-letter queue: `list` and `counts` span all types.
  */
+import { readJobHash } from './bullmq-compat.js';
 import type { RedisClient } from './scripts.js';
 import { callScript } from './scripts.js';
 import { typeKeys } from './keys.js';
@@ -85,11 +86,12 @@ export function entryFromJobHash(
   jobId: string,
   hash: Record<string, string>,
 ): DeadLetterEntry | undefined {
-  if (!hash.data && !hash.finishedOn) return undefined;
+  const fields = readJobHash(hash);
+  if (!fields.data && !fields.finishedOn) return undefined;
   let data: Record<string, unknown> = {};
-  let payload: unknown = hash.data ?? null;
+  let payload: unknown = fields.data ?? null;
   try {
-    const parsed: unknown = JSON.parse(hash.data ?? 'null');
+    const parsed: unknown = JSON.parse(fields.data ?? 'null');
     if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) {
       data = parsed as Record<string, unknown>;
       payload = 'payload' in data ? data.payload : parsed;
@@ -106,11 +108,11 @@ export function entryFromJobHash(
     idempotencyKey: text(data.idempotencyKey),
     conversationId: text(data.conversationId),
     reason: deadLetterReasonOf(hash),
-    lastError: hash.failedReason ?? null,
-    attempts: Number(hash.atm ?? 0),
-    createdAt: isoOrNull(data.createdAt) ?? isoOrNull(Number(hash.timestamp)),
+    lastError: fields.failedReason ?? null,
+    attempts: fields.attemptsMade,
+    createdAt: isoOrNull(data.createdAt) ?? isoOrNull(fields.timestamp),
     expiresAt: isoOrNull(data.expiresAt),
-    deadLetteredAt: isoOrNull(Number(hash.finishedOn)),
+    deadLetteredAt: isoOrNull(fields.finishedOn),
     payload,
   };
 }

@@ -5,6 +5,7 @@
  * at once, plus one CLIENT LIST, whatever the queue sizes (counters and list lengths only).
  */
 import { DEAD_LETTER_REASONS, deadLetterCountsFrom, type DeadLetterReason } from './dead-letter-queue.js';
+import { isBullmqWorkerName, listClientNames } from './bullmq-compat.js';
 import { queueName, typeKeys } from './keys.js';
 import type { RedisClient } from './scripts.js';
 import { taskTypes, type TaskType } from '../tasks/catalog.js';
@@ -61,17 +62,7 @@ export async function readFleetState(client: RedisClient, prefix: string): Promi
       retrying: Math.min(retrying, delayed),
     };
     state.deadLetters[type] = deadLetterCountsFrom(failed, counts);
-    // BullMQ names a worker's blocking connection `<prefix>:<base64(queue)>` (+ `:w:<name>`).
-    const workerName = `${prefix}:${Buffer.from(queueName(type)).toString('base64')}`;
-    state.workers[type] = clientList.filter(
-      (name) => name === workerName || name.startsWith(`${workerName}:w:`),
-    ).length;
+    state.workers[type] = clientList.filter((name) => isBullmqWorkerName(name, prefix, queueName(type))).length;
   });
   return state;
-}
-
-async function listClientNames(client: RedisClient): Promise<string[]> {
-  const nodes = 'nodes' in client && typeof client.nodes === 'function' ? client.nodes('master') : [client];
-  const lists = await Promise.all(nodes.map((node) => (node as RedisClient).client('LIST') as Promise<string>));
-  return lists.flatMap((list) => [...list.matchAll(/ name=(\S*)/g)].map((match) => match[1]!).filter(Boolean));
 }

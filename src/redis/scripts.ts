@@ -11,22 +11,16 @@
  * EVAL), and then usable on the connection and on its pipelines.
  */
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import type { Cluster, Redis } from 'ioredis';
+import { bullmqScript, type BullmqAddScript } from './bullmq-compat.js';
 
 export type RedisClient = Redis | Cluster;
 
-interface BullScript {
-  name: string;
-  content: string;
-  keys: number;
-}
-
-const require = createRequire(import.meta.url);
-const bullScripts = require('bullmq/dist/cjs/scripts/index.js') as Record<string, BullScript>;
-
-/** BullMQ add scripts an enqueue may wrap, by BullMQ's script name. */
-export const ENQUEUE_VARIANTS = { addStandardJob: 'enqueueStandard', addDelayedJob: 'enqueueDelayed' } as const;
+/** The enqueue script that wraps each of BullMQ's add scripts. */
+export const ENQUEUE_SCRIPT = {
+  addStandardJob: 'enqueueStandard',
+  addDelayedJob: 'enqueueDelayed',
+} as const satisfies Record<BullmqAddScript, ScriptName>;
 
 interface ScriptSpec {
   file: string;
@@ -37,8 +31,8 @@ interface ScriptSpec {
 }
 
 const SCRIPTS = {
-  enqueueStandard: { file: 'enqueue-task.lua', keys: bullScripts.addStandardJob!.keys, embeds: 'addStandardJob' },
-  enqueueDelayed: { file: 'enqueue-task.lua', keys: bullScripts.addDelayedJob!.keys, embeds: 'addDelayedJob' },
+  enqueueStandard: { file: 'enqueue-task.lua', keys: bullmqScript('addStandardJob').keys, embeds: 'addStandardJob' },
+  enqueueDelayed: { file: 'enqueue-task.lua', keys: bullmqScript('addDelayedJob').keys, embeds: 'addDelayedJob' },
   settleScope: { file: 'settle-scope.lua', keys: 1 },
   expireJobs: { file: 'expire-jobs.lua', keys: 1 },
   deadLetterActive: { file: 'dead-letter-active.lua', keys: 1 },
@@ -60,9 +54,8 @@ function loadSources(): Map<ScriptName, string> {
       (Object.entries(SCRIPTS) as [ScriptName, ScriptSpec][]).map(([name, spec]) => {
         let body = readLua(spec.file);
         if (spec.embeds) {
-          const embedded = bullScripts[spec.embeds];
-          if (!embedded || !body.includes('--@bullmq-add'))
-            throw new Error(`cannot embed BullMQ script ${spec.embeds}`);
+          const embedded = bullmqScript(spec.embeds);
+          if (!body.includes('--@bullmq-add')) throw new Error(`cannot embed BullMQ script ${spec.embeds}`);
           body = body.replace('--@bullmq-add', () => embedded.content);
         }
         return [name, `${helpers}\n${body}`];

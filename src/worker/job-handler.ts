@@ -18,16 +18,17 @@
  *
  * Dead-lettering moves the job out of the active list into the type's dead-letter store
  * in one script that checks this worker's lock (dead-letter-active.lua), so it happens
- * once even when processes race. The handler then throws BullMQ's DelayedError, which
- * tells BullMQ the job has been moved already and must not be finished again.
+ * once even when processes race. The handler then throws movedOutOfActive (bullmq-compat),
+ * which tells BullMQ the job has been moved already and must not be finished again.
  *
  * Every outcome is one log line: conversationId, jobId, type, attempt, durationMs,
  * result, and reason and error when it failed. Never the payload.
  */
-import { DelayedError, type Job } from 'bullmq';
+import type { Job } from 'bullmq';
 import { scrubText, type Logger } from './logger.js';
 import { retryDelay, RetryScheduledError, type RetryPolicy } from './retry-policy.js';
 import { parseJobData } from '../tasks/job-data.js';
+import { movedOutOfActive } from '../redis/bullmq-compat.js';
 import type { TypeKeys } from '../redis/keys.js';
 import { callScript, type RedisClient } from '../redis/scripts.js';
 import type { DeliveryPort, DeliveryReceipt } from '../contract/delivery-port.js';
@@ -174,7 +175,7 @@ export function createJobHandler(options: JobHandlerOptions) {
         calledProvider,
         ...(attemptResult && { attemptResult }),
       });
-      throw new DelayedError(`dead-lettered: ${reason}`);
+      throw movedOutOfActive(`dead-lettered: ${reason}`);
     };
 
     if (!parsed.ok) {
