@@ -55,4 +55,6 @@ export { producerRegistry } from './producer/producer-metrics.js';
 export { readFleetState, type FleetState } from './redis/fleet-state.js';
 export { createResendDelivery } from './delivery/providers/resend/resend.js';
 export { createTwilioDelivery } from './delivery/providers/twilio/twilio.js';
-export { createDeliveryRouter, type Channel, type ChannelSetting } from './delivery/routing.js';
+export { createDeliveryRouter, type ChannelSetting, type DeliveryConfig } from './delivery/routing.js';
+export { PROVIDERS } from './delivery/registry.js';
+export type { DeliveryProvider, ProviderVariable } from './delivery/provider.js';

@@ -22,7 +22,7 @@ describe('configuration from the environment', () => {
     expect(config.worker.shutdownGraceMs).toBe(25_000);
     expect(config.retry).toEqual({ baseDelayMs: 2_000, maxDelayMs: 60_000, jitterMs: 1_000 });
     expect(config.sweeper).toMatchObject({ enabled: true, intervalMs: 15_000 });
-    expect(config.webhook.timeoutMs).toBe(10_000);
+    expect(config.delivery.timeoutMs).toBe(10_000);
   });
 
   it('accepts redis:// and rediss:// URLs with user and password, durations and per-type settings', () => {

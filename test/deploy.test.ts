@@ -500,7 +500,7 @@ describe('docker-compose.yml', () => {
     const workerEnv = environmentOf(service('worker'));
     // What `aftercall worker` checks at start: every variable valid, every type routed.
     const config = loadConfig(workerEnv);
-    expect(() => resolveRoutes(config, taskTypes)).not.toThrow();
+    expect(() => resolveRoutes(config.delivery, taskTypes)).not.toThrow();
     // The sandbox runs without --webhook-secret, so it verifies with its built-in test secret.
     expect(commandOf(service('sandbox'))).not.toContain('--webhook-secret');
     expect(workerEnv.WEBHOOK_SECRET).toBe(SANDBOX_WEBHOOK_SECRET);

@@ -5,7 +5,7 @@
  * runs until SIGINT or SIGTERM, closes and exits 0. A bad option exits 2 naming it.
  */
 import { parseArgs } from 'node:util';
-import { isWebhookSecret } from '../../src/config/environment.js';
+import { isWebhookSecret } from '../../src/delivery/providers/webhook/provider.js';
 import { E164 } from '../../src/contract/conversation-outcome.js';
 import { catalog } from '../../src/tasks/catalog.js';
 import { ValidationError } from '../../src/contract/validation-error.js';
@@ -41,24 +41,6 @@ Deliveries: GET /_sandbox/deliveries[?provider=resend|twilio|webhook]; POST /_sa
 export interface SandboxCommandOptions {
   /** Stops the sandbox like SIGTERM does (for tests and embedding). */
   signal?: AbortSignal;
-}
-
-class UsageError extends Error {}
-
-function fraction(option: string, text: string | undefined): number | undefined {
-  if (text === undefined) return undefined;
-  const value = Number(text);
-  if (!text.trim() || !Number.isFinite(value) || value < 0 || value > 1)
-    throw new UsageError(`--${option}: expected a fraction from 0 to 1 (e.g. 0.1), got ${JSON.stringify(text)}`);
-  return value;
-}
-
-function integer(option: string, text: string | undefined, min: number, max: number, unit: string): number | undefined {
-  if (text === undefined) return undefined;
-  if (!/^\d+$/.test(text.trim()) || Number(text) < min || Number(text) > max) {
-    throw new UsageError(`--${option}: expected ${unit} from ${min} to ${max}, got ${JSON.stringify(text)}`);
-  }
-  return Number(text);
 }
 
 function latency(text: string | undefined): { min: number; max: number } | undefined {
@@ -121,71 +103,66 @@ function describeFaults(sandbox: Sandbox): string {
   ].join(', ');
 }
 
-export async function sandboxCommand(
-  args: string[],
-  io: CommandIO,
-  options: SandboxCommandOptions = {},
-): Promise<number> {
-  let sandbox: Sandbox;
-  try {
-    const { values } = parseArgs({
-      args,
-      options: {
-        port: { type: 'string' },
-        host: { type: 'string' },
-        'webhook-secret': { type: 'string' },
-        'rate-limit': { type: 'string' },
-        'retry-after': { type: 'string' },
-        'server-errors': { type: 'string' },
-        hangs: { type: 'string' },
-        'hang-ms': { type: 'string' },
-        latency: { type: 'string' },
-        terminal: { type: 'string' },
-        seed: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    });
-    if (values.help) {
-      io.stdout.write(SANDBOX_HELP);
-      return 0;
-    }
-    const port = integer('port', values.port, 0, 65_535, 'a port') ?? 4010;
-    const host = values.host ?? '127.0.0.1';
-    if (!host.trim()) throw new UsageError('--host: expected a host name or address');
-    const webhookSecret = values['webhook-secret'];
-    if (webhookSecret !== undefined) checkWebhookSecret(webhookSecret);
-    const change: FaultChange = {};
-    const rateLimitRate = fraction('rate-limit', values['rate-limit']);
-    const serverErrorRate = fraction('server-errors', values['server-errors']);
-    const hangRate = fraction('hangs', values.hangs);
-    if ((rateLimitRate ?? 0) + (serverErrorRate ?? 0) + (hangRate ?? 0) > 1) {
-      throw new UsageError(
-        '--rate-limit + --server-errors + --hangs: expected at most 1 together (they share one roll)',
-      );
-    }
-    if (rateLimitRate !== undefined) change.rateLimitRate = rateLimitRate;
-    if (serverErrorRate !== undefined) change.serverErrorRate = serverErrorRate;
-    if (hangRate !== undefined) change.hangRate = hangRate;
-    const retryAfterSeconds = integer('retry-after', values['retry-after'], 0, 86_400, 'whole seconds');
-    if (retryAfterSeconds !== undefined) change.retryAfterSeconds = retryAfterSeconds;
-    const hangMs = integer('hang-ms', values['hang-ms'], 0, 3_600_000, 'milliseconds');
-    if (hangMs !== undefined) change.hangMs = hangMs;
-    const latencyMs = latency(values.latency);
-    if (latencyMs) change.latencyMs = latencyMs;
-    const terminalRecipients = terminalList(values.terminal);
-    if (terminalRecipients) change.terminalRecipients = terminalRecipients;
-    const seed = integer('seed', values.seed, 0, 2 ** 32 - 1, 'an integer');
+/** Parses the options into what startSandbox takes. */
+function sandboxOptions(values: ParsedArgs<typeof options>['values']) {
+  const port = integer('port', values.port, { max: 65_535, unit: 'a port' }) ?? 4010;
+  const host = values.host ?? '127.0.0.1';
+  if (!host.trim()) throw new UsageError('--host: expected a host name or address');
+  const webhookSecret = values['webhook-secret'];
+  if (webhookSecret !== undefined) checkWebhookSecret(webhookSecret);
+  const change: FaultChange = {};
+  const rateLimitRate = fraction('rate-limit', values['rate-limit']);
+  const serverErrorRate = fraction('server-errors', values['server-errors']);
+  const hangRate = fraction('hangs', values.hangs);
+  if ((rateLimitRate ?? 0) + (serverErrorRate ?? 0) + (hangRate ?? 0) > 1) {
+    throw new UsageError('--rate-limit + --server-errors + --hangs: expected at most 1 together (they share one roll)');
+  }
+  if (rateLimitRate !== undefined) change.rateLimitRate = rateLimitRate;
+  if (serverErrorRate !== undefined) change.serverErrorRate = serverErrorRate;
+  if (hangRate !== undefined) change.hangRate = hangRate;
+  const retryAfterSeconds = integer('retry-after', values['retry-after'], { max: 86_400, unit: 'whole seconds' });
+  if (retryAfterSeconds !== undefined) change.retryAfterSeconds = retryAfterSeconds;
+  const hangMs = integer('hang-ms', values['hang-ms'], { max: 3_600_000, unit: 'milliseconds' });
+  if (hangMs !== undefined) change.hangMs = hangMs;
+  const latencyMs = latency(values.latency);
+  if (latencyMs) change.latencyMs = latencyMs;
+  const terminalRecipients = terminalList(values.terminal);
+  if (terminalRecipients) change.terminalRecipients = terminalRecipients;
+  const seed = integer('seed', values.seed, { max: 2 ** 32 - 1 });
+  return {
+    port,
+    host,
+    faults: change,
+    ...(webhookSecret !== undefined && { webhookSecret }),
+    ...(seed !== undefined && { seed }),
+  };
+}
 
+const options = {
+  port: { type: 'string' },
+  host: { type: 'string' },
+  'webhook-secret': { type: 'string' },
+  'rate-limit': { type: 'string' },
+  'retry-after': { type: 'string' },
+  'server-errors': { type: 'string' },
+  hangs: { type: 'string' },
+  'hang-ms': { type: 'string' },
+  latency: { type: 'string' },
+  terminal: { type: 'string' },
+  seed: { type: 'string' },
+} as const;
+
+export const command = defineCommand({
+  name: 'sandbox',
+  synopsis: ['aftercall sandbox [--port 4010] [--help]'],
+  summary: 'Local fakes of Resend, Twilio and a Standard Webhooks receiver, with fault injection.',
+  help: SANDBOX_HELP,
+  options,
+  async run({ values }, { io, signal }) {
+    const settings = sandboxOptions(values);
+    let sandbox: Sandbox;
     try {
-      sandbox = await startSandbox({
-        port,
-        host,
-        faults: change,
-        ...(webhookSecret !== undefined && { webhookSecret }),
-        ...(seed !== undefined && { seed }),
-      });
+      sandbox = await startSandbox(settings);
     } catch (error) {
       if (error instanceof ValidationError) throw new UsageError(error.message);
       const code = (error as NodeJS.ErrnoException).code;
@@ -195,18 +172,8 @@ export async function sandboxCommand(
           : code === 'EADDRNOTAVAIL'
             ? 'no such local address'
             : (error as Error).message;
-      io.stderr.write(`aftercall sandbox: cannot listen on ${host}:${port}: ${reason}\n`);
-      return 1;
+      throw new Error(`cannot listen on ${settings.host}:${settings.port}: ${reason}`);
     }
-  } catch (error) {
-    const parseError = (error as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS');
-    if (error instanceof UsageError || parseError) {
-      io.stderr.write(`aftercall sandbox: ${(error as Error).message}\n(see aftercall sandbox --help)\n`);
-      return 2;
-    }
-    throw error;
-  }
-
   const { url } = sandbox;
   io.stdout.write(
     [

@@ -7,8 +7,8 @@
  */
 import { z } from 'zod';
 import { allTaskDefinitions, MAX_ATTEMPTS, type TaskOverrides, type TaskType } from '../tasks/catalog.js';
-import { formatDuration, parseDuration, SECOND } from '../contract/time.js';
-import { E164 } from '../contract/conversation-outcome.js';
+import { formatDuration, SECOND } from '../contract/time.js';
+import { durationVariable, flagVariable, integerVariable } from '../contract/variables.js';
 import {
   DEFAULT_DEDUPE_WINDOW_MS,
   DEFAULT_PREFIX,
@@ -20,12 +20,20 @@ import {
   type RetryPolicy,
 } from './defaults.js';
 import { ConfigError } from '../contract/validation-error.js';
-import { channelVariable, supportedChannels, type ChannelSetting } from '../delivery/routing.js';
+import { PROVIDERS } from '../delivery/registry.js';
+import { channelVariable, supportedChannels, type ChannelSetting, type DeliveryConfig } from '../delivery/routing.js';
+import type { RedisTarget } from '../redis/connection.js';
+import { redisDocs, redisTargetFrom, redisVariables } from './redis-environment.js';
 
 export { ConfigError };
 
 export interface AftercallConfig {
+  /** REDIS_URL as given (standalone mode; in sentinel mode the primary's credentials). */
   redisUrl: string;
+  /** Where Redis is: standalone, cluster or sentinel, with TLS (redis-environment.ts). */
+  redis: RedisTarget;
+  /** Replicas a producer waits for (WAIT) before it acknowledges a task; 0: none. */
+  waitReplicas: number;
   prefix: string;
   dedupeWindowMs: number;
   producerTimeoutMs: number;
@@ -39,15 +47,8 @@ export interface AftercallConfig {
   };
   retry: RetryPolicy;
   sweeper: { enabled: boolean; intervalMs: number; batchSize: number };
-  webhook: { secret: string | undefined; timeoutMs: number; urls: Record<TaskType, string | undefined> };
-  resend: { apiKey: string | undefined; baseUrl: string | undefined; from: string | undefined };
-  twilio: {
-    accountSid: string | undefined;
-    authToken: string | undefined;
-    from: string | undefined;
-    apiBase: string | undefined;
-  };
-  channels: Record<TaskType, ChannelSetting>;
+  /** Providers' variables (from the provider registry), channels by type, the request timeout. */
+  delivery: DeliveryConfig;
   /** Port of /metrics, /healthz and /readyz in worker processes; 0 switches the server off. */
   metricsPort: number;
   tasks: TaskOverrides;
@@ -63,63 +64,9 @@ export interface VariableDoc {
 const upper = (name: string) => name.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
 export const taskVariable = (type: string, setting: string) => `TASK_${type.toUpperCase()}_${upper(setting)}`;
 
-const duration = (fallback: number) =>
-  z
-    .string()
-    .optional()
-    .transform((text, ctx) => {
-      if (text === undefined || text === '') return fallback;
-      const value = parseDuration(text);
-      if (value === undefined) {
-        ctx.addIssue({ code: 'custom', message: 'expected a duration such as 500ms, 15s, 30m, 2h or 1d' });
-        return z.NEVER;
-      }
-      return value;
-    });
-
-const integer = (fallback: number, min: number, max: number) =>
-  z
-    .string()
-    .optional()
-    .transform((text, ctx) => {
-      if (text === undefined || text === '') return fallback;
-      const value = Number(text);
-      if (!Number.isInteger(value) || value < min || value > max) {
-        ctx.addIssue({ code: 'custom', message: `expected an integer from ${min} to ${max}` });
-        return z.NEVER;
-      }
-      return value;
-    });
-
-const TRUE = ['true', '1', 'yes', 'on'];
-const FALSE = ['false', '0', 'no', 'off'];
-const flag = (fallback: boolean) =>
-  z
-    .string()
-    .optional()
-    .transform((text, ctx) => {
-      if (text === undefined || text === '') return fallback;
-      const lower = text.toLowerCase();
-      if (TRUE.includes(lower)) return true;
-      if (FALSE.includes(lower)) return false;
-      ctx.addIssue({ code: 'custom', message: 'expected true or false' });
-      return z.NEVER;
-    });
-
-const httpUrl = z
-  .string()
-  .optional()
-  .transform((text, ctx) => {
-    if (text === undefined || text === '') return undefined;
-    try {
-      const url = new URL(text);
-      if (url.protocol === 'http:' || url.protocol === 'https:') return text;
-    } catch {
-      // reported below
-    }
-    ctx.addIssue({ code: 'custom', message: 'expected an http:// or https:// URL' });
-    return z.NEVER;
-  });
+const duration = durationVariable;
+const integer = integerVariable;
+const flag = flagVariable;
 
 const redisUrl = z
   .string()
@@ -138,12 +85,6 @@ const redisUrl = z
     });
     return z.NEVER;
   });
-
-/** A Standard Webhooks secret as workers accept it: `whsec_` and at least 16 bytes in base64. */
-export function isWebhookSecret(text: string): boolean {
-  const key = text.startsWith('whsec_') ? text.slice('whsec_'.length) : '';
-  return key !== '' && /^[A-Za-z0-9+/]+={0,2}$/.test(key) && Buffer.from(key, 'base64').length >= 16;
-}
 
 const fixedVariables = {
   REDIS_URL: redisUrl,
@@ -170,62 +111,7 @@ const fixedVariables = {
   SWEEPER_ENABLED: flag(true),
   SWEEP_INTERVAL: duration(15 * SECOND),
   SWEEP_BATCH_SIZE: integer(DEFAULT_SWEEP_BATCH_SIZE, 1, 10_000),
-  WEBHOOK_SECRET: z
-    .string()
-    .optional()
-    .transform((text, ctx) => {
-      if (text === undefined || text === '') return undefined;
-      if (isWebhookSecret(text)) return text;
-      ctx.addIssue({
-        code: 'custom',
-        message: 'expected a Standard Webhooks secret: whsec_ followed by at least 16 bytes in base64',
-      });
-      return z.NEVER;
-    }),
   WEBHOOK_TIMEOUT: duration(10 * SECOND),
-  RESEND_API_KEY: z
-    .string()
-    .optional()
-    .transform((text) => text || undefined),
-  RESEND_BASE_URL: httpUrl,
-  EMAIL_FROM: z
-    .string()
-    .optional()
-    .transform((text, ctx) => {
-      if (text === undefined || text === '') return undefined;
-      if (/^[^<>@\s]+@[^<>@\s]+$/.test(text) || /^[^<>]*<[^<>@\s]+@[^<>@\s]+>$/.test(text)) return text;
-      ctx.addIssue({
-        code: 'custom',
-        message: 'expected a sender such as bookings@acme.example or "Acme <bookings@acme.example>"',
-      });
-      return z.NEVER;
-    }),
-  TWILIO_ACCOUNT_SID: z
-    .string()
-    .optional()
-    .transform((text, ctx) => {
-      if (text === undefined || text === '') return undefined;
-      if (/^AC[0-9a-fA-F]{32}$/.test(text)) return text;
-      ctx.addIssue({ code: 'custom', message: 'expected a Twilio account SID: AC followed by 32 hex digits' });
-      return z.NEVER;
-    }),
-  TWILIO_AUTH_TOKEN: z
-    .string()
-    .optional()
-    .transform((text) => text || undefined),
-  TWILIO_FROM: z
-    .string()
-    .optional()
-    .transform((text, ctx) => {
-      if (text === undefined || text === '') return undefined;
-      if (E164.test(text) || /^MG[0-9a-fA-F]{32}$/.test(text)) return text;
-      ctx.addIssue({
-        code: 'custom',
-        message: 'expected an E.164 number (+14155550100) or a Messaging Service SID (MG...)',
-      });
-      return z.NEVER;
-    }),
-  TWILIO_API_BASE: httpUrl,
   METRICS_PORT: integer(9464, 0, 65_535),
 };
 
@@ -249,22 +135,13 @@ const fixedDocs: Record<keyof typeof fixedVariables, [string, string]> = {
     String(DEFAULT_SWEEP_BATCH_SIZE),
     'expired jobs handled per Redis call during a sweep (each call blocks Redis while it runs)',
   ],
-  WEBHOOK_SECRET: ['(none)', 'Standard Webhooks signing secret (whsec_...); required when a webhook is used'],
   WEBHOOK_TIMEOUT: ['10s', 'timeout of one provider request (webhook, Resend, Twilio)'],
-  RESEND_API_KEY: ['(none)', 'Resend API key; when set, e-mails go through Resend (see CHANNEL_<TYPE>)'],
-  RESEND_BASE_URL: ["(the SDK's)", 'Resend API base URL (a sandbox or a regional endpoint)'],
-  EMAIL_FROM: ['(none)', 'sender of e-mails sent through Resend; required with RESEND_API_KEY'],
-  TWILIO_ACCOUNT_SID: ['(none)', 'Twilio account SID (AC...); with the token and sender, SMS go through Twilio'],
-  TWILIO_AUTH_TOKEN: ['(none)', 'Twilio auth token'],
-  TWILIO_FROM: ['(none)', 'SMS sender: an E.164 number or a Messaging Service SID (MG...)'],
-  TWILIO_API_BASE: ['https://api.twilio.com', 'Twilio API base URL (a sandbox)'],
   METRICS_PORT: ['9464', 'worker port of /metrics, /healthz and /readyz; 0 switches it off'],
 };
 
 function taskVariables() {
   const shape: Record<string, z.ZodType> = {};
   for (const definition of allTaskDefinitions()) {
-    shape[definition.webhookUrlVariable] = httpUrl;
     shape[channelVariable(definition.type)] = z
       .enum(['auto', ...supportedChannels(definition.type)] as [string, ...string[]], {
         error: `expected one of auto, ${supportedChannels(definition.type).join(', ')}`,
@@ -280,18 +157,24 @@ function taskVariables() {
   return shape;
 }
 
+function providerVariables() {
+  const shape: Record<string, z.ZodType> = {};
+  for (const provider of PROVIDERS) for (const variable of provider.variables()) shape[variable.name] = variable.schema;
+  return shape;
+}
+
 export function configVariables(): VariableDoc[] {
-  const docs: VariableDoc[] = Object.entries(fixedDocs).map(([name, [fallback, description]]) => ({
+  const docs: VariableDoc[] = Object.entries({ ...fixedDocs, ...redisDocs }).map(([name, [fallback, description]]) => ({
     name,
     default: fallback,
     description,
   }));
+  for (const provider of PROVIDERS) {
+    for (const variable of provider.variables()) {
+      docs.push({ name: variable.name, default: variable.default, description: variable.description });
+    }
+  }
   for (const definition of allTaskDefinitions()) {
-    docs.push({
-      name: definition.webhookUrlVariable,
-      default: '(none)',
-      description: `webhook URL of ${definition.type} deliveries`,
-    });
     docs.push({
       name: channelVariable(definition.type),
       default: 'auto',
@@ -321,7 +204,7 @@ export function configVariables(): VariableDoc[] {
 
 /** Reads and validates the environment. Throws ConfigError naming each bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): AftercallConfig {
-  const schema = z.object({ ...fixedVariables, ...taskVariables() });
+  const schema = z.object({ ...fixedVariables, ...redisVariables, ...providerVariables(), ...taskVariables() });
   const parsed = schema.safeParse(env);
   if (!parsed.success) {
     throw new ConfigError(
@@ -334,10 +217,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AftercallConfi
   }
   const values = parsed.data as Record<string, unknown>;
   const tasks: TaskOverrides = {};
-  const urls = {} as Record<TaskType, string | undefined>;
   const channels = {} as Record<TaskType, ChannelSetting>;
   for (const definition of allTaskDefinitions()) {
-    urls[definition.type] = values[definition.webhookUrlVariable] as string | undefined;
     channels[definition.type] = values[channelVariable(definition.type)] as ChannelSetting;
     tasks[definition.type] = {
       enabled: values[taskVariable(definition.type, 'enabled')] as boolean,
@@ -353,6 +234,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AftercallConfi
   const v = parsed.data;
   return {
     redisUrl: v.REDIS_URL,
+    redis: redisTargetFrom(env, v),
+    waitReplicas: v.REDIS_WAIT_REPLICAS,
     prefix: v.AFTERCALL_PREFIX,
     dedupeWindowMs: v.DEDUPE_WINDOW,
     producerTimeoutMs: v.PRODUCER_TIMEOUT,
@@ -366,15 +249,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AftercallConfi
     },
     retry: { baseDelayMs: v.RETRY_BASE_DELAY, maxDelayMs: v.RETRY_MAX_DELAY, jitterMs: v.RETRY_JITTER },
     sweeper: { enabled: v.SWEEPER_ENABLED, intervalMs: v.SWEEP_INTERVAL, batchSize: v.SWEEP_BATCH_SIZE },
-    webhook: { secret: v.WEBHOOK_SECRET, timeoutMs: v.WEBHOOK_TIMEOUT, urls },
-    resend: { apiKey: v.RESEND_API_KEY, baseUrl: v.RESEND_BASE_URL, from: v.EMAIL_FROM },
-    twilio: {
-      accountSid: v.TWILIO_ACCOUNT_SID,
-      authToken: v.TWILIO_AUTH_TOKEN,
-      from: v.TWILIO_FROM,
-      apiBase: v.TWILIO_API_BASE,
+    delivery: {
+      channels,
+      values: Object.fromEntries(
+        PROVIDERS.flatMap((provider) => provider.variables().map((variable) => [variable.name, values[variable.name]])),
+      ),
+      timeoutMs: v.WEBHOOK_TIMEOUT,
     },
-    channels,
     metricsPort: v.METRICS_PORT,
     tasks,
   };

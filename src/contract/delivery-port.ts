@@ -2,7 +2,7 @@
  * The delivery port: the one interface through which every task reaches the outside
  * world. The generic adapter is the Standard Webhooks one (webhook.ts); native
  * providers plug in beside it. An adapter either resolves with a receipt or throws a
- * RetryableDeliveryError or TerminalDeliveryError (delivery-errors.ts); anything else
+ * RetryableDeliveryError or TerminalDeliveryError (src/delivery/errors.ts); anything else
  * it throws is treated as retryable.
  */
 
@@ -30,5 +30,16 @@ export interface DeliveryReceipt {
 
 export interface DeliveryPort {
   readonly provider: string;
+  /**
+   * Whether this port can reach the request's customer (an SMS port cannot reach a
+   * customer without a phone number); routing then tries the type's next channel.
+   * Absent: always.
+   */
+  reaches?(request: DeliveryRequest): boolean;
+  /**
+   * Delivers, or throws a RetryableDeliveryError or TerminalDeliveryError. `signal` aborts
+   * the request when the worker shuts down and its grace period has run out: the job is
+   * then put back for another worker, using no attempt.
+   */
   deliver<Payload>(request: DeliveryRequest<Payload>, signal: AbortSignal): Promise<DeliveryReceipt>;
 }

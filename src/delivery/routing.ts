@@ -1,99 +1,79 @@
 /**
- * Channels: which provider delivers each task type.
+ * Routing: which provider delivers each task type, from the provider registry.
  *
- * A type is served by Resend (e-mail), Twilio (SMS) or the signed webhook, as set by
- * `CHANNEL_<TYPE>` (`auto`, `webhook`, `resend`, `twilio`; only the channels a type has a
- * message for are allowed). `auto`, the default:
- *   - types with an e-mail (send_email): Resend when RESEND_API_KEY is set, else webhook;
- *   - types with an SMS and an e-mail (reminders, surveys): Twilio when it is configured
- *     and the customer has a phone; else Resend when it is configured and the customer has
- *     an e-mail address; else the webhook;
- *   - other types (CRM, ticket, callback): the webhook.
- * A channel that is chosen but not configured stops the worker at start, naming the
- * variable; so does a webhook that a type may fall back to without a URL. A task that
- * none of its channels can reach (an SMS-only type and a customer without a phone) is
- * dead-lettered as terminal, with the reason.
+ * `CHANNEL_<TYPE>` names a provider (`webhook`, `resend`, `twilio`: only those that can
+ * send the type: an e-mail provider for types with an e-mail, an SMS provider for types
+ * with an SMS, the webhook for any) or `auto`, the default. `auto` tries, in the
+ * registry's order, every configured provider that supports the type (SMS, then e-mail),
+ * and closes the chain with the webhook when the type has a URL or nothing else is
+ * configured:
+ *   - send_email: Resend when RESEND_API_KEY is set, else the webhook;
+ *   - reminders and surveys: Twilio when configured and the customer has a phone; else
+ *     Resend when configured and the customer has an e-mail address; else the webhook;
+ *   - CRM, ticket, callback: the webhook.
+ * A provider that is chosen but not configured stops the worker at start, naming each
+ * missing variable. A task none of its providers can reach (an SMS-only route and a
+ * customer without a phone) is dead-lettered as terminal, with the reason.
  */
-import type { AftercallConfig } from '../config/environment.js';
-import type { RedisClient } from '../redis/scripts.js';
-import { taskDefinition, type TaskType } from '../tasks/catalog.js';
+import type { DeliveryPort, DeliveryRequest } from '../contract/delivery-port.js';
 import { ConfigError, type FieldIssue } from '../contract/validation-error.js';
+import type { RedisClient } from '../redis/scripts.js';
+import type { TaskType } from '../tasks/catalog.js';
 import { TerminalDeliveryError } from './errors.js';
-import type { DeliveryPort } from '../contract/delivery-port.js';
 import type { ProviderObserver } from './observer.js';
-import { createResendDelivery, type EmailSender } from './providers/resend/resend.js';
-import { createTwilioDelivery, type SmsSender } from './providers/twilio/twilio.js';
-import { createWebhookDelivery, WEBHOOK_PROVIDER } from './providers/webhook/webhook.js';
+import { providerSupports, type DeliveryProvider, type VariableValues } from './provider.js';
+import { PROVIDERS, providerNamed } from './registry.js';
 
-export const CHANNELS = ['webhook', 'resend', 'twilio'] as const;
-export type Channel = (typeof CHANNELS)[number];
-export type ChannelSetting = 'auto' | Channel;
+export type ChannelSetting = 'auto' | string;
 
 export const channelVariable = (type: string) => `CHANNEL_${type.toUpperCase()}`;
 
-/** The channels a type has messages for (the webhook always). */
-export function supportedChannels(type: TaskType): Channel[] {
-  const messages = taskDefinition(type).messages;
-  return [
-    'webhook',
-    ...(messages?.email ? (['resend'] as const) : []),
-    ...(messages?.sms ? (['twilio'] as const) : []),
-  ];
+/** The providers that can send a type, in the registry's order. */
+export function supportedChannels(type: TaskType): string[] {
+  return PROVIDERS.filter((provider) => providerSupports(provider, type)).map((provider) => provider.name);
 }
 
-const resendReady = (config: AftercallConfig) => !!config.resend.apiKey;
-const twilioReady = (config: AftercallConfig) =>
-  !!(config.twilio.accountSid || config.twilio.authToken || config.twilio.from);
+/** What routing needs of the configuration. */
+export interface DeliveryConfig {
+  /** `CHANNEL_<TYPE>` by type. */
+  channels: Readonly<Record<TaskType, ChannelSetting>>;
+  /** Every provider variable, parsed, by name. */
+  values: VariableValues;
+  /** Timeout of one provider request. */
+  timeoutMs: number;
+}
 
-/** The channels a type tries, in order; throws ConfigError naming each missing variable. */
+/** The providers a type tries, in order; throws ConfigError naming each missing variable. */
 export function resolveRoutes(
-  config: AftercallConfig,
+  config: DeliveryConfig,
   types: readonly TaskType[],
   overridden: readonly TaskType[] = [],
-): Map<TaskType, Channel[]> {
+): Map<TaskType, DeliveryProvider[]> {
   const issues: FieldIssue[] = [];
-  const need = (variable: string, value: unknown, why: string) => {
-    if (!value && !issues.some((issue) => issue.path === variable))
-      issues.push({ path: variable, message: `required: ${why}` });
-  };
-  const routes = new Map<TaskType, Channel[]>();
+  const routes = new Map<TaskType, DeliveryProvider[]>();
   for (const type of types) {
     if (overridden.includes(type)) continue;
     const setting = config.channels[type];
-    const supported = supportedChannels(type);
-    let order: Channel[];
+    let order: DeliveryProvider[];
     if (setting === 'auto') {
-      order = [
-        ...(supported.includes('twilio') && twilioReady(config) ? (['twilio'] as const) : []),
-        ...(supported.includes('resend') && resendReady(config) ? (['resend'] as const) : []),
-      ];
+      const webhook = PROVIDERS.find((provider) => provider.sends === 'payload');
+      order = PROVIDERS.filter(
+        (provider) => provider !== webhook && providerSupports(provider, type) && provider.configured(config.values),
+      );
       // The webhook closes the chain when it has a URL (for customers the providers cannot
       // reach), and is the only channel when no provider is configured.
-      if (config.webhook.urls[type] || order.length === 0) order.push('webhook');
+      if (webhook && (order.length === 0 || webhook.requires(config.values, type)[0]?.set)) order.push(webhook);
     } else {
-      order = [setting];
+      const chosen = providerNamed(setting);
+      if (!chosen) throw new ConfigError([{ path: channelVariable(type), message: `unknown provider ${setting}` }]);
+      order = [chosen];
     }
-    const why = `${type} is delivered through ${order.join(', then ')} (${channelVariable(type)}=${setting})`;
-    for (const channel of order) {
-      if (channel === 'resend') {
-        need('RESEND_API_KEY', config.resend.apiKey, why);
-        need('EMAIL_FROM', config.resend.from, why);
-      } else if (channel === 'twilio') {
-        need('TWILIO_ACCOUNT_SID', config.twilio.accountSid, why);
-        need('TWILIO_AUTH_TOKEN', config.twilio.authToken, why);
-        need('TWILIO_FROM', config.twilio.from, why);
-      } else {
-        const variable = taskDefinition(type).webhookUrlVariable;
-        need(
-          variable,
-          config.webhook.urls[type],
-          `${why}; set ${variable}, or switch the type off with TASK_${type.toUpperCase()}_ENABLED=false`,
-        );
-        need(
-          'WEBHOOK_SECRET',
-          config.webhook.secret,
-          'webhooks are signed (Standard Webhooks); expected whsec_ followed by a base64 key',
-        );
+    const why = `${type} is delivered through ${order.map((provider) => provider.name).join(', then ')} (${channelVariable(type)}=${setting})`;
+    for (const provider of order) {
+      for (const need of provider.requires(config.values, type)) {
+        if (!need.set && !issues.some((issue) => issue.path === need.variable)) {
+          issues.push({ path: need.variable, message: `required: ${need.why ? `${why}; ${need.why}` : why}` });
+        }
       }
     }
     routes.set(type, order);
@@ -103,49 +83,41 @@ export function resolveRoutes(
 }
 
 export interface DeliveryRouterOptions {
-  config: AftercallConfig;
+  config: DeliveryConfig;
   types: readonly TaskType[];
   redis: RedisClient;
+  prefix: string;
   observe?: ProviderObserver;
-  /** Ports given in place of the configured channels (tests). */
+  /** Ports given in place of the configured providers (tests). */
   ports?: Partial<Record<TaskType, DeliveryPort>>;
 }
 
-/** One delivery port for the served types, routing each task to its channel. */
+/** One delivery port for the served types, routing each task to its provider. */
 export function createDeliveryRouter(options: DeliveryRouterOptions): DeliveryPort {
-  const { config, observe } = options;
+  const { config } = options;
   const given = options.ports ?? {};
   const routes = resolveRoutes(config, options.types, Object.keys(given) as TaskType[]);
-  const used = new Set([...routes.values()].flat());
-  const webhook = used.has('webhook')
-    ? createWebhookDelivery({
-        urls: config.webhook.urls,
-        secret: config.webhook.secret!,
-        timeoutMs: config.webhook.timeoutMs,
-        ...(observe && { observe }),
-      })
-    : undefined;
-  const resend: EmailSender | undefined = used.has('resend')
-    ? createResendDelivery({
-        apiKey: config.resend.apiKey!,
-        from: config.resend.from!,
-        timeoutMs: config.webhook.timeoutMs,
-        ...(config.resend.baseUrl && { baseUrl: config.resend.baseUrl }),
-        ...(observe && { observe }),
-      })
-    : undefined;
-  const twilio: SmsSender | undefined = used.has('twilio')
-    ? createTwilioDelivery({
-        accountSid: config.twilio.accountSid!,
-        authToken: config.twilio.authToken!,
-        from: config.twilio.from!,
-        timeoutMs: config.webhook.timeoutMs,
-        redis: options.redis,
-        prefix: config.prefix,
-        ...(config.twilio.apiBase && { apiBase: config.twilio.apiBase }),
-        ...(observe && { observe }),
-      })
-    : undefined;
+  const ports = new Map<DeliveryProvider, DeliveryPort>();
+  for (const order of routes.values()) {
+    for (const provider of order) {
+      if (ports.has(provider)) continue;
+      const types = [...routes].filter(([, uses]) => uses.includes(provider)).map(([served]) => served);
+      ports.set(
+        provider,
+        provider.create({
+          values: config.values,
+          types,
+          redis: options.redis,
+          prefix: options.prefix,
+          timeoutMs: config.timeoutMs,
+          ...(options.observe && { observe: options.observe }),
+        }),
+      );
+    }
+  }
+  const routePorts = new Map(
+    [...routes].map(([type, order]) => [type, order.map((provider) => ports.get(provider)!)] as const),
+  );
 
   return {
     provider: 'router',
@@ -153,22 +125,19 @@ export function createDeliveryRouter(options: DeliveryRouterOptions): DeliveryPo
       const type = request.type as TaskType;
       const port = given[type];
       if (port) return port.deliver(request, signal);
-      const messages = taskDefinition(type).messages;
-      const order = routes.get(type) ?? [];
-      for (const channel of order) {
-        if (channel === 'twilio') {
-          const sms = messages?.sms?.(request.payload);
-          if (sms) return twilio!.sendSms(sms, request, signal);
-        } else if (channel === 'resend') {
-          const email = messages?.email?.(request.payload);
-          if (email) return resend!.sendEmail(email, request, signal);
-        } else {
-          return webhook!.deliver(request, signal);
-        }
+      const order = routePorts.get(type) ?? [];
+      for (const candidate of order) {
+        if (!candidate.reaches || candidate.reaches(request as DeliveryRequest))
+          return candidate.deliver(request, signal);
       }
+      const names = order.map((candidate) => candidate.provider);
+      const missing = [
+        ...(names.includes('twilio') ? ['no phone number'] : []),
+        ...(names.includes('resend') ? ['no e-mail address'] : []),
+      ];
       throw new TerminalDeliveryError(
-        `no channel can reach this customer: ${type} goes through ${order.join(', ')} and the customer has ${order.includes('twilio') ? 'no phone number' : ''}${order.length > 1 ? ' and ' : ''}${order.includes('resend') ? 'no e-mail address' : ''}`,
-        { provider: order[0] ?? WEBHOOK_PROVIDER },
+        `no channel can reach this customer: ${type} goes through ${names.join(', ')} and the customer has ${missing.join(' and ')}`,
+        { provider: names[0] ?? 'webhook' },
       );
     },
   };

@@ -25,7 +25,7 @@ import { createJobHandler, type JobOutcomeEvent } from './job-handler.js';
 import type { DeliveryPort } from '../contract/delivery-port.js';
 import { createDeliveryRouter } from '../delivery/routing.js';
 import { backoffStrategy } from './retry-policy.js';
-import { createRedisConnection, describeRedisUrl } from '../redis/connection.js';
+import { createRedisConnection, describeRedisTarget } from '../redis/connection.js';
 import { queueName, typeKeys } from '../redis/keys.js';
 import { defineScripts } from '../redis/scripts.js';
 import { resolveTaskConfigs, taskDefinition, taskTypes, type TaskType } from '../tasks/catalog.js';
@@ -70,13 +70,14 @@ export async function startWorker(options: WorkerProcessOptions): Promise<FleetW
   const queues = options.queues ?? enabledTypes;
   const concurrency = options.concurrency ?? config.worker.concurrency;
   const name = `${hostname()}:${process.pid}`;
-  const client = createRedisConnection('worker', { url: config.redisUrl, name: `aftercall-worker:${name}` });
+  const client = createRedisConnection('worker', { redis: config.redis, name: `aftercall-worker:${name}` });
   const metrics = createWorkerMetrics({ client, prefix: config.prefix, clock, types: enabledTypes });
   let port: DeliveryPort;
   try {
     // Throws ConfigError naming each variable a served type's channels need.
     port = createDeliveryRouter({
-      config,
+      config: config.delivery,
+      prefix: config.prefix,
       types: queues,
       redis: client,
       observe: metrics.observeProvider,
@@ -97,7 +98,7 @@ export async function startWorker(options: WorkerProcessOptions): Promise<FleetW
       keys: typeKeys(config.prefix, type),
       client,
       retryPolicy: config.retry,
-      deliveryTimeoutMs: config.webhook.timeoutMs,
+      deliveryTimeoutMs: config.delivery.timeoutMs,
       clock,
       logger,
       onOutcome: (event) => {
@@ -177,7 +178,7 @@ export async function startWorker(options: WorkerProcessOptions): Promise<FleetW
 
   const ready = Promise.all(workers.map((worker) => worker.waitUntilReady())).then(() => {
     logger.info(
-      { queues, concurrency, redis: describeRedisUrl(config.redisUrl), sweeper: !!sweeper },
+      { queues, concurrency, redis: describeRedisTarget(config.redis), sweeper: !!sweeper },
       'worker started',
     );
   });

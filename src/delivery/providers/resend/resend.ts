@@ -20,7 +20,8 @@ import { Resend } from 'resend';
 import { providerIdempotencyKey } from '../../../tasks/job-id.js';
 import { toIso } from '../../../contract/time.js';
 import { classifyHttpStatus, retryableError, TerminalDeliveryError } from '../../errors.js';
-import type { DeliveryReceipt, DeliveryRequest } from '../../../contract/delivery-port.js';
+import type { DeliveryPort, DeliveryReceipt, DeliveryRequest } from '../../../contract/delivery-port.js';
+import { taskDefinition, type TaskType } from '../../../tasks/catalog.js';
 import type { EmailMessage } from '../../../tasks/message.js';
 import { ignoreProviderRequest, type ProviderObserver } from '../../observer.js';
 
@@ -37,8 +38,8 @@ export interface ResendDeliveryOptions {
   observe?: ProviderObserver;
 }
 
-export interface EmailSender {
-  readonly provider: string;
+/** A DeliveryPort for types with an e-mail message; `sendEmail` sends a given message. */
+export interface EmailSender extends DeliveryPort {
   sendEmail(message: EmailMessage, request: DeliveryRequest, signal: AbortSignal): Promise<DeliveryReceipt>;
 }
 
@@ -78,8 +79,21 @@ export function createResendDelivery(options: ResendDeliveryOptions): EmailSende
   const now = options.now ?? Date.now;
   const observe = options.observe ?? ignoreProviderRequest;
 
+  const emailOf = (request: DeliveryRequest) =>
+    taskDefinition(request.type as TaskType).messages?.email?.(request.payload);
+
   return {
     provider: RESEND_PROVIDER,
+    reaches: (request) => emailOf(request) !== undefined,
+    deliver(request, signal) {
+      const message = emailOf(request as DeliveryRequest);
+      if (!message) {
+        throw new TerminalDeliveryError(`${request.type} has no e-mail for this customer (no e-mail address)`, {
+          provider: RESEND_PROVIDER,
+        });
+      }
+      return this.sendEmail(message, request as DeliveryRequest, signal);
+    },
     async sendEmail(message, request, signal) {
       const started = performance.now();
       // The request timeout is a timer this call holds, not AbortSignal.timeout inside

@@ -37,7 +37,8 @@ import { typeKeys } from '../../../redis/keys.js';
 import type { RedisClient } from '../../../redis/scripts.js';
 import { toIso } from '../../../contract/time.js';
 import { classifyHttpStatus, retryableError, RetryableDeliveryError, TerminalDeliveryError } from '../../errors.js';
-import type { DeliveryReceipt, DeliveryRequest } from '../../../contract/delivery-port.js';
+import type { DeliveryPort, DeliveryReceipt, DeliveryRequest } from '../../../contract/delivery-port.js';
+import { taskDefinition, type TaskType } from '../../../tasks/catalog.js';
 import type { SmsMessage } from '../../../tasks/message.js';
 import { ignoreProviderRequest, type ProviderObserver } from '../../observer.js';
 
@@ -64,8 +65,8 @@ export interface TwilioDeliveryOptions {
   observe?: ProviderObserver;
 }
 
-export interface SmsSender {
-  readonly provider: string;
+/** A DeliveryPort for types with an SMS message; `sendSms` sends a given message. */
+export interface SmsSender extends DeliveryPort {
   sendSms(message: SmsMessage, request: DeliveryRequest, signal: AbortSignal): Promise<DeliveryReceipt>;
 }
 
@@ -181,8 +182,20 @@ export function createTwilioDelivery(options: TwilioDeliveryOptions): SmsSender 
       ?.sid;
   }
 
+  const smsOf = (request: DeliveryRequest) => taskDefinition(request.type as TaskType).messages?.sms?.(request.payload);
+
   return {
     provider: TWILIO_PROVIDER,
+    reaches: (request) => smsOf(request) !== undefined,
+    deliver(request, signal) {
+      const message = smsOf(request as DeliveryRequest);
+      if (!message) {
+        throw new TerminalDeliveryError(`${request.type} has no SMS for this customer (no phone number)`, {
+          provider: TWILIO_PROVIDER,
+        });
+      }
+      return this.sendSms(message, request as DeliveryRequest, signal);
+    },
     async sendSms(message, request) {
       const ledger = ledgerKey(request);
       const entry = await options.redis.get(ledger);

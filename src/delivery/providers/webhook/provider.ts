@@ -1,0 +1,67 @@
+/**
+ * The signed webhook in the provider registry: any type's payload, to the URL in the
+ * type's `<X>_WEBHOOK_URL`, signed with WEBHOOK_SECRET (Standard Webhooks).
+ */
+import { httpUrlVariable, patternVariable } from '../../../contract/variables.js';
+import { allTaskDefinitions, taskDefinition, type TaskType } from '../../../tasks/catalog.js';
+import type { DeliveryProvider, VariableValues } from '../../provider.js';
+import { createWebhookDelivery, WEBHOOK_PROVIDER } from './webhook.js';
+
+/** A Standard Webhooks secret as workers accept it: `whsec_` and at least 16 bytes in base64. */
+export function isWebhookSecret(text: string): boolean {
+  const key = text.startsWith('whsec_') ? text.slice('whsec_'.length) : '';
+  return key !== '' && /^[A-Za-z0-9+/]+={0,2}$/.test(key) && Buffer.from(key, 'base64').length >= 16;
+}
+
+const SECRET = 'a Standard Webhooks secret: whsec_ followed by at least 16 bytes in base64';
+
+const urlsOf = (values: VariableValues) =>
+  Object.fromEntries(
+    allTaskDefinitions().map((definition) => [
+      definition.type,
+      values[definition.webhookUrlVariable] as string | undefined,
+    ]),
+  ) as Record<TaskType, string | undefined>;
+
+export const webhookProvider: DeliveryProvider = {
+  name: WEBHOOK_PROVIDER,
+  sends: 'payload',
+  description: 'the task as JSON, signed per Standard Webhooks',
+  variables: () => [
+    {
+      name: 'WEBHOOK_SECRET',
+      schema: patternVariable(isWebhookSecret, SECRET),
+      default: '(none)',
+      description: 'Standard Webhooks signing secret (whsec_...); required when a webhook is used',
+    },
+    ...allTaskDefinitions().map((definition) => ({
+      name: definition.webhookUrlVariable,
+      schema: httpUrlVariable,
+      default: '(none)',
+      description: `webhook URL of ${definition.type} deliveries`,
+    })),
+  ],
+  configured: (values) => !!values.WEBHOOK_SECRET,
+  requires: (values, type) => {
+    const variable = taskDefinition(type).webhookUrlVariable;
+    return [
+      {
+        variable,
+        set: !!values[variable],
+        why: `set ${variable}, or switch the type off with TASK_${type.toUpperCase()}_ENABLED=false`,
+      },
+      {
+        variable: 'WEBHOOK_SECRET',
+        set: !!values.WEBHOOK_SECRET,
+        why: 'webhooks are signed (Standard Webhooks); expected whsec_ followed by a base64 key',
+      },
+    ];
+  },
+  create: ({ values, timeoutMs, observe }) =>
+    createWebhookDelivery({
+      urls: urlsOf(values),
+      secret: values.WEBHOOK_SECRET as string,
+      timeoutMs,
+      ...(observe && { observe }),
+    }),
+};
