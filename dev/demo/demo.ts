@@ -21,7 +21,7 @@ import { parseArgs } from 'node:util';
 import type { AftercallConfig } from '../../src/config/environment.js';
 import { readFleetState } from '../../src/redis/fleet-state.js';
 import { createProducer, type EnqueuedTask } from '../../src/producer/producer.js';
-import { createRedisConnection, describeRedisUrl } from '../../src/redis/connection.js';
+import { createRedisConnection, describeRedisTarget } from '../../src/redis/connection.js';
 import { typeKeys } from '../../src/redis/keys.js';
 import { DEAD_LETTER_REASONS, type DeadLetterReason } from '../../src/redis/dead-letter-queue.js';
 import type { RedisClient } from '../../src/redis/scripts.js';
@@ -185,7 +185,7 @@ export async function demoCommand(args: string[], config: AftercallConfig, io: C
     return 0;
   }
 
-  const client = createRedisConnection('worker', { url: config.redisUrl, name: 'aftercall-demo' });
+  const client = createRedisConnection('worker', { redis: config.redis, name: 'aftercall-demo' });
   const reachable = await Promise.race([
     client.ping().then(
       () => true,
@@ -196,7 +196,7 @@ export async function demoCommand(args: string[], config: AftercallConfig, io: C
   if (!reachable) {
     client.disconnect();
     io.stderr.write(
-      `aftercall demo: no Redis answers at ${describeRedisUrl(config.redisUrl)}; start one with \`redis-server\` (or \`docker compose up -d redis\`), or set REDIS_URL.\n`,
+      `aftercall demo: no Redis answers (${describeRedisTarget(config.redis)}); start one with \`redis-server\` (or \`docker compose up -d redis\`), or set REDIS_URL.\n`,
     );
     return 1;
   }
@@ -205,7 +205,7 @@ export async function demoCommand(args: string[], config: AftercallConfig, io: C
   const prefix = `aftercall-demo-${runId}`;
   const out = (line: string) => io.stdout.write(`${line}\n`);
   out(
-    `aftercall demo ${runId}: ${options.conversations} conversations, ${options.workers} worker processes, Redis at ${describeRedisUrl(config.redisUrl)}, key prefix ${prefix}`,
+    `aftercall demo ${runId}: ${options.conversations} conversations, ${options.workers} worker processes, ${describeRedisTarget(config.redis)}, key prefix ${prefix}`,
   );
 
   const load = {
@@ -220,7 +220,7 @@ export async function demoCommand(args: string[], config: AftercallConfig, io: C
   let sandbox: Sandbox | undefined;
   let workers: ChildProcess[] = [];
   const producer = createProducer({
-    redisUrl: config.redisUrl,
+    redis: config.redis,
     prefix,
     // The survey normally waits 2 hours; the demo sends it at once.
     tasks: { follow_up_survey: { settings: { delay: 0 } } },
@@ -241,7 +241,8 @@ export async function demoCommand(args: string[], config: AftercallConfig, io: C
       `sandbox at ${sandbox.url}; fault burst for ${options.burstSeconds}s: ${Math.round(options.faultRate * 100)}% of provider requests fail`,
     );
     const env: Record<string, string> = {
-      REDIS_URL: config.redisUrl,
+      // The workers inherit this process' Redis variables (any mode); a standalone default is made explicit.
+      ...(config.redis.mode === 'standalone' && { REDIS_URL: config.redis.url }),
       AFTERCALL_PREFIX: prefix,
       ...Object.fromEntries(sandboxEnvironment(sandbox)),
       RESEND_API_KEY: 're_demo_key',

@@ -25,7 +25,13 @@ import { Queue, type JobsOptions } from 'bullmq';
 import { parseConversationOutcome, type ConversationOutcome } from '../contract/conversation-outcome.js';
 import { producerMetrics } from './producer-metrics.js';
 import { planOutcome, type Plan, type PlannedTask, type SkipReason } from '../tasks/plan.js';
-import { createRedisConnection, describeRedisUrl, whenReady } from '../redis/connection.js';
+import {
+  createRedisConnection,
+  describeRedisTarget,
+  primaryFor,
+  whenReady,
+  type RedisTarget,
+} from '../redis/connection.js';
 import { encodeKeyPart } from '../tasks/job-id.js';
 import { queueName, typeKeys } from '../redis/keys.js';
 import {
@@ -45,11 +51,26 @@ import {
 } from '../tasks/catalog.js';
 import { HOUR, systemClock, toIso, type Clock } from '../contract/time.js';
 
+/**
+ * Where Redis is: give at most one of `redisUrl`, `redis` and `connection` (none: the
+ * default URL). Giving two is an error.
+ */
 export interface ProducerOptions {
-  /** Redis URL (redis:// or rediss://); default redis://127.0.0.1:6379. Ignored when `connection` is given. */
+  /** Redis URL (redis:// or rediss://); default redis://127.0.0.1:6379. */
   redisUrl?: string;
-  /** A connection of the caller's; the producer does not close it. */
+  /**
+   * Standalone, Redis Cluster or Sentinel, with TLS files: the choices of REDIS_URL,
+   * REDIS_CLUSTER_NODES and REDIS_SENTINELS (`loadConfig().redis` is one).
+   */
+  redis?: RedisTarget;
+  /** A ready connection of the caller's (`Redis` or `Cluster`); the producer does not close it. */
   connection?: RedisClient;
+  /**
+   * Replicas that must hold a task before `conversationEnded` resolves (Redis WAIT on the
+   * primary of each slot written, within the call's deadline); default 0: acknowledged
+   * once the primary has it. Fewer replicas within the deadline: RedisUnavailableError.
+   */
+  waitReplicas?: number;
   /** Key prefix shared with the workers; default `aftercall`. */
   prefix?: string;
   /** Per-type changes to the catalog's defaults (switch off, attempts, timings). */
@@ -101,13 +122,17 @@ export function createProducer(options: ProducerOptions = {}): Producer {
   const timeoutMs = options.timeoutMs ?? DEFAULT_PRODUCER_TIMEOUT_MS;
   const dedupeWindowMs = options.dedupeWindowMs ?? DEFAULT_DEDUPE_WINDOW_MS;
   const taskConfigs = resolveTaskConfigs(options.tasks);
-  const redisUrl = options.redisUrl ?? DEFAULT_REDIS_URL;
+  const given = (['redisUrl', 'redis', 'connection'] as const).filter((name) => options[name] !== undefined);
+  if (given.length > 1)
+    throw new TypeError(`createProducer: give one of redisUrl, redis and connection, not ${given.join(' and ')}`);
+  const waitReplicas = options.waitReplicas ?? 0;
+  if (!Number.isInteger(waitReplicas) || waitReplicas < 0)
+    throw new TypeError('createProducer: waitReplicas: expected an integer of 0 or more');
+  const target = options.redis ?? options.redisUrl ?? DEFAULT_REDIS_URL;
   const ownsConnection = !options.connection;
-  const where = ownsConnection
-    ? `Redis at ${describeRedisUrl(redisUrl)}`
-    : 'Redis (the connection given to createProducer)';
+  const where = ownsConnection ? describeRedisTarget(target) : 'Redis (the connection given to createProducer)';
   const client: RedisClient =
-    options.connection ?? createRedisConnection('producer', { url: redisUrl, timeoutMs, name: 'aftercall-producer' });
+    options.connection ?? createRedisConnection('producer', { redis: target, timeoutMs, name: 'aftercall-producer' });
   defineScripts(client);
 
   // One BullMQ Queue per type, made once: it builds each add's command (bullmqAddCommand).
@@ -180,6 +205,7 @@ export function createProducer(options: ProducerOptions = {}): Producer {
       pending.push(step(settled, change.type, 'settle').then(() => undefined));
     }
     const entries = await Promise.all(pending);
+    if (waitReplicas > 0) await replicated(plan);
     const result: EnqueueResult = { conversationId: plan.conversationId, tasks: [], skipped: [...plan.skipped] };
     for (const entry of entries) {
       if (!entry) continue;
@@ -187,6 +213,24 @@ export function createProducer(options: ProducerOptions = {}): Producer {
       else result.tasks.push(entry);
     }
     return result;
+  }
+
+  /**
+   * WAIT on the primary of every slot this call wrote to (on a cluster, one per type's
+   * shard): it returns once that many replicas have every write this connection made there.
+   */
+  async function replicated(plan: Plan): Promise<void> {
+    const primaries = new Set(
+      [...plan.tasks, ...plan.scopeChanges].map((task) => primaryFor(client, keysByType.get(task.type)!.base)),
+    );
+    const acknowledged = await Promise.all(
+      [...primaries].map((primary) => primary.call('WAIT', waitReplicas, timeoutMs) as Promise<number>),
+    );
+    const fewest = Math.min(...acknowledged);
+    if (fewest < waitReplicas)
+      throw unavailable(
+        `wrote the tasks, but only ${fewest} of the ${waitReplicas} replicas required (REDIS_WAIT_REPLICAS) acknowledged them within ${timeoutMs} ms`,
+      );
   }
 
   type Entry = EnqueuedTask | { type: TaskType; reason: SkipReason };
