@@ -13,7 +13,8 @@
  *         createdAt, expiresAt (ISO-8601), payload }
  *
  * Responses: 2xx delivered; 408, 429 and 5xx retryable (Retry-After honoured); every
- * other status terminal; redirects are not followed (terminal: the URL is wrong);
+ * other status terminal, 401 and 403 flagged as configuration errors (the receiver
+ * refuses our signature); redirects are not followed (terminal: the URL is wrong);
  * network errors and the per-request timeout (default 10 s) retryable.
  *
  * Requests go through node:http(s) with keep-alive agents rather than fetch: in Node 20,
@@ -159,7 +160,12 @@ export function createWebhookDelivery(options: WebhookDeliveryOptions): Delivery
           now(),
         );
       }
-      throw new TerminalDeliveryError(message, { provider: WEBHOOK_PROVIDER, status: response.status });
+      // 401 and 403: the receiver refuses our signature or credentials; every task of the type will fail alike.
+      const configuration = response.status === 401 || response.status === 403;
+      throw new TerminalDeliveryError(
+        configuration ? `configuration error: ${message} (check WEBHOOK_SECRET and the receiver)` : message,
+        { provider: WEBHOOK_PROVIDER, status: response.status, ...(configuration && { configuration }) },
+      );
     },
   };
 }
