@@ -17,9 +17,14 @@
  * - Client names: how a BullMQ Worker names its Redis connection, to count workers.
  * - The dead-letter convention: a processor that moved its job out of `active` itself
  *   throws DelayedError, and BullMQ then leaves the job alone.
+ * - Class modules: Queue, Job and DelayedError come from BullMQ's own class files, not its
+ *   index, which also loads the Worker class and its dependencies; so the producer entry
+ *   (`aftercall/producer`) loads no worker code. They are the very classes the index exports
+ *   (test/producer-entry.test.ts), so the worker side shares them.
  */
 import { createRequire } from 'node:module';
-import { DelayedError, Job, type IRedisTransaction, type JobsOptions, type Queue } from 'bullmq';
+import type * as Bullmq from 'bullmq';
+import type { IRedisTransaction, JobsOptions } from 'bullmq';
 import type { Cluster, Redis } from 'ioredis';
 
 /** The BullMQ version these internals were checked against; package.json pins it exactly. */
@@ -27,6 +32,19 @@ export const BULLMQ_VERSION = '6.7.0';
 
 /** Name of aftercall's custom backoff strategy: jobs name it, workers register it (worker/retry-policy.ts). */
 export const BACKOFF_STRATEGY = 'aftercall';
+
+const require = createRequire(import.meta.url);
+
+// ---------------------------------------------------------------------------------------
+// Class modules (BullMQ's CommonJS build, the one its index loads: one copy of each class)
+
+/** BullMQ's Queue, from classes/queue.js: the producer's import, without the Worker class. */
+export const { Queue } = require('bullmq/dist/cjs/classes/queue.js') as { Queue: typeof Bullmq.Queue };
+export type Queue = Bullmq.Queue;
+const { Job } = require('bullmq/dist/cjs/classes/job.js') as { Job: typeof Bullmq.Job };
+const { DelayedError } = require('bullmq/dist/cjs/classes/errors/delayed-error.js') as {
+  DelayedError: typeof Bullmq.DelayedError;
+};
 
 // ---------------------------------------------------------------------------------------
 // Script loading
@@ -39,7 +57,6 @@ export interface BullmqScript {
   keys: number;
 }
 
-const require = createRequire(import.meta.url);
 let bullScripts: Record<string, BullmqScript> | undefined;
 
 /** One of BullMQ's prebuilt scripts, by its name (`addStandardJob`). */
