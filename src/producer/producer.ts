@@ -21,7 +21,7 @@
  * replayed or purged. With Redis unreachable the call rejects within the deadline
  * (default 2 s) with RedisUnavailableError instead of hanging the voice agent.
  */
-import { Queue, type JobsOptions } from 'bullmq';
+import type { JobsOptions } from 'bullmq';
 import { parseConversationOutcome, type ConversationOutcome } from '../contract/conversation-outcome.js';
 import { producerMetrics } from './producer-metrics.js';
 import { planOutcome, type Plan, type PlannedTask, type SkipReason } from '../tasks/plan.js';
@@ -40,7 +40,7 @@ import {
   DEFAULT_PRODUCER_TIMEOUT_MS,
   DEFAULT_REDIS_URL,
 } from '../config/defaults.js';
-import { BACKOFF_STRATEGY, bullmqAddCommand } from '../redis/bullmq-compat.js';
+import { BACKOFF_STRATEGY, bullmqAddCommand, Queue } from '../redis/bullmq-compat.js';
 import { callScript, callScriptWithKeys, defineScripts, ENQUEUE_SCRIPT, type RedisClient } from '../redis/scripts.js';
 import {
   resolveTaskConfigs,
