@@ -21,8 +21,8 @@
  * ignores them; a sandbox records them).
  *
  * Errors map here, in one place: 408, 429 / code 20429 and 5xx retryable (honouring
- * Retry-After); network failures and timeouts retryable; 401 terminal as a configuration
- * error; an invalid `To` (21211), an unsubscribed recipient (21610) and every other 4xx
+ * Retry-After); network failures and timeouts retryable; 401 and 403 terminal as a
+ * configuration error; an invalid `To` (21211), an unsubscribed recipient (21610) and every other 4xx
  * terminal.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
@@ -127,7 +127,8 @@ export function classifyTwilioError(error: unknown, retryAfterHeader: string | u
     if (classifyHttpStatus(rest.status) === 'retryable' || rest.code === 20429) {
       return retryableError(message, details, retryAfterHeader, now);
     }
-    const configuration = rest.status === 401 || rest.code === 20003;
+    // 401 and 403: the account or its credentials are refused; every SMS will fail alike.
+    const configuration = rest.status === 401 || rest.status === 403 || rest.code === 20003;
     return new TerminalDeliveryError(
       configuration ? `configuration error: ${message} (check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN)` : message,
       {
