@@ -12,8 +12,9 @@
  *   429 (rate_limit_exceeded, quotas)             retryable, honouring retry-after
  *   409 concurrent_idempotent_requests            retryable (the same key is in flight)
  *   5xx                                            retryable
- *   401 missing/invalid API key                   terminal, flagged as a configuration error
- *   403 (unverified sender, restricted key), 422 (validation), 409 invalid_idempotent_request,
+ *   401 (missing or restricted API key),
+ *   403 (invalid API key, unverified sending domain) terminal, flagged as a configuration error
+ *   422 (validation), 409 invalid_idempotent_request,
  *   every other 4xx                                terminal
  */
 import { Resend } from 'resend';
@@ -66,7 +67,9 @@ export function classifyResendError(error: ResendError, headers: Record<string, 
   ) {
     return retryableError(message, details, headers?.['retry-after'], now);
   }
-  const configuration = status === 401 || error.name === 'missing_api_key' || error.name === 'invalid_api_key';
+  // Every task of the type fails alike: the key or the sending domain is refused.
+  const configuration =
+    status === 401 || status === 403 || error.name === 'missing_api_key' || error.name === 'invalid_api_key';
   return new TerminalDeliveryError(configuration ? `configuration error: ${message} (check RESEND_API_KEY)` : message, {
     ...details,
     configuration,
