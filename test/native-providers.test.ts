@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobOutcomeEvent } from '../src/worker/job-handler.js';
-import { burstFaults } from '../dev/demo/demo.js';
+import { burstFaults } from '../dev/demo/demo-plan.js';
 import { createProducer } from '../src/producer/producer.js';
 import { createTwilioDelivery } from '../src/delivery/providers/twilio/twilio.js';
 import { DeadLetterQueue } from '../src/redis/dead-letter-queue.js';

@@ -4,12 +4,13 @@
  * injection. It prints its URL and the environment a worker needs to deliver to it, then
  * runs until SIGINT or SIGTERM, closes and exits 0. A bad option exits 2 naming it.
  */
-import { parseArgs } from 'node:util';
 import { isWebhookSecret } from '../../src/delivery/providers/webhook/provider.js';
 import { E164 } from '../../src/contract/conversation-outcome.js';
 import { catalog } from '../../src/tasks/catalog.js';
 import { ValidationError } from '../../src/contract/validation-error.js';
 import { SANDBOX_WEBHOOK_SECRET, startSandbox, type FaultChange, type Sandbox } from './sandbox.js';
+import { fraction, integer, type ParsedArgs, UsageError } from '../../src/cli/args.js';
+import { commandContext, defineCommand, runCommand } from '../../src/cli/command.js';
 import type { CommandIO } from '../../src/cli/io.js';
 
 export const SANDBOX_HELP = `aftercall sandbox: local fakes of Resend, Twilio and a signed-webhook receiver
@@ -174,45 +175,50 @@ export const command = defineCommand({
             : (error as Error).message;
       throw new Error(`cannot listen on ${settings.host}:${settings.port}: ${reason}`);
     }
-  const { url } = sandbox;
-  io.stdout.write(
-    [
-      `aftercall sandbox listening on ${url} (seed ${sandbox.seed})`,
-      '',
-      `  Resend    POST ${url}/emails`,
-      `  Twilio    POST ${url}/2010-04-01/Accounts/{AccountSid}/Messages.json`,
-      `  webhooks  POST ${url}/webhooks/<type>`,
-      `  control   GET|PUT ${url}/_sandbox/faults   POST ${url}/_sandbox/reset`,
-      `  read      GET ${url}/_sandbox/deliveries[?provider=resend|twilio|webhook]   GET ${url}/_sandbox/health`,
-      '',
-      `Faults: ${describeFaults(sandbox)}`,
-      '',
-      '# environment for a worker that delivers to this sandbox:',
-      ...sandboxEnvironment(sandbox).map(([name, value]) => `export ${name}=${value}`),
-      '# the sandbox accepts any credentials; to send e-mail and SMS through its Resend and Twilio fakes, also:',
-      `# export RESEND_API_KEY=re_sandbox EMAIL_FROM=sandbox@example.com TWILIO_ACCOUNT_SID=AC${'0'.repeat(32)} TWILIO_AUTH_TOKEN=sandbox TWILIO_FROM=+15005550006`,
-      '',
-      'Stop with Ctrl-C (SIGINT) or SIGTERM.',
-      '',
-    ].join('\n'),
-  );
+    const { url } = sandbox;
+    io.stdout.write(
+      [
+        `aftercall sandbox listening on ${url} (seed ${sandbox.seed})`,
+        '',
+        `  Resend    POST ${url}/emails`,
+        `  Twilio    POST ${url}/2010-04-01/Accounts/{AccountSid}/Messages.json`,
+        `  webhooks  POST ${url}/webhooks/<type>`,
+        `  control   GET|PUT ${url}/_sandbox/faults   POST ${url}/_sandbox/reset`,
+        `  read      GET ${url}/_sandbox/deliveries[?provider=resend|twilio|webhook]   GET ${url}/_sandbox/health`,
+        '',
+        `Faults: ${describeFaults(sandbox)}`,
+        '',
+        '# environment for a worker that delivers to this sandbox:',
+        ...sandboxEnvironment(sandbox).map(([name, value]) => `export ${name}=${value}`),
+        '# the sandbox accepts any credentials; to send e-mail and SMS through its Resend and Twilio fakes, also:',
+        `# export RESEND_API_KEY=re_sandbox EMAIL_FROM=sandbox@example.com TWILIO_ACCOUNT_SID=AC${'0'.repeat(32)} TWILIO_AUTH_TOKEN=sandbox TWILIO_FROM=+15005550006`,
+        '',
+        'Stop with Ctrl-C (SIGINT) or SIGTERM.',
+        '',
+      ].join('\n'),
+    );
 
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      process.off('SIGINT', stop);
-      process.off('SIGTERM', stop);
-      options.signal?.removeEventListener('abort', stop);
-      resolve();
-    };
-    process.on('SIGINT', stop);
-    process.on('SIGTERM', stop);
-    if (options.signal?.aborted) stop();
-    else options.signal?.addEventListener('abort', stop, { once: true });
-  });
-  const stats = sandbox.stats();
-  await sandbox.close();
-  io.stdout.write(
-    `aftercall sandbox stopped after ${stats.requests} provider requests, ${sandbox.deliveries().length} deliveries\n`,
-  );
-  return 0;
-}
+    await new Promise<void>((resolve) => {
+      const stop = () => {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+        signal?.removeEventListener('abort', stop);
+        resolve();
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+      if (signal?.aborted) stop();
+      else signal?.addEventListener('abort', stop, { once: true });
+    });
+    const stats = sandbox.stats();
+    await sandbox.close();
+    io.stdout.write(
+      `aftercall sandbox stopped after ${stats.requests} provider requests, ${sandbox.deliveries().length} deliveries\n`,
+    );
+    return 0;
+  },
+});
+
+/** Runs `aftercall sandbox` with these arguments, outside main (tests and embedding). */
+export const sandboxCommand = (args: string[], io: CommandIO, options: SandboxCommandOptions = {}): Promise<number> =>
+  runCommand(command, args, commandContext(io, options.signal));

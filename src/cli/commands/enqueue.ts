@@ -10,11 +10,10 @@
  * Exit code 1 when any outcome was rejected or could not be enqueued, 0 otherwise.
  */
 import { readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
-import type { AftercallConfig } from '../../config/environment.js';
-import { createProducer } from '../../producer/producer.js';
 import { OutcomeValidationError } from '../../contract/validation-error.js';
-import { readAll, type CommandIO } from '../io.js';
+import { createProducer } from '../../producer/producer.js';
+import { defineCommand } from '../command.js';
+import { readAll } from '../io.js';
 
 interface Item {
   label: string;
@@ -70,60 +69,68 @@ export function shiftToNow(value: unknown, now: number): unknown {
   return shifted;
 }
 
-export async function enqueueCommand(args: string[], config: AftercallConfig, io: CommandIO): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    options: { 'shift-to-now': { type: 'boolean' } },
-    allowPositionals: true,
-  });
-  const source = positionals[0] ?? '-';
-  const text = source === '-' ? await readAll(io.stdin) : await readFile(source, 'utf8');
-  const items = splitInput(text);
-  if (values['shift-to-now']) {
-    const now = Date.now();
-    for (const item of items) item.value = shiftToNow(item.value, now);
-  }
-  if (!items.length) {
-    io.stderr.write('aftercall enqueue: no outcome in the input\n');
-    return 1;
-  }
-  const producer = createProducer({
-    redisUrl: config.redisUrl,
-    prefix: config.prefix,
-    tasks: config.tasks,
-    dedupeWindowMs: config.dedupeWindowMs,
-    timeoutMs: config.producerTimeoutMs,
-  });
-  let failures = 0;
-  try {
-    // Up to WINDOW outcomes in flight; results are printed in input order.
-    const pending: Promise<string>[] = [];
-    const settle = async (item: Item): Promise<string> => {
-      if (item.parseError) throw new Error(item.parseError);
-      return `${JSON.stringify(await producer.conversationEnded(item.value))}\n`;
-    };
-    const flush = async (promise: Promise<string>, item: Item) => {
-      try {
-        io.stdout.write(await promise);
-      } catch (error) {
-        failures += 1;
-        const message =
-          error instanceof OutcomeValidationError
-            ? `rejected: ${error.issues.map((issue) => `${issue.path}: ${issue.message}`).join('; ')}`
-            : (error as Error).message;
-        io.stderr.write(`${item.label}: ${message}\n`);
+export const command = defineCommand({
+  name: 'enqueue',
+  synopsis: ['aftercall enqueue [--shift-to-now] [FILE|-]'],
+  summary: `Enqueue outcomes: one JSON outcome, a JSON array, or NDJSON (default: stdin).
+Prints one JSON result per accepted outcome; rejected ones go to stderr with
+their line number and field errors; exits 1 if any was rejected.
+--shift-to-now moves each outcome's times so that it ends now (for examples).`,
+  options: { 'shift-to-now': { type: 'boolean' } },
+  positionals: true,
+  async run({ values, positionals }, context) {
+    const config = context.config();
+    const { io } = context;
+    const source = positionals[0] ?? '-';
+    const text = source === '-' ? await readAll(io.stdin) : await readFile(source, 'utf8');
+    const items = splitInput(text);
+    if (values['shift-to-now']) {
+      const now = Date.now();
+      for (const item of items) item.value = shiftToNow(item.value, now);
+    }
+    if (!items.length) {
+      io.stderr.write('aftercall enqueue: no outcome in the input\n');
+      return 1;
+    }
+    const producer = createProducer({
+      redis: config.redis,
+      waitReplicas: config.waitReplicas,
+      prefix: config.prefix,
+      tasks: config.tasks,
+      dedupeWindowMs: config.dedupeWindowMs,
+      timeoutMs: config.producerTimeoutMs,
+    });
+    let failures = 0;
+    try {
+      // Up to WINDOW outcomes in flight; results are printed in input order.
+      const pending: Promise<string>[] = [];
+      const settle = async (item: Item): Promise<string> => {
+        if (item.parseError) throw new Error(item.parseError);
+        return `${JSON.stringify(await producer.conversationEnded(item.value))}\n`;
+      };
+      const flush = async (promise: Promise<string>, item: Item) => {
+        try {
+          io.stdout.write(await promise);
+        } catch (error) {
+          failures += 1;
+          const message =
+            error instanceof OutcomeValidationError
+              ? `rejected: ${error.issues.map((issue) => `${issue.path}: ${issue.message}`).join('; ')}`
+              : (error as Error).message;
+          io.stderr.write(`${item.label}: ${message}\n`);
+        }
+      };
+      for (let index = 0; index < items.length; index += 1) {
+        pending.push(settle(items[index]!));
+        pending[index]!.catch(() => undefined);
+        if (index >= WINDOW) await flush(pending[index - WINDOW]!, items[index - WINDOW]!);
       }
-    };
-    for (let index = 0; index < items.length; index += 1) {
-      pending.push(settle(items[index]!));
-      pending[index]!.catch(() => undefined);
-      if (index >= WINDOW) await flush(pending[index - WINDOW]!, items[index - WINDOW]!);
+      for (let index = Math.max(0, items.length - WINDOW); index < items.length; index += 1) {
+        await flush(pending[index]!, items[index]!);
+      }
+    } finally {
+      await producer.close();
     }
-    for (let index = Math.max(0, items.length - WINDOW); index < items.length; index += 1) {
-      await flush(pending[index]!, items[index]!);
-    }
-  } finally {
-    await producer.close();
-  }
-  return failures ? 1 : 0;
-}
+    return failures ? 1 : 0;
+  },
+});
