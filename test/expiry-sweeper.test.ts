@@ -1,13 +1,18 @@
 import { Worker } from 'bullmq';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RetryableDeliveryError } from '../src/delivery/errors.js';
 import { sweepExpiredJobs } from '../src/worker/expiry-sweeper.js';
+import { startWorker } from '../src/worker/worker.js';
 import { createProducer } from '../src/producer/producer.js';
 import { DeadLetterQueue } from '../src/redis/dead-letter-queue.js';
 import { queueName } from '../src/redis/keys.js';
 import { conversationStatus } from '../src/ops/status.js';
 import { startChildWorker, type ChildWorker } from './helpers/child-worker.js';
 import { bookedOutcome, resolvedOutcome } from './helpers/outcomes.js';
-import { redis, REDIS_URL, removePrefix, testEnv, uniquePrefix } from './helpers/redis.js';
+import { pendingJobs, pendingPastExpiry } from './helpers/pending.js';
+import { redis, REDIS_URL, removePrefix, testConfig, testEnv, uniquePrefix } from './helpers/redis.js';
+import { startTcpProxy } from './helpers/tcp-proxy.js';
 import { waitUntil } from './helpers/wait.js';
 import { startReceiver, type WebhookReceiver } from './helpers/webhook-receiver.js';
 
@@ -80,18 +85,96 @@ describe('expiry sweeper', () => {
     await producer.close();
   });
 
-  it('costs calls by expired jobs, not by backlog', async () => {
+  it('costs calls by expired jobs, not by backlog (commands counted on the wire)', async () => {
     const prefix = fresh('sweep-cost');
     const producer = createProducer({ redisUrl: REDIS_URL, prefix });
     const now = Date.now();
     for (let i = 0; i < 300; i += 1)
       await producer.conversationEnded(resolvedOutcome(`live-${i}`, now, { ticket: undefined }));
-    const result = await sweepExpiredJobs(client, { prefix, now: now + HOUR, batchSize: 50 });
-    expect(result.expired.update_crm).toBe(0);
-    expect(result.calls).toBe(6); // one per type, whatever the backlog
-    const expired = await sweepExpiredJobs(client, { prefix, now: now + 5 * HOUR, batchSize: 50 });
-    expect(expired.expired.update_crm).toBe(300);
-    expect(expired.calls).toBe(5 + 300 / 50);
+    // The sweeping connection goes through a TCP proxy that reads each command it sends.
+    const proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(REDIS_URL).port || 6379) });
+    const counted = new Redis(proxy.url, { maxRetriesPerRequest: null });
+    try {
+      // once on an empty prefix first: connecting and loading the script are not the sweep's cost
+      await sweepExpiredJobs(counted, { prefix: fresh('sweep-cost-warm-up'), now, batchSize: 50 });
+      let from = proxy.chunks.length;
+      const result = await sweepExpiredJobs(counted, { prefix, now: now + HOUR, batchSize: 50 });
+      expect(result.expired.update_crm).toBe(0);
+      // one script call per type, whatever the backlog, and nothing else
+      expect(proxy.commands(from)).toEqual(Array(6).fill('EVALSHA'));
+      expect(result.calls).toBe(6);
+      from = proxy.chunks.length;
+      const expired = await sweepExpiredJobs(counted, { prefix, now: now + 5 * HOUR, batchSize: 50 });
+      expect(expired.expired.update_crm).toBe(300);
+      // and one more per batch of 50 expired jobs
+      expect(proxy.commands(from)).toEqual(Array(5 + 300 / 50).fill('EVALSHA'));
+      expect(expired.calls).toBe(5 + 300 / 50);
+    } finally {
+      counted.disconnect();
+      await proxy.close();
+      await producer.close();
+    }
+  });
+
+  it('leaves no waiting, delayed or retrying job past its expiry after a sweep at an injected now', async () => {
+    const prefix = fresh('sweep-structure');
+    const producer = createProducer({ redisUrl: REDIS_URL, prefix });
+    const now = Date.now();
+    // waiting: send_email (30 min), update_crm (4 h), route_callback (1 h); delayed:
+    // schedule_reminder (expires 70 h on), follow_up_survey (48 h)
+    await producer.conversationEnded(bookedOutcome('st-booked', now));
+    await producer.conversationEnded({
+      ...resolvedOutcome('st-callback', now, { ticket: undefined }),
+      outcome: 'callback_requested',
+      callback: { reason: 'call me', priority: 'high' },
+    });
+    // retrying: an update_ticket (24 h) whose first attempt failed and waits 10 minutes
+    const worker = await startWorker({
+      config: testConfig(prefix, receiver.url),
+      queues: ['update_ticket'],
+      sweeper: false,
+      ports: {
+        update_ticket: {
+          provider: 'webhook',
+          deliver: async () => {
+            throw new RetryableDeliveryError('webhook answered HTTP 503', {
+              provider: 'webhook',
+              status: 503,
+              retryAfterMs: 600_000,
+            });
+          },
+        },
+      },
+    });
+    await producer.conversationEnded(resolvedOutcome('st-ticket', now, { ticket: { id: 'T-9' } }));
+    await waitUntil(
+      () => client.zcard(`${prefix}:{update_ticket}:retrying`),
+      (count) => count === 1,
+      'the ticket update to wait for its retry',
+    );
+    await worker.close();
+    const states = async () => (await pendingJobs(client, prefix)).map((job) => `${job.type}/${job.state}`).sort();
+    expect(await states()).toEqual([
+      'follow_up_survey/delayed',
+      'route_callback/waiting',
+      'schedule_reminder/delayed',
+      'send_email/waiting',
+      'update_crm/waiting',
+      'update_crm/waiting',
+      'update_crm/waiting',
+      'update_ticket/retrying',
+    ]);
+
+    for (const [at, left] of [
+      [now + 5 * HOUR, ['follow_up_survey/delayed', 'schedule_reminder/delayed', 'update_ticket/retrying']],
+      [now + 30 * HOUR, ['follow_up_survey/delayed', 'schedule_reminder/delayed']],
+      [now + 60 * HOUR, ['schedule_reminder/delayed']],
+      [now + 100 * HOUR, []],
+    ] as const) {
+      await sweepExpiredJobs(client, { prefix, now: at });
+      expect(await pendingPastExpiry(client, prefix, at)).toEqual([]);
+      expect(await states()).toEqual(left);
+    }
     await producer.close();
   });
 
@@ -131,10 +214,18 @@ describe('expiry sweeper', () => {
     expect(entries.every((entry) => entry.reason === 'expired' && entry.attempts === 0)).toBe(true);
     expect(await client.zcard(`${prefix}:{follow_up_survey}:failed`)).toBe(total / 2);
     expect(receiver.receipts.filter((receipt) => receipt.body.conversationId.startsWith('race-'))).toHaveLength(0);
-    // both processes took part in the sweeping over time, one sweep at a time
+    // Both processes serve the sweep (the maintenance queue runs one sweep at a time, on
+    // whichever process takes it): each logs sweeps of its own, and the jobs their sweeps
+    // dead-lettered add up to the total, each once.
+    const sweepsOf = (worker: ChildWorker) => worker.logs.filter((line) => line.msg === 'expiry sweep');
+    await waitUntil(
+      () => workers.map((worker) => sweepsOf(worker).length),
+      (counts) => counts.every((count) => count > 0),
+      'a sweep by each process',
+    );
     for (const worker of workers) worker.kill('SIGTERM');
     for (const worker of workers) expect(await worker.exited).toEqual({ code: 0, signal: null });
-    const sweeps = workers.flatMap((worker) => worker.logs.filter((line) => line.msg === 'expiry sweep'));
+    const sweeps = workers.flatMap(sweepsOf);
     expect(sweeps.reduce((sum, line) => sum + Number(line.expired), 0)).toBe(total);
     await producer.close();
   });

@@ -1,6 +1,7 @@
 /**
- * A TCP proxy on loopback in front of Redis. It records the direction and time of every
- * chunk, so a test can count round trips, and it can hold traffic to play a Redis that
+ * A TCP proxy on loopback in front of Redis. It records the direction, time and bytes of
+ * every chunk, so a test can count round trips and the commands a client sent (from the
+ * wire, not from the code's own counters), and it can hold traffic to play a Redis that
  * stopped answering.
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
@@ -11,6 +12,7 @@ export interface Chunk {
   at: number;
   /** The first bytes, for debugging. */
   head: string;
+  data: Buffer;
 }
 
 export interface TcpProxy {
@@ -21,6 +23,11 @@ export interface TcpProxy {
   release(): void;
   /** Round trips since `from`: each time the client speaks after the server answered. */
   roundTrips(from: number): number;
+  /**
+   * The names of the commands clients sent since chunk `from` (upper case, in order), read
+   * from the RESP arrays on the wire; `from` must be a moment between commands.
+   */
+  commands(from: number): string[];
   close(): Promise<void>;
 }
 
@@ -44,6 +51,35 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
       }
       return trips;
     },
+    commands(from) {
+      const data = Buffer.concat(
+        proxy.chunks
+          .slice(from)
+          .filter((chunk) => chunk.direction === 'up')
+          .map((chunk) => chunk.data),
+      );
+      const names: string[] = [];
+      let at = 0;
+      const line = () => {
+        const end = data.indexOf('\r\n', at);
+        if (end < 0) throw new Error(`incomplete RESP line at byte ${at}`);
+        const text = data.toString('latin1', at, end);
+        at = end + 2;
+        return text;
+      };
+      while (at < data.length) {
+        const header = line();
+        if (!header.startsWith('*'))
+          throw new Error(`expected a RESP array at byte ${at}, got ${JSON.stringify(header)}`);
+        const count = Number(header.slice(1));
+        for (let index = 0; index < count; index += 1) {
+          const length = Number(line().slice(1));
+          if (index === 0) names.push(data.toString('latin1', at, at + length).toUpperCase());
+          at += length + 2;
+        }
+      }
+      return names;
+    },
     close: () =>
       new Promise((resolve) => {
         for (const socket of sockets) socket.destroy();
@@ -57,7 +93,7 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     const pipe = (from: Socket, to: Socket, direction: Chunk['direction']) => {
       from.on('data', (data) => {
         const forward = () => {
-          proxy.chunks.push({ direction, at: Date.now(), head: data.subarray(0, 120).toString('latin1') });
+          proxy.chunks.push({ direction, at: Date.now(), head: data.subarray(0, 120).toString('latin1'), data });
           to.write(data);
         };
         if (proxy.hold) held.push(forward);

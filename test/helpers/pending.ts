@@ -1,0 +1,60 @@
+/**
+ * The jobs still pending in Redis, read from the queues' own structures: waiting (wait,
+ * paused, prioritized), delayed, and waiting for a retry (aftercall's retrying index),
+ * each with the expiresAt its data carries. A structural check that needs no clock: after
+ * a sweep at `now`, none of them may have expired at `now`.
+ */
+import type { Redis } from 'ioredis';
+import { typeKeys } from '../../src/redis/keys.js';
+import { taskTypes, type TaskType } from '../../src/tasks/catalog.js';
+
+export interface PendingJob {
+  type: TaskType;
+  jobId: string;
+  state: 'waiting' | 'delayed' | 'retrying';
+  expiresAt: number;
+}
+
+export async function pendingJobs(
+  client: Redis,
+  prefix: string,
+  types: readonly TaskType[] = taskTypes,
+): Promise<PendingJob[]> {
+  const jobs: PendingJob[] = [];
+  for (const type of types) {
+    const keys = typeKeys(prefix, type);
+    const [wait, paused, prioritized, delayed, retrying] = await Promise.all([
+      client.lrange(keys.wait, 0, -1),
+      client.lrange(keys.paused, 0, -1),
+      client.zrange(keys.prioritized, 0, -1),
+      client.zrange(keys.delayed, 0, -1),
+      client.zrange(keys.retrying, 0, -1),
+    ]);
+    const states = new Map<string, PendingJob['state']>();
+    for (const jobId of [...wait, ...paused, ...prioritized]) states.set(jobId, 'waiting');
+    for (const jobId of delayed) states.set(jobId, 'delayed');
+    for (const jobId of retrying) states.set(jobId, 'retrying');
+    const ids = [...states.keys()];
+    const pipeline = client.pipeline();
+    for (const jobId of ids) pipeline.hget(keys.job(jobId), 'data');
+    const replies = (await pipeline.exec()) ?? [];
+    ids.forEach((jobId, index) => {
+      const data = replies[index]?.[1] as string | null;
+      let expiresAt = Number.NaN;
+      try {
+        expiresAt = Number((JSON.parse(data ?? 'null') as { expiresAt?: unknown } | null)?.expiresAt);
+      } catch {
+        // unreadable data: reported with expiresAt NaN
+      }
+      jobs.push({ type, jobId, state: states.get(jobId)!, expiresAt });
+    });
+  }
+  return jobs;
+}
+
+/** Pending jobs whose expiresAt is at or before `now` (or unreadable), as `type/jobId (state)`. */
+export async function pendingPastExpiry(client: Redis, prefix: string, now: number): Promise<string[]> {
+  return (await pendingJobs(client, prefix))
+    .filter((job) => !(job.expiresAt > now))
+    .map((job) => `${job.type}/${job.jobId} (${job.state}, expiresAt ${job.expiresAt})`);
+}
