@@ -1,7 +1,7 @@
 /**
  * The lock-checked dead-letter move. A worker dead-letters a job by moving it out of the
  * active list into the dead-letter store in one script that first checks the job's lock
- * is still this worker's (dead-letter-active.lua). A worker whose lock lapsed (its job
+ * is still this worker's (dead-letter-active-10.lua). A worker whose lock lapsed (its job
  * stalled and another worker took it) gets -2 and changes nothing; the worker holding
  * the lock decides. So when two handlers race on one job, the job is dead-lettered once
  * and counted once.

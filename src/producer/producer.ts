@@ -8,9 +8,9 @@
  *    expires.
  * 3. Enqueue the whole plan in one round trip: one script per task (enqueue-task.lua),
  *    all written before any reply is awaited (on Redis Cluster, each to the shard of its
- *    type's slot). The script runs BullMQ's own add script, unchanged, and in the same
- *    atomic step indexes the job by expiry, counts it, moves a task that is already
- *    expired into the dead-letter queue, and for a reminder claims its booking
+ *    type's slot). The script writes the job as BullMQ's `Queue.add` does (bullmq-compat.ts)
+ *    and in the same atomic step indexes it by expiry, counts it, moves a task that is
+ *    already expired into the dead-letter queue, and for a reminder claims its booking
  *    (replacing or removing the booking's previous reminder).
  * 4. Resolve with the job ids. The job id is derived from the idempotency key, so a
  *    repeated outcome (concurrent, or long after the first jobs completed) names the
@@ -41,7 +41,7 @@ import {
   DEFAULT_REDIS_URL,
 } from '../config/defaults.js';
 import { BACKOFF_STRATEGY, bullmqAddCommand, Queue } from '../redis/bullmq-compat.js';
-import { callScript, callScriptWithKeys, defineScripts, ENQUEUE_SCRIPT, type RedisClient } from '../redis/scripts.js';
+import { defineScripts, enqueueTask, settleScope, type RedisClient } from '../redis/scripts.js';
 import {
   resolveTaskConfigs,
   taskTypes,
@@ -168,40 +168,35 @@ export function createProducer(options: ProducerOptions = {}): Producer {
     for (const task of plan.tasks) {
       const keys = keysByType.get(task.type)!;
       const add = bullmqAddCommand(queues.get(task.type)!, task.type, task.data, jobOptions(task, now), task.jobId);
-      const scope = task.scope
-        ? [
-            keys.scope(task.scope.id),
-            task.scope.action,
-            task.scope.version,
-            conversation,
-            task.idempotencyKey,
-            recordTtl(task.expiresAt, now),
-          ]
-        : ['', '', 0, '', '', 0];
-      const reply = callScriptWithKeys<unknown[]>(client, ENQUEUE_SCRIPT[add.script], [
-        ...add.keys,
-        ...add.args,
-        keys.base,
-        task.jobId,
-        task.expiresAt,
-        task.runAt,
+      const reply = enqueueTask(client, add, keys, {
+        jobId: task.jobId,
+        expiresAt: task.expiresAt,
+        runAt: task.runAt,
         now,
-        task.expired ? 1 : 0,
-        'expired: already past expiresAt when the outcome was enqueued',
-        ...scope,
-      ]);
+        expired: task.expired,
+        ...(task.expired && { message: 'expired: already past expiresAt when the outcome was enqueued' }),
+        ...(task.scope && {
+          scope: {
+            id: task.scope.id,
+            action: task.scope.action,
+            version: task.scope.version,
+            conversation,
+            idempotencyKey: task.idempotencyKey,
+            ttl: recordTtl(task.expiresAt, now),
+          },
+        }),
+      });
       pending.push(settleTask(task, reply));
     }
     for (const change of plan.scopeChanges) {
       const keys = keysByType.get(change.type)!;
-      const settled = callScript(client, 'settleScope', keys.scope(change.scope.id), [
-        keys.base,
-        change.scope.action,
-        change.scope.version,
+      const settled = settleScope(client, keys, change.scope.id, {
+        action: change.scope.action,
+        version: change.scope.version,
         conversation,
+        ttl: dedupeWindowMs,
         now,
-        dedupeWindowMs,
-      ]);
+      });
       pending.push(step(settled, change.type, 'settle').then(() => undefined));
     }
     const entries = await Promise.all(pending);

@@ -220,7 +220,7 @@ export async function listClientNames(client: Redis | Cluster): Promise<string[]
 
 /**
  * What a processor throws after it moved its job out of `active` itself (into the
- * dead-letter store, lua/dead-letter-active.lua). BullMQ treats a DelayedError as "the
+ * dead-letter store, lua/dead-letter-active-10.lua). BullMQ treats a DelayedError as "the
  * job was moved already": it does not finish or fail the job again, and attemptsMade
  * stays what aftercall's script wrote.
  */

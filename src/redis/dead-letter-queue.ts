@@ -20,8 +20,7 @@
  * The stores are presented as one dead-letter queue: `list` and `counts` span all types.
  */
 import { readJobHash } from './bullmq-compat.js';
-import type { RedisClient } from './scripts.js';
-import { callScript } from './scripts.js';
+import { purgeDeadLetter, replayDeadLetter, type RedisClient } from './scripts.js';
 import { typeKeys } from './keys.js';
 import { taskTypes, type TaskType } from '../tasks/catalog.js';
 import { isoOrNull, toIso } from '../contract/time.js';
@@ -200,18 +199,12 @@ export class DeadLetterQueue {
       );
     }
     const updated = options.expiresAt === undefined ? '' : JSON.stringify({ ...data, runAt: now, expiresAt });
-    const replayed = await callScript<number>(this.client, 'replayDeadLetter', keys.job(jobId), [
-      keys.base,
-      jobId,
-      updated,
-      expiresAt,
-    ]);
-    return replayed === 1;
+    return (await replayDeadLetter(this.client, keys, { jobId, expiresAt }, updated)) === 1;
   }
 
   /** Deletes an entry for good. Returns false when it is not in the dead-letter queue. */
   async purge(type: TaskType, jobId: string): Promise<boolean> {
     const keys = typeKeys(this.prefix, type);
-    return (await callScript<number>(this.client, 'purgeDeadLetter', keys.job(jobId), [keys.base, jobId])) === 1;
+    return (await purgeDeadLetter(this.client, keys, jobId)) === 1;
   }
 }

@@ -51,6 +51,8 @@ export interface TypeKeys {
   lock(jobId: string): string;
   scope(scopeId: string): string;
   conversation(conversationId: string): string;
+  /** What a conversation record's key starts with: `<base>conversation:`. */
+  conversationPrefix: string;
   smsLedger(idempotencyKey: string): string;
 }
 
@@ -77,6 +79,7 @@ export function typeKeys(prefix: string, type: string): TypeKeys {
     lock: (jobId) => `${base}${jobId}:lock`,
     scope: (scopeId) => `${base}scope:${encodeKeyPart(scopeId)}`,
     conversation: (conversationId) => `${base}conversation:${encodeKeyPart(conversationId)}`,
+    conversationPrefix: `${base}conversation:`,
     smsLedger: (idempotencyKey) => `${base}sms-ledger:${encodeKeyPart(idempotencyKey)}`,
   };
 }

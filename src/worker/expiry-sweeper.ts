@@ -9,7 +9,7 @@
  *
  * A sweep reads each type's expiry index (jobId by expiresAt) up to now, in batches, and
  * dead-letters each waiting or delayed job found there with reason `expired`, in one
- * script per batch (expire-jobs.lua). Active jobs are never touched. Its cost grows with
+ * script per batch (expire-jobs-12.lua). Active jobs are never touched. Its cost grows with
  * the number of jobs that expired, not with the backlog. Each sweep also removes
  * completed jobs older than the dedupe window (BullMQ only trims them when another job
  * of the queue completes).
@@ -18,7 +18,7 @@ import { DEFAULT_SWEEP_BATCH_SIZE } from '../config/defaults.js';
 import { Queue, Worker } from 'bullmq';
 import type { Logger } from './logger.js';
 import { MAINTENANCE_QUEUE, queueName, typeKeys } from '../redis/keys.js';
-import { callScript, type RedisClient } from '../redis/scripts.js';
+import { expireJobs, type RedisClient } from '../redis/scripts.js';
 import { taskTypes, type TaskType } from '../tasks/catalog.js';
 import { systemClock, type Clock } from '../contract/time.js';
 
@@ -48,7 +48,7 @@ export interface SweepResult {
 /**
  * Expired jobs handled per Redis call. A call blocks Redis while it runs, and its cost is
  * its batch times the search for each job (up to 1,000 wait-list entries from each end,
- * see helpers.lua): 50 keeps the worst case, expired jobs scattered through a long
+ * see lua/includes/takePending.lua): 50 keeps the worst case, expired jobs scattered through a long
  * backlog, at a few milliseconds per call (`npm run bench`, sweeper scaling).
  */
 
@@ -67,12 +67,12 @@ export async function sweepExpiredJobs(client: RedisClient, options: SweepOption
       // Every entry a batch reads is dropped, dead-lettered or moved past `now`, so the
       // loop ends; the cap only guards against a bug turning it into a busy loop.
       for (let batch = 0; batch < 100_000; batch += 1) {
-        const [batchExpired, dropped, , remaining] = await callScript<[number, number, number, number]>(
-          client,
-          'expireJobs',
-          keys.expiry,
-          [keys.base, now, SWEEP_MESSAGE, batchSize, recheckAt],
-        );
+        const [batchExpired, dropped, , remaining] = await expireJobs(client, keys, {
+          now,
+          message: SWEEP_MESSAGE,
+          limit: batchSize,
+          recheckAt,
+        });
         result.calls += 1;
         expired += batchExpired;
         result.dropped += dropped;

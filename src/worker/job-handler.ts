@@ -17,7 +17,7 @@
  *    - otherwise hand BullMQ the delay and let it schedule the retry.
  *
  * Dead-lettering moves the job out of the active list into the type's dead-letter store
- * in one script that checks this worker's lock (dead-letter-active.lua), so it happens
+ * in one script that checks this worker's lock (dead-letter-active-10.lua), so it happens
  * once even when processes race. The handler then throws movedOutOfActive (bullmq-compat),
  * which tells BullMQ the job has been moved already and must not be finished again.
  *
@@ -30,7 +30,7 @@ import { retryDelay, RetryScheduledError, type RetryPolicy } from './retry-polic
 import { parseJobData } from '../tasks/job-data.js';
 import { movedOutOfActive } from '../redis/bullmq-compat.js';
 import type { TypeKeys } from '../redis/keys.js';
-import { callScript, type RedisClient } from '../redis/scripts.js';
+import { deadLetterActive, type RedisClient } from '../redis/scripts.js';
 import type { DeliveryPort, DeliveryReceipt } from '../contract/delivery-port.js';
 import { RetryableDeliveryError, TerminalDeliveryError } from '../delivery/errors.js';
 import type { AnyTaskDefinition, TaskConfig } from '../tasks/catalog.js';
@@ -154,15 +154,14 @@ export function createJobHandler(options: JobHandlerOptions) {
       calledProvider: boolean,
       attemptResult?: JobOutcomeEvent['attemptResult'],
     ): Promise<never> => {
-      const code = await callScript<number>(client, 'deadLetterActive', keys.job(jobId), [
-        keys.base,
+      const code = await deadLetterActive(client, keys, {
         jobId,
-        token ?? '',
+        token: token ?? '',
         reason,
-        `${reason}: ${message}`,
+        message: `${reason}: ${message}`,
         attempts,
-        clock(),
-      ]);
+        now: clock(),
+      });
       if (code !== 0) {
         // The lock is no longer ours (the job stalled and another worker took it): that
         // worker decides. BullMQ will fail to finish it here too and move on.

@@ -1,51 +1,102 @@
 --[[
-  Enqueues one task atomically: BullMQ's own add script (its text is inserted below as
-  the function bullmqAdd, unchanged, for the job's kind: standard or delayed) plus what
-  aftercall keeps beside the job, in the task type's slot:
+  Enqueues one task atomically: BullMQ's own add script, for the job's kind (standard or
+  delayed; see src/redis/bullmq-compat.ts), plus what aftercall keeps beside the job, in
+  the task type's slot:
   - the expiry-index entry, and the type's `created` counter;
-  - for a task already expired when planned: the move into the dead-letter queue with
+  - for a task already expired when planned: the move into the dead-letter store with
     reason `expired`, before any worker can see it;
-  - for a reminder: its booking's record (see claimScope in helpers.lua), which may
-    replace or remove the booking's previous reminder, or find this one outdated.
+  - for a scoped task (a reminder): its booking's record (includes/claimScope.lua), which
+    may replace or remove the booking's previous reminder, or find this one outdated.
   A job whose id exists already (a repeated outcome) is left as it is.
 
-  KEYS and ARGV[1..3]: BullMQ's add script's own (wait, delayed, meta... / packed args,
-  data, packed options), exactly as BullMQ computes them.
-  ARGV[4] base, ARGV[5] jobId, ARGV[6] expiresAt (ms), ARGV[7] runAt (ms), ARGV[8] now (ms),
-  ARGV[9] 1 when already expired, ARGV[10] dead-letter message,
-  ARGV[11] scope record key ('' when the task has no scope), ARGV[12] action (replace|cancel),
-  ARGV[13] version (ms), ARGV[14] encoded conversation id, ARGV[15] idempotency key,
-  ARGV[16] record ttl (ms)
+  The key count varies (no number in the file name): n = BULLMQ_ADD_KEYS, the embedded
+  add script's (9 standard, 6 delayed), and a scoped task has 4 KEYS more.
 
-  Returns { "created" }, { "existing", runAt, expiresAt } (the existing job's own times),
-  { "stale" } (a scoped task a newer outcome superseded: nothing added), or
-  { "error", code } (BullMQ's add refused).
+  Input:
+    KEYS[1..n]  BullMQ's add script's own (wait, meta, marker, ...), as BullMQ computes them
+    KEYS[n+1]   the job (hash)
+    KEYS[n+2]   expiry index
+    KEYS[n+3]   stats hash (the `created` counter)
+    KEYS[n+4]   wait list
+    KEYS[n+5]   paused list
+    KEYS[n+6]   delayed set
+    KEYS[n+7]   prioritized set
+    KEYS[n+8]   active list
+    KEYS[n+9]   failed set: the dead-letter store
+    KEYS[n+10]  dead-letter counts by reason
+    KEYS[n+11]  retrying set
+    KEYS[n+12]  events stream
+    KEYS[n+13]  meta hash
+    only for a scoped task:
+    KEYS[n+14]  the scope record (hash: jobId, version, conversation)
+    KEYS[n+15]  this conversation's record
+    KEYS[n+16]  job key prefix: for the scope's previous task (its id is read here)
+    KEYS[n+17]  conversation record prefix: for the previous task's conversation
+    ARGV[1..3]  BullMQ's add script's own: packed arguments, job data, packed options
+    ARGV[4]     JSON options:
+      jobId
+      expiresAt  epoch ms
+      runAt      epoch ms
+      now        epoch ms
+      expired    true when already past expiresAt: dead-letter at once
+      message    the failed reason recorded then
+      scope      only for a scoped task: { action = replace|cancel, version (ms),
+                 conversation (encoded id), idempotencyKey, ttl (ms of its records) }
+
+  Output:
+    { "created" }
+    { "existing", runAt, expiresAt }  the job existed already; its own times
+    { "stale" }                       a newer outcome superseded this scoped task: nothing added
+    { "error", code }                 BullMQ's add refused (its negative code)
 ]]
-local base, jobId = ARGV[4], ARGV[5]
-local expiresAt, runAt, now = ARGV[6], ARGV[7], ARGV[8]
-local jobKey = base .. jobId
-local existed = rcall("EXISTS", jobKey) == 1
+local rcall = redis.call
 
-if ARGV[11] ~= "" then
-  local decision = claimScope(base, ARGV[11], ARGV[12], jobId, tonumber(ARGV[13]), ARGV[14], ARGV[15],
-    expiresAt, runAt, now, tonumber(ARGV[16]))
+--- @bullmq-add
+
+local n = BULLMQ_ADD_KEYS
+local k = {
+  job = KEYS[n + 1],
+  expiry = KEYS[n + 2],
+  stats = KEYS[n + 3],
+  wait = KEYS[n + 4],
+  paused = KEYS[n + 5],
+  delayed = KEYS[n + 6],
+  prioritized = KEYS[n + 7],
+  active = KEYS[n + 8],
+  failed = KEYS[n + 9],
+  deadLetterCounts = KEYS[n + 10],
+  retrying = KEYS[n + 11],
+  events = KEYS[n + 12],
+  meta = KEYS[n + 13],
+  scope = KEYS[n + 14],
+  conversation = KEYS[n + 15],
+  jobPrefix = KEYS[n + 16],
+  conversationPrefix = KEYS[n + 17],
+}
+local o = cjson.decode(ARGV[4])
+
+--- @include "existingTimes"
+--- @include "claimScope"
+--- @include "takePending"
+--- @include "deadLetter"
+
+local existed = rcall("EXISTS", k.job) == 1
+
+if o.scope then
+  local decision = claimScope(k, o.jobId, o.scope, o.expiresAt, o.runAt, o.now)
   if decision == "stale" then return { "stale" } end
 end
 if existed then
-  local times = existingTimes(jobKey)
+  local times = existingTimes(k.job)
   return { "existing", times[2] or "", times[3] or "" }
-end
-
-local function bullmqAdd()
---@bullmq-add
 end
 
 local added = bullmqAdd()
 if type(added) == "number" and added < 0 then return { "error", added } end
-rcall("ZADD", base .. "expiry", expiresAt, jobId)
-rcall("HINCRBY", base .. "stats", "created", 1)
-if ARGV[9] == "1" then
-  local prev = takePending(base, jobId, 1)
-  if prev then deadLetter(base, jobId, "expired", ARGV[10], 0, tonumber(now), prev) end
+rcall("ZADD", k.expiry, o.expiresAt, o.jobId)
+rcall("HINCRBY", k.stats, "created", 1)
+if o.expired then
+  local prev = takePending(k, k.job, o.jobId, 1)
+  if prev then deadLetter(k, k.job, o.jobId, "expired", o.message, 0, o.now, prev) end
 end
 return { "created" }
