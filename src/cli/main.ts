@@ -25,6 +25,8 @@ const COMMANDS: Record<string, () => Promise<{ command: Command }>> = {
   enqueue: () => import('./commands/enqueue.js'),
   status: () => import('./commands/status.js'),
   dlq: () => import('./commands/dlq.js'),
+  serve: () => import('./commands/serve.js'),
+  ingest: () => import('./commands/ingest.js'),
   sweep: () => import('./commands/sweep.js'),
   config: () => import('./commands/config.js'),
 };
