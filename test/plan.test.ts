@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { parseConversationOutcome } from '../src/contract/conversation-outcome.js';
 import { planOutcome } from '../src/tasks/plan.js';
 import { resolveTaskConfigs } from '../src/tasks/catalog.js';
@@ -129,8 +129,24 @@ describe('outcome -> plan (task catalog defaults)', () => {
     expect(() => resolveTaskConfigs({ update_crm: { attempts: 0 } })).toThrow(ValidationError);
   });
 
-  it('is deterministic for the same outcome and moment', () => {
-    const input = bookedOutcome('same', now);
-    expect(JSON.stringify(plan(input))).toBe(JSON.stringify(plan(input)));
+  it('depends on the outcome and the moment it is given, not on the system clock', () => {
+    const outcome = parseConversationOutcome(bookedOutcome('same', now));
+    const copy = parseConversationOutcome(JSON.parse(JSON.stringify(bookedOutcome('same', now))));
+    vi.useFakeTimers({ toFake: ['Date'] });
+    let lastWeek: ReturnType<typeof planOutcome>;
+    let nextYear: ReturnType<typeof planOutcome>;
+    try {
+      vi.setSystemTime(now - 7 * 24 * HOUR);
+      lastWeek = planOutcome(outcome, defaults, now);
+      vi.setSystemTime(now + 365 * 24 * HOUR);
+      nextYear = planOutcome(copy, defaults, now);
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(nextYear).toEqual(lastWeek);
+    expect(lastWeek.tasks.find((task) => task.type === 'send_email')!.runAt).toBe(now);
+    // the moment it is given does count: a task due at once runs at that moment
+    const later = planOutcome(outcome, defaults, now + MIN);
+    expect(later.tasks.find((task) => task.type === 'send_email')!.runAt).toBe(now + MIN);
   });
 });
