@@ -3,12 +3,14 @@
  * provider sandbox standing in for Resend and Twilio.
  */
 import { spawn } from 'node:child_process';
+import { Job, Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobOutcomeEvent } from '../src/worker/job-handler.js';
 import { burstFaults } from '../dev/demo/demo-plan.js';
 import { createProducer } from '../src/producer/producer.js';
 import { createTwilioDelivery } from '../src/delivery/providers/twilio/twilio.js';
 import { DeadLetterQueue } from '../src/redis/dead-letter-queue.js';
+import { queueName, typeKeys } from '../src/redis/keys.js';
 import { startSandbox, type Sandbox } from '../dev/sandbox/sandbox.js';
 import { conversationStatus } from '../src/ops/status.js';
 import { ConfigError } from '../src/contract/validation-error.js';
@@ -23,6 +25,8 @@ let sandbox: Sandbox;
 let worker: FleetWorker;
 const events: (JobOutcomeEvent & { at: number })[] = [];
 const producer = createProducer({ redisUrl: REDIS_URL, prefix });
+const keys = typeKeys(prefix, 'send_email');
+const emailQueue = new Queue(queueName('send_email'), { connection: client, prefix });
 const HOUR = 3_600_000;
 const TWILIO_SID = `AC${'a'.repeat(32)}`;
 
@@ -52,6 +56,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await worker.close();
+  await emailQueue.close();
   await producer.close();
   await sandbox.close();
   await removePrefix(client, prefix);
@@ -127,30 +132,31 @@ describe('native providers through the sandbox', () => {
     ).toHaveLength(1);
   });
 
-  it('honours a 429 Retry-After before retrying', async () => {
-    sandbox.setFaults({ rateLimitRate: 1, retryAfterSeconds: 1 });
+  it("honours a 429's Retry-After: the retry is scheduled that far out (read from Redis)", async () => {
+    // 30 s, so the job is still waiting when the test reads Redis; it is then promoted.
+    sandbox.setFaults({ rateLimitRate: 1, retryAfterSeconds: 30 });
+    let jobId: string;
     try {
-      await producer.conversationEnded(booked('n-429', { email: 'limited@example.com' }));
+      const result = await producer.conversationEnded(booked('n-429', { email: 'limited@example.com' }));
+      jobId = result.tasks.find((task) => task.type === 'send_email')!.jobId;
       await waitUntil(
-        () =>
-          events.find(
-            (event) => event.conversationId === 'n-429' && event.type === 'send_email' && event.result === 'retrying',
-          ),
-        Boolean,
-        'the rate-limited attempt',
+        () => client.zscore(keys.delayed, jobId),
+        (score) => score !== null,
+        'the rate-limited attempt to be scheduled again',
       );
-      sandbox.setFaults({ rateLimitRate: 0 });
-      await settled('n-429', 'send_email');
     } finally {
       sandbox.setFaults({ rateLimitRate: 0 });
     }
-    const retried = events.find(
-      (event) => event.conversationId === 'n-429' && event.type === 'send_email' && event.result === 'retrying',
-    )!;
-    const completed = events.find(
-      (event) => event.conversationId === 'n-429' && event.type === 'send_email' && event.result === 'completed',
-    )!;
-    expect(completed.at - retried.at).toBeGreaterThanOrEqual(1_000);
+    // the delay BullMQ was given: the Retry-After, not the 50 ms backoff
+    expect(await client.hget(keys.job(jobId), 'delay')).toBe('30000');
+    expect(await client.hget(keys.job(jobId), 'atm')).toBe('1');
+    const job = await Job.fromId(emailQueue, jobId);
+    await job!.promote();
+    await settled('n-429', 'send_email');
+    expect(await statusOf('n-429', 'send_email')).toMatchObject({ state: 'completed', attempts: 2 });
+    expect(
+      sandbox.deliveries({ provider: 'resend' }).filter((delivery) => delivery.to === 'limited@example.com'),
+    ).toHaveLength(1);
   });
 
   it('dead-letters a refused recipient at once: reason terminal, one attempt (Resend and Twilio)', async () => {
