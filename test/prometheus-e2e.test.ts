@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parse as parseYaml } from 'yaml';
+import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createProducer } from '../src/producer/producer.js';
 import { startSandbox, type Sandbox } from '../dev/sandbox/sandbox.js';
@@ -205,5 +205,24 @@ describe('dashboard and alert rules against a real Prometheus', () => {
     const loaded = response.data.groups.flatMap((group) => group.rules);
     expect(loaded.length).toBeGreaterThanOrEqual(8);
     expect(loaded.filter((rule) => rule.health !== 'ok').map((rule) => `${rule.name}: ${rule.lastError}`)).toEqual([]);
+  });
+
+  it("runs the KEDA ScaledObjects' queries (deploy/kubernetes): one number per worker group", async () => {
+    const scaledObjects = parseAllDocuments(
+      readFileSync(join(root, 'deploy/kubernetes/base/scaled-objects.yaml'), 'utf8'),
+    )
+      .map((document) => document.toJSON() as { kind?: string; spec?: { triggers: { metadata: { query: string } }[] } })
+      .filter((manifest) => manifest?.kind === 'ScaledObject');
+    expect(scaledObjects.length).toBeGreaterThan(1);
+    for (const scaledObject of scaledObjects) {
+      const { query: expr } = scaledObject.spec!.triggers[0]!.metadata;
+      const answer = await query(expr);
+      expect(answer.status, expr).toBe('success');
+      // KEDA's Prometheus scaler needs a single-element vector (or a scalar) holding a number.
+      expect(answer.data!.resultType, expr).toBe('vector');
+      expect(answer.data!.result, expr).toHaveLength(1);
+      const [, value] = (answer.data!.result[0] as { value: [number, string] }).value;
+      expect(Number.isFinite(Number(value)) && Number(value) >= 0, `${expr} = ${value}`).toBe(true);
+    }
   });
 });
