@@ -125,6 +125,8 @@ export async function buildApiServer(options: ApiServerOptions): Promise<ApiServ
   });
   // Answers are built by the handlers from typed values: plain JSON, no second validation.
   app.setSerializerCompiler(() => (data: unknown) => JSON.stringify(data));
+  // JSON only: fastify's text/plain parser would hand a plain string to the handlers.
+  app.removeContentTypeParser('text/plain');
   app.setErrorHandler(errorHandler(logger));
   app.setNotFoundHandler((request, reply) =>
     reply.code(404).send({ error: 'not_found', message: `no route ${request.method} ${request.url.split('?')[0]}` }),
