@@ -304,7 +304,7 @@ function promtool(): string {
     if (!probe.error && probe.status === 0) return candidate;
   }
   throw new Error(
-    "promtool is not installed: install Debian's `prometheus` package (`apt-get install prometheus`, which provides /usr/bin/promtool); CI installs it",
+    "promtool is not installed: install Debian's `prometheus` package (`apt-get install prometheus`, which provides /usr/bin/promtool); `npm test` installs it (scripts/test-prerequisites.mjs)",
   );
 }
 
