@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { configVariables } from '../src/config/environment.js';
 import { taskTypes } from '../src/tasks/catalog.js';
@@ -22,6 +22,44 @@ describe('README', () => {
   it('gives the test command CI runs', () => {
     expect(readme).toMatch(/`npm test`/);
     expect(readFileSync(new URL('../.ci/run', import.meta.url), 'utf8')).toMatch(/^npm test$/m);
+  });
+});
+
+describe('README layout', () => {
+  // The tree in the Layout section: one folder per line, `name/` indented two spaces per level.
+  const section = readme.slice(readme.indexOf('## Layout'));
+  const tree = section
+    .slice(0, section.indexOf('\n## ') === -1 ? undefined : section.indexOf('\n## '))
+    .split('```')[1]!;
+  const named: string[] = [];
+  const path: string[] = [];
+  for (const line of tree.split('\n')) {
+    const match = /^( *)([\w.-]+)\/(?:\s|$)/.exec(line);
+    if (!match) continue;
+    const depth = match[1]!.length / 2;
+    expect(Number.isInteger(depth) && depth <= path.length, `indentation of ${JSON.stringify(line)}`).toBe(true);
+    path.length = depth;
+    path.push(match[2]!);
+    named.push(path.join('/'));
+  }
+  const root = new URL('..', import.meta.url);
+  const foldersUnder = (dir: string): string[] =>
+    readdirSync(new URL(dir, root), { withFileTypes: true })
+      .filter((entry) => entry.isDirectory())
+      .flatMap((entry) => [`${dir}/${entry.name}`, ...foldersUnder(`${dir}/${entry.name}`)]);
+
+  it('names only folders that exist', () => {
+    expect(named).toContain('src/contract');
+    for (const folder of named) {
+      const url = new URL(folder, root);
+      expect(existsSync(url) && statSync(url).isDirectory(), `${folder}/ is in the README's Layout`).toBe(true);
+    }
+  });
+
+  it('names every folder under src/ and dev/', () => {
+    for (const folder of [...foldersUnder('src'), ...foldersUnder('dev')]) {
+      expect(named, `${folder}/ is missing from the README's Layout`).toContain(folder);
+    }
   });
 });
 
