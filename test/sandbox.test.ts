@@ -25,6 +25,8 @@ const NO_FAULTS: FaultConfig = {
   hangMs: 30_000,
   latencyMs: { min: 0, max: 0, tailRate: 0, tailMs: 0 },
   terminalRecipients: [],
+  limits: {},
+  outages: {},
 };
 
 type TwilioRequestClient = InstanceType<typeof twilio.RequestClient>;

@@ -8,16 +8,33 @@
  *                                              naming each invalid field
  *   POST /_sandbox/reset                       forget deliveries, idempotency memory and
  *                                              counters (the faults stay)
- *   GET  /_sandbox/deliveries[?provider=P]     { deliveries, stats }; P is resend, twilio
- *                                              or webhook
+ *   GET  /_sandbox/deliveries[?provider=P]     { deliveries, rejected, stats }; P is resend,
+ *                                              twilio or webhook; `rejected` lists the
+ *                                              requests refused over a limit, during an
+ *                                              outage or by a drawn fault, with their time
+ *   GET  /_sandbox/stats[?destination=D]       traffic per destination (traffic.ts):
+ *        [&windowMs=N][&from=ISO]              requests, 2xx, 429, 4xx, 5xx, per second,
+ *                                              and the most in one second and in any
+ *                                              window of N ms (default: the limit's)
  *
- * No latency or faults apply here.
+ * Limits and outages are part of the faults: `PUT /_sandbox/faults` with
+ * `{ "limits": { "resend": 3, "webhook:update_crm": { "limit": 100, "windowMs": 60000 } } }`
+ * or `{ "outages": { "resend": { "durationMs": 25000 }, "twilio": {} , "webhook:update_crm": null } }`
+ * (faults.ts). No latency, faults, limits or outages apply here.
  */
 import { z } from 'zod';
 import { toFieldIssues, ValidationError } from '../../src/contract/validation-error.js';
-import { DELIVERY_PROVIDERS, type Delivery, type DeliveryProvider, type SandboxStats } from './delivery-log.js';
+import {
+  DELIVERY_PROVIDERS,
+  type Delivery,
+  type DeliveryProvider,
+  type Rejection,
+  type SandboxStats,
+} from './delivery-log.js';
+import { DESTINATION_EXPECTED, DESTINATION_NAME } from './destinations.js';
 import type { FaultChange, FaultConfig } from './faults.js';
 import { jsonAnswer, type Answer, type SandboxRequest } from './http.js';
+import type { TrafficQuery, TrafficReport } from './traffic.js';
 
 export const CONTROL_PREFIX = '/_sandbox/';
 
@@ -26,11 +43,27 @@ export interface ControlTarget {
   setFaults(change: FaultChange): FaultConfig;
   reset(): void;
   deliveries(filter?: { provider?: DeliveryProvider }): Delivery[];
+  rejections(filter?: { provider?: DeliveryProvider }): Rejection[];
   stats(): SandboxStats;
+  traffic(query?: TrafficQuery): TrafficReport;
 }
 
 const deliveriesQuery = z.strictObject({
   provider: z.enum(DELIVERY_PROVIDERS, `expected one of ${DELIVERY_PROVIDERS.join(', ')}`).optional(),
+});
+
+const statsQuery = z.strictObject({
+  destination: z.string().regex(DESTINATION_NAME, DESTINATION_EXPECTED).optional(),
+  windowMs: z
+    .string()
+    .regex(/^\d+$/, 'expected whole milliseconds from 1 to 86400000')
+    .transform(Number)
+    .pipe(z.number().min(1, 'expected at least 1 ms').max(86_400_000, 'expected at most 86400000 ms (1 day)'))
+    .optional(),
+  from: z.iso
+    .datetime({ offset: true, error: 'expected an ISO-8601 date-time with offset' })
+    .transform((text) => Date.parse(text))
+    .optional(),
 });
 
 const methodNotAllowed = (allowed: string): Answer =>
@@ -74,7 +107,26 @@ export function handleControl(request: SandboxRequest, target: ControlTarget): A
       const parsed = deliveriesQuery.safeParse(Object.fromEntries(request.query));
       if (!parsed.success) return invalid(new ValidationError('deliveries query', toFieldIssues(parsed.error.issues)));
       const filter = parsed.data.provider ? { provider: parsed.data.provider } : {};
-      return jsonAnswer(200, { deliveries: target.deliveries(filter), stats: target.stats() });
+      return jsonAnswer(200, {
+        deliveries: target.deliveries(filter),
+        rejected: target.rejections(filter),
+        stats: target.stats(),
+      });
+    }
+
+    case 'stats': {
+      if (request.method !== 'GET') return methodNotAllowed('GET');
+      const parsed = statsQuery.safeParse(Object.fromEntries(request.query));
+      if (!parsed.success) return invalid(new ValidationError('stats query', toFieldIssues(parsed.error.issues)));
+      const { destination, windowMs, from } = parsed.data;
+      return jsonAnswer(
+        200,
+        target.traffic({
+          ...(destination !== undefined && { destination }),
+          ...(windowMs !== undefined && { windowMs }),
+          ...(from !== undefined && { from }),
+        }),
+      );
     }
 
     default:

@@ -10,7 +10,10 @@
  * entries: Resend itself does not send the e-mail twice.
  *
  * Rejected requests (authentication, validation, terminal recipients, 429, 5xx) are never
- * entries; they show in the counters.
+ * entries; they show in the counters. The ones a provider refuses for its own reasons (a
+ * 429 over its limit or by chance, a 503 during an outage, a drawn server error) are also
+ * kept apart, as rejections with their arrival time, so a test can count per destination
+ * and per window what the provider turned away.
  */
 
 export const DELIVERY_PROVIDERS = ['resend', 'twilio', 'webhook'] as const;
@@ -18,6 +21,8 @@ export type DeliveryProvider = (typeof DELIVERY_PROVIDERS)[number];
 
 export interface Delivery {
   provider: DeliveryProvider;
+  /** `resend`, `twilio` or `webhook:<type>` (destinations.ts). */
+  destination: string;
   /** Resend e-mail id / Twilio message SID / webhook receipt id. */
   id: string;
   /** The task's idempotency key, percent-decoded; null when the request carried none. */
@@ -42,11 +47,30 @@ export interface Delivery {
   attempt?: number;
 }
 
+/** A request the provider turned away for its own reasons; never a delivery. */
+export interface Rejection {
+  provider: DeliveryProvider;
+  destination: string;
+  /** ISO-8601 arrival time. */
+  receivedAt: string;
+  status: number;
+  /** `limit`: over the destination's limit (429); `outage`: the destination was down (503); `fault`: drawn by chance (429 or 5xx). */
+  reason: 'limit' | 'outage' | 'fault';
+  /** The task's idempotency key, percent-decoded, when the request's headers carried one. */
+  idempotencyKey: string | null;
+}
+
 export interface FaultCounts {
+  /** 429s, over a destination's limit or drawn by chance. */
   rateLimited: number;
+  /** 5xx answers the sandbox chose: drawn by chance, or during an outage. */
   serverErrors: number;
   hung: number;
   terminal: number;
+  /** Of `rateLimited`: over a destination's limit. */
+  overLimit: number;
+  /** Of `serverErrors`: 503s during an outage. */
+  outage: number;
 }
 
 export interface SandboxStats {
@@ -56,11 +80,21 @@ export interface SandboxStats {
   faults: FaultCounts;
 }
 
+const noFaults = (): FaultCounts => ({
+  rateLimited: 0,
+  serverErrors: 0,
+  hung: 0,
+  terminal: 0,
+  overLimit: 0,
+  outage: 0,
+});
+
 export class DeliveryLog {
   private entries: Delivery[] = [];
+  private rejections: Rejection[] = [];
   private requests = 0;
   private byProvider: Record<DeliveryProvider, number> = { resend: 0, twilio: 0, webhook: 0 };
-  private faults: FaultCounts = { rateLimited: 0, serverErrors: 0, hung: 0, terminal: 0 };
+  private faults: FaultCounts = noFaults();
 
   countRequest(provider: DeliveryProvider): void {
     this.requests += 1;
@@ -73,6 +107,21 @@ export class DeliveryLog {
 
   record(delivery: Delivery): void {
     this.entries.push(delivery);
+  }
+
+  reject(rejection: Rejection): void {
+    this.rejections.push(rejection);
+  }
+
+  /** Rejections in arrival order. */
+  rejected(filter: { provider?: DeliveryProvider; destination?: string } = {}): Rejection[] {
+    return this.rejections
+      .filter(
+        (entry) =>
+          (!filter.provider || entry.provider === filter.provider) &&
+          (!filter.destination || entry.destination === filter.destination),
+      )
+      .map((entry) => ({ ...entry }));
   }
 
   list(filter: { provider?: DeliveryProvider } = {}): Delivery[] {
@@ -88,8 +137,9 @@ export class DeliveryLog {
 
   reset(): void {
     this.entries = [];
+    this.rejections = [];
     this.requests = 0;
     this.byProvider = { resend: 0, twilio: 0, webhook: 0 };
-    this.faults = { rateLimited: 0, serverErrors: 0, hung: 0, terminal: 0 };
+    this.faults = noFaults();
   }
 }

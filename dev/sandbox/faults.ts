@@ -21,9 +21,26 @@
  *
  * Each provider request draws the same four numbers from the seeded generator whatever
  * becomes of it, so the same seed and the same request sequence give the same faults.
+ *
+ * Besides the dice, two things real providers do, per destination (destinations.ts), met
+ * before everything above (provider-pipeline.ts):
+ *
+ *   outage      `outages[destination]`: from `since` until `until` (null: until cleared),
+ *               the destination answers 503 to every request;
+ *   rate limit  `limits[destination]` (or `limits["*"]`): at most `limit` requests in each
+ *               fixed window of `windowMs` (aligned to the epoch); the ones above it get
+ *               429 with the provider's own body and `retry-after` / `ratelimit-*` headers
+ *               (rate-limits.ts).
+ *
+ * Changes to both are merged per destination: `{ "limits": { "resend": 3 } }` leaves the
+ * other destinations' limits as they were, `null` for a destination removes its limit or
+ * ends its outage, and `null` for the whole map clears it. A limit is a number (requests
+ * per second) or `{ limit, windowMs }`. An outage starts when the change is made and lasts
+ * `durationMs`, until `until` (ISO-8601), or, with neither, until it is cleared.
  */
 import { z } from 'zod';
-import { toFieldIssues, ValidationError } from '../../src/contract/validation-error.js';
+import { type FieldIssue, toFieldIssues, ValidationError } from '../../src/contract/validation-error.js';
+import { ANY_DESTINATION, DESTINATION_EXPECTED, isDestinationName } from './destinations.js';
 import type { Random } from './random.js';
 
 export interface LatencyConfig {
@@ -48,10 +65,38 @@ export interface FaultConfig {
   latencyMs: LatencyConfig;
   /** E-mail addresses or phone numbers that always get a terminal error. */
   terminalRecipients: string[];
+  /** Fixed-window limits by destination; `*` applies to every destination without its own. */
+  limits: Record<string, RateLimitConfig>;
+  /** Destinations that answer 503 to every request, while their outage lasts. */
+  outages: Record<string, OutageConfig>;
 }
 
-/** A change to the fault configuration: any subset of fields; `latencyMs` may be partial too. */
-export type FaultChange = Partial<Omit<FaultConfig, 'latencyMs'>> & { latencyMs?: Partial<LatencyConfig> };
+export interface RateLimitConfig {
+  /** Requests allowed in each window. */
+  limit: number;
+  /** The window's length; windows start at multiples of it (epoch milliseconds of the sandbox's clock). */
+  windowMs: number;
+}
+
+export interface OutageConfig {
+  /** ISO-8601. */
+  since: string;
+  /** ISO-8601, or null: until cleared. */
+  until: string | null;
+}
+
+/** A number of requests per second, `{ limit, windowMs }`, or null to remove the limit. */
+export type RateLimitChange = number | { limit: number; windowMs?: number } | null;
+
+/** Start an outage now, for `durationMs` or until `until` (neither: until cleared); null ends it. */
+export type OutageChange = { durationMs?: number; until?: string | null } | null;
+
+/** A change to the fault configuration: any subset of fields; `latencyMs` may be partial too, `limits` and `outages` per destination. */
+export type FaultChange = Partial<Omit<FaultConfig, 'latencyMs' | 'limits' | 'outages'>> & {
+  latencyMs?: Partial<LatencyConfig>;
+  limits?: Record<string, RateLimitChange> | null;
+  outages?: Record<string, OutageChange> | null;
+};
 
 export const DEFAULT_FAULTS: FaultConfig = {
   rateLimitRate: 0,
@@ -61,6 +106,8 @@ export const DEFAULT_FAULTS: FaultConfig = {
   hangMs: 30_000,
   latencyMs: { min: 0, max: 0, tailRate: 0, tailMs: 0 },
   terminalRecipients: [],
+  limits: {},
+  outages: {},
 };
 
 const HOUR_MS = 3_600_000;
@@ -102,23 +149,171 @@ export const faultChangeSchema = z.strictObject({
       'expected a list of e-mail addresses or phone numbers',
     )
     .optional(),
+  // Checked entry by entry in mergeFaults, so an error names the destination and the field.
+  limits: z
+    .record(z.string(), z.unknown(), 'expected an object of destination names to limits, or null')
+    .nullable()
+    .optional(),
+  outages: z
+    .record(z.string(), z.unknown(), 'expected an object of destination names to outages, or null')
+    .nullable()
+    .optional(),
 });
+
+const DAY_MS = 86_400_000;
+const LIMIT_EXPECTED = 'expected requests per second (a whole number from 1 to 1000000), { limit, windowMs }, or null';
+const requestCount = (typeMessage: string) =>
+  z
+    .number(typeMessage)
+    .int('expected a whole number of requests')
+    .min(1, 'expected at least 1 request (an outage is the way to refuse everything)')
+    .max(1_000_000, 'expected at most 1000000 requests');
+const limitCount = requestCount(LIMIT_EXPECTED);
+const windowMs = z
+  .number('expected a number')
+  .int('expected whole milliseconds')
+  .min(1, 'expected at least 1 ms')
+  .max(DAY_MS, 'expected at most 86400000 ms (1 day)');
+const limitObject = z.strictObject(
+  { limit: requestCount('expected a whole number of requests from 1 to 1000000'), windowMs: windowMs.optional() },
+  LIMIT_EXPECTED,
+);
+const outageObject = z.strictObject(
+  {
+    durationMs: z
+      .number('expected a number')
+      .int('expected whole milliseconds')
+      .min(1, 'expected at least 1 ms')
+      .max(DAY_MS, 'expected at most 86400000 ms (1 day)')
+      .optional(),
+    until: z.iso
+      .datetime({ offset: true, error: 'expected an ISO-8601 date-time with offset, or null' })
+      .nullable()
+      .optional(),
+  },
+  'expected { durationMs }, { until }, {} (until cleared) or null (end it)',
+);
+
+/** Issues with `path` prefixed by `prefix`. */
+const under = (prefix: string, issues: FieldIssue[]): FieldIssue[] =>
+  issues.map((issue) => ({ ...issue, path: issue.path === '(root)' ? prefix : `${prefix}.${issue.path}` }));
+
+function destinationIssue(field: string, name: string, allowAny: boolean): FieldIssue | undefined {
+  if (isDestinationName(name) || (allowAny && name === ANY_DESTINATION)) return undefined;
+  return {
+    path: `${field}.${name}`,
+    message: `unknown destination: ${DESTINATION_EXPECTED}${allowAny ? ' or *' : ''}`,
+  };
+}
+
+function mergeLimits(
+  current: Record<string, RateLimitConfig>,
+  change: Record<string, unknown> | null,
+  issues: FieldIssue[],
+): Record<string, RateLimitConfig> {
+  if (change === null) return {};
+  const merged = { ...current };
+  for (const [name, value] of Object.entries(change)) {
+    const wrongName = destinationIssue('limits', name, true);
+    if (wrongName) {
+      issues.push(wrongName);
+      continue;
+    }
+    if (value === null) {
+      delete merged[name];
+      continue;
+    }
+    const parsed = typeof value === 'object' ? limitObject.safeParse(value) : limitCount.safeParse(value);
+    if (!parsed.success) {
+      issues.push(...under(`limits.${name}`, toFieldIssues(parsed.error.issues)));
+      continue;
+    }
+    merged[name] =
+      typeof parsed.data === 'number'
+        ? { limit: parsed.data, windowMs: 1_000 }
+        : { limit: parsed.data.limit, windowMs: parsed.data.windowMs ?? 1_000 };
+  }
+  return merged;
+}
+
+function mergeOutages(
+  current: Record<string, OutageConfig>,
+  change: Record<string, unknown> | null,
+  now: number,
+  issues: FieldIssue[],
+): Record<string, OutageConfig> {
+  if (change === null) return {};
+  const merged = { ...current };
+  for (const [name, value] of Object.entries(change)) {
+    const wrongName = destinationIssue('outages', name, false);
+    if (wrongName) {
+      issues.push(wrongName);
+      continue;
+    }
+    if (value === null) {
+      delete merged[name];
+      continue;
+    }
+    const parsed = outageObject.safeParse(value);
+    if (!parsed.success) {
+      issues.push(...under(`outages.${name}`, toFieldIssues(parsed.error.issues)));
+      continue;
+    }
+    const { durationMs, until } = parsed.data;
+    if (durationMs !== undefined && until !== undefined && until !== null) {
+      issues.push({ path: `outages.${name}`, message: 'expected durationMs or until, not both' });
+      continue;
+    }
+    const end = durationMs !== undefined ? now + durationMs : until ? Date.parse(until) : null;
+    if (end !== null && end <= now) {
+      issues.push({ path: `outages.${name}.until`, message: 'expected a time after now' });
+      continue;
+    }
+    merged[name] = { since: new Date(now).toISOString(), until: end === null ? null : new Date(end).toISOString() };
+  }
+  return merged;
+}
+
+/** The outages still in force at `now` (an outage past its `until` is over). */
+export function currentOutages(outages: Record<string, OutageConfig>, now: number): Record<string, OutageConfig> {
+  return Object.fromEntries(
+    Object.entries(outages).filter(([, outage]) => outage.until === null || Date.parse(outage.until) > now),
+  );
+}
+
+/** The outage `destination` is in at `now`, if any. */
+export function outageAt(config: FaultConfig, destination: string, now: number): OutageConfig | undefined {
+  const outage = config.outages[destination];
+  if (!outage || Date.parse(outage.since) > now) return undefined;
+  return outage.until === null || Date.parse(outage.until) > now ? outage : undefined;
+}
+
+/** The limit in force for `destination`: its own, or the one for every destination. */
+export function limitFor(config: FaultConfig, destination: string): RateLimitConfig | undefined {
+  return config.limits[destination] ?? config.limits[ANY_DESTINATION];
+}
 
 /**
  * The configuration after `change`, validated; throws a ValidationError naming each
- * offending field. `current` is not modified.
+ * offending field. `current` is not modified. `now` starts the outages the change starts
+ * and ends those already over.
  */
-export function mergeFaults(current: FaultConfig, change: unknown): FaultConfig {
+export function mergeFaults(current: FaultConfig, change: unknown, now: number = Date.now()): FaultConfig {
   const parsed = faultChangeSchema.safeParse(change);
   if (!parsed.success) throw new ValidationError('fault configuration', toFieldIssues(parsed.error.issues));
-  const { latencyMs, terminalRecipients, ...rest } = parsed.data;
+  const { latencyMs, terminalRecipients, limits, outages, ...rest } = parsed.data;
+  const issues: FieldIssue[] = [];
   const merged: FaultConfig = {
     ...current,
     ...withoutUndefined(rest),
     latencyMs: { ...current.latencyMs, ...withoutUndefined(latencyMs ?? {}) },
     terminalRecipients: terminalRecipients ? [...terminalRecipients] : [...current.terminalRecipients],
+    limits: limits === undefined ? { ...current.limits } : mergeLimits(current.limits, limits, issues),
+    outages: currentOutages(
+      outages === undefined ? current.outages : mergeOutages(current.outages, outages, now, issues),
+      now,
+    ),
   };
-  const issues = [];
   if (merged.latencyMs.min > merged.latencyMs.max) {
     issues.push({ path: 'latencyMs.max', message: `expected at least latencyMs.min (${merged.latencyMs.min})` });
   }
@@ -137,8 +332,17 @@ function withoutUndefined<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, field]) => field !== undefined)) as Partial<T>;
 }
 
-export function copyFaults(config: FaultConfig): FaultConfig {
-  return { ...config, latencyMs: { ...config.latencyMs }, terminalRecipients: [...config.terminalRecipients] };
+/** A copy to hand out; outages already over are left out. */
+export function copyFaults(config: FaultConfig, now: number = Date.now()): FaultConfig {
+  return {
+    ...config,
+    latencyMs: { ...config.latencyMs },
+    terminalRecipients: [...config.terminalRecipients],
+    limits: Object.fromEntries(Object.entries(config.limits).map(([name, limit]) => [name, { ...limit }])),
+    outages: Object.fromEntries(
+      Object.entries(currentOutages(config.outages, now)).map(([name, outage]) => [name, { ...outage }]),
+    ),
+  };
 }
 
 export type ServerErrorStatus = 500 | 502 | 503;

@@ -1,24 +1,43 @@
 /**
  * The life of one request to a fake provider, the same for Resend, Twilio and webhooks:
  *
- *   1. counted, and its faults drawn from the seeded generator (faults.ts);
- *   2. admitted by the fake: authentication, body and headers checked; a protocol error
+ *   1. counted at its arrival time for its destination (resend, twilio, webhook:<type>),
+ *      and its faults drawn from the seeded generator (faults.ts);
+ *   2. the destination is in an outage: 503, the provider's own, to everything;
+ *   3. the destination has a limit (rate-limits.ts) and this request is above it: 429 with
+ *      the provider's body and headers; nothing is processed. From here on, a provider
+ *      that states its limit (Resend, webhooks) adds the `ratelimit-*` headers to every
+ *      answer;
+ *   4. admitted by the fake: authentication, body and headers checked; a protocol error
  *      is answered at once (after the latency);
- *   3. a listed terminal recipient gets the provider's terminal error;
- *   4. a drawn rate limit or server error is answered as such; nothing is processed;
- *   5. accepted: the fake takes note of it before the latency (Resend marks its
+ *   5. a listed terminal recipient gets the provider's terminal error;
+ *   6. a drawn rate limit or server error is answered as such; nothing is processed;
+ *   7. accepted: the fake takes note of it before the latency (Resend marks its
  *      idempotency key as in flight here), then, after the latency, completes it: records
  *      the delivery and builds the answer;
- *   6. the answer is sent, or, for a drawn hang, held for `hangMs` (the client has
+ *   8. the answer is sent, or, for a drawn hang, held for `hangMs` (the client has
  *      usually given up by then; the delivery is recorded all the same).
  *
- * Closing the sandbox ends every held or delayed answer by closing its connection.
+ * Every answer's status is added to the destination's traffic (traffic.ts) at the
+ * request's arrival time; the refusals of steps 2, 3 and 6 are also kept in the delivery
+ * log as rejections. Closing the sandbox ends every held or delayed answer by closing its
+ * connection.
  */
 import type { ServerResponse } from 'node:http';
-import type { DeliveryLog, DeliveryProvider } from './delivery-log.js';
-import { drawFaultPlan, isTerminalRecipient, type FaultConfig, type ServerErrorStatus } from './faults.js';
+import type { DeliveryLog, DeliveryProvider, Rejection } from './delivery-log.js';
+import { destinationOf } from './destinations.js';
+import {
+  drawFaultPlan,
+  isTerminalRecipient,
+  limitFor,
+  outageAt,
+  type FaultConfig,
+  type ServerErrorStatus,
+} from './faults.js';
 import { sendAnswer, type Answer, type SandboxRequest } from './http.js';
 import type { Random } from './random.js';
+import type { FixedWindowLimiter, LimitDecision } from './rate-limits.js';
+import type { AnswerCause, TrafficLog } from './traffic.js';
 
 export type Admission<Accepted> = { ok: true; value: Accepted } | { ok: false; answer: Answer };
 
@@ -29,8 +48,13 @@ export interface ProviderFake<Accepted> {
   /** The recipients to compare with `terminalRecipients`. */
   recipients(accepted: Accepted): (string | null | undefined)[];
   terminal(accepted: Accepted): Answer;
-  rateLimited(retryAfterSeconds: number): Answer;
+  /** A 429: drawn by chance (no decision), or over the destination's limit (the limiter's decision). */
+  rateLimited(retryAfterSeconds: number, decision?: LimitDecision): Answer;
   serverError(status: ServerErrorStatus): Answer;
+  /** The headers stating the limit on every answer, for a provider that sends them (Resend, webhooks). */
+  limitHeaders?(decision: LimitDecision): Record<string, string>;
+  /** The task's idempotency key from the request's headers (percent-decoded), for the rejection log. */
+  idempotencyKeyOf(request: SandboxRequest): string | null;
   /** Called before the latency; returns what completes the request after it. */
   accept(accepted: Accepted): () => Answer;
   /** Forget any memory (Resend's idempotency keys). */
@@ -98,6 +122,9 @@ export interface PipelineContext {
   random: Random;
   log: DeliveryLog;
   responder: Responder;
+  now: () => number;
+  limiter: FixedWindowLimiter;
+  traffic: TrafficLog;
 }
 
 export async function runProviderRequest<Accepted>(
@@ -107,25 +134,73 @@ export async function runProviderRequest<Accepted>(
   context: PipelineContext,
 ): Promise<void> {
   const { log, responder } = context;
+  const arrivedAt = context.now();
+  const destination = destinationOf(fake.provider, request.path);
   const faults = context.faults();
   const plan = drawFaultPlan(faults, context.random);
   log.countRequest(fake.provider);
 
+  const counted = (answer: Answer, cause?: AnswerCause): Answer => {
+    context.traffic.record(destination, arrivedAt, answer.status, cause);
+    return answer;
+  };
+  const refused = (answer: Answer, reason: Rejection['reason']): Answer => {
+    log.reject({
+      provider: fake.provider,
+      destination,
+      receivedAt: new Date(arrivedAt).toISOString(),
+      status: answer.status,
+      reason,
+      idempotencyKey: fake.idempotencyKeyOf(request),
+    });
+    return counted(answer, reason === 'fault' ? undefined : reason);
+  };
+
+  if (outageAt(faults, destination, arrivedAt)) {
+    log.countFault('serverErrors');
+    log.countFault('outage');
+    return responder.sendAfter(response, plan.latencyMs, refused(fake.serverError(503), 'outage'));
+  }
+
+  const limit = limitFor(faults, destination);
+  const decision = limit ? context.limiter.take(destination, limit, arrivedAt) : undefined;
+  if (decision && !decision.allowed) {
+    log.countFault('rateLimited');
+    log.countFault('overLimit');
+    return responder.sendAfter(
+      response,
+      plan.latencyMs,
+      refused(fake.rateLimited(decision.resetSeconds, decision), 'limit'),
+    );
+  }
+  const stated = decision && fake.limitHeaders ? fake.limitHeaders(decision) : undefined;
+  // Answers are shared (Resend replays a remembered one): the headers go on a copy.
+  const stating = (answer: Answer): Answer =>
+    stated ? { ...answer, headers: { ...answer.headers, ...stated } } : answer;
+
   const admission = fake.admit(request);
-  if (!admission.ok) return responder.sendAfter(response, plan.latencyMs, admission.answer);
+  if (!admission.ok) return responder.sendAfter(response, plan.latencyMs, counted(stating(admission.answer)));
   const accepted = admission.value;
 
   if (isTerminalRecipient(faults, fake.recipients(accepted))) {
     log.countFault('terminal');
-    return responder.sendAfter(response, plan.latencyMs, fake.terminal(accepted));
+    return responder.sendAfter(response, plan.latencyMs, counted(stating(fake.terminal(accepted))));
   }
   if (plan.fault === 'rate_limit') {
     log.countFault('rateLimited');
-    return responder.sendAfter(response, plan.latencyMs, fake.rateLimited(faults.retryAfterSeconds));
+    return responder.sendAfter(
+      response,
+      plan.latencyMs,
+      refused(stating(fake.rateLimited(faults.retryAfterSeconds)), 'fault'),
+    );
   }
   if (plan.fault === 'server_error') {
     log.countFault('serverErrors');
-    return responder.sendAfter(response, plan.latencyMs, fake.serverError(plan.serverErrorStatus));
+    return responder.sendAfter(
+      response,
+      plan.latencyMs,
+      refused(stating(fake.serverError(plan.serverErrorStatus)), 'fault'),
+    );
   }
 
   const complete = fake.accept(accepted);
@@ -134,7 +209,7 @@ export async function runProviderRequest<Accepted>(
     response.destroy();
     return;
   }
-  const answer = complete();
+  const answer = counted(stating(complete()));
   if (plan.fault === 'hang') {
     log.countFault('hung');
     responder.hold(response, faults.hangMs, answer);

@@ -24,9 +24,12 @@
  *
  * Errors have Resend's shape `{ statusCode, name, message }`. A terminal recipient gets
  * 422 `validation_error` (Resend's answer to an address it will not send to); a rate
- * limit 429 `rate_limit_exceeded` with `retry-after` and `ratelimit-*` headers; server
+ * limit 429 `rate_limit_exceeded` ("Too many requests. You can only make 2 requests per
+ * second. ...", as Resend words it) with `retry-after` and `ratelimit-*` headers; server
  * errors 500 `internal_server_error`, 503 `application_error`, or a gateway's HTML 502.
- * Success: 200 `{ "id": "<uuid>" }`.
+ * Success: 200 `{ "id": "<uuid>" }`. When the sandbox gives Resend a limit, every answer
+ * past the limiter carries `ratelimit-limit`, `ratelimit-remaining` and `ratelimit-reset`,
+ * successful ones too, as Resend's do (its documentation: "following every request").
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { z } from 'zod';
@@ -34,6 +37,7 @@ import type { DeliveryLog } from './delivery-log.js';
 import type { ServerErrorStatus } from './faults.js';
 import { decodeKey, gatewayAnswer, headerValue, jsonAnswer, type Answer, type SandboxRequest } from './http.js';
 import type { Admission, ProviderFake } from './provider-pipeline.js';
+import { describeLimit, rateLimitHeaders } from './rate-limits.js';
 
 export const RESEND_INVALID_API_KEY = 're_invalid';
 export const IDEMPOTENCY_WINDOW_MS = 24 * 3_600_000;
@@ -201,13 +205,29 @@ export function createResendFake(options: ResendFakeOptions): ProviderFake<Resen
     terminal: () =>
       resendError(422, 'validation_error', 'Invalid `to` field: the sandbox is configured to reject this recipient.'),
 
-    rateLimited: (retryAfterSeconds) =>
-      resendError(429, 'rate_limit_exceeded', `Too many requests. Retry after ${retryAfterSeconds} seconds.`, {
-        'retry-after': String(retryAfterSeconds),
-        'ratelimit-limit': '2',
-        'ratelimit-remaining': '0',
-        'ratelimit-reset': String(retryAfterSeconds),
-      }),
+    rateLimited: (retryAfterSeconds, decision) =>
+      resendError(
+        429,
+        'rate_limit_exceeded',
+        `Too many requests. You can only make ${describeLimit(decision?.limit ?? 2, decision?.windowMs ?? 1_000)}. ` +
+          'See rate limit response headers for more information. Or contact support to increase rate limit.',
+        decision
+          ? rateLimitHeaders(decision)
+          : {
+              // Drawn by chance: Resend's default limit, used up.
+              'retry-after': String(retryAfterSeconds),
+              'ratelimit-limit': '2',
+              'ratelimit-remaining': '0',
+              'ratelimit-reset': String(retryAfterSeconds),
+            },
+      ),
+
+    limitHeaders: rateLimitHeaders,
+
+    idempotencyKeyOf: (request) => {
+      const key = headerValue(request.headers, 'idempotency-key');
+      return key === undefined ? null : decodeKey(key);
+    },
 
     serverError: (status: ServerErrorStatus) =>
       status === 502
@@ -244,6 +264,7 @@ export function createResendFake(options: ResendFakeOptions): ProviderFake<Resen
         const { email } = accepted;
         options.log.record({
           provider: 'resend',
+          destination: 'resend',
           id,
           idempotencyKey: rawKey === null ? null : decodeKey(rawKey),
           receivedAt: new Date(options.now()).toISOString(),

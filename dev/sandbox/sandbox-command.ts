@@ -8,7 +8,17 @@ import { isWebhookSecret } from '../../src/delivery/providers/webhook/provider.j
 import { E164 } from '../../src/contract/conversation-outcome.js';
 import { catalog } from '../../src/tasks/catalog.js';
 import { ValidationError } from '../../src/contract/validation-error.js';
-import { SANDBOX_WEBHOOK_SECRET, startSandbox, type FaultChange, type Sandbox } from './sandbox.js';
+import { parseDuration } from '../../src/contract/time.js';
+import { DESTINATION_EXPECTED, isDestinationName } from './destinations.js';
+import { describeLimit } from './rate-limits.js';
+import {
+  SANDBOX_WEBHOOK_SECRET,
+  startSandbox,
+  type FaultChange,
+  type OutageChange,
+  type RateLimitChange,
+  type Sandbox,
+} from './sandbox.js';
 import { fraction, integer, type ParsedArgs, UsageError } from '../../src/cli/args.js';
 import { commandContext, defineCommand, runCommand } from '../../src/cli/command.js';
 import type { CommandIO } from '../../src/cli/io.js';
@@ -31,12 +41,32 @@ Usage: aftercall sandbox [options]
   --terminal LIST        comma-separated e-mail addresses / E.164 numbers that always get
                          a terminal error
   --seed N               seed of the fault generator (default: random, printed at start)
+  --rate-limit-per-second N | DEST=N
+                         a real limit: at most N requests per one-second window (fixed,
+                         aligned to the clock) at every destination, or at DEST only;
+                         above it the destination answers 429 as the provider does
+                         (Resend: rate_limit_exceeded with ratelimit-* headers on every
+                         answer; Twilio: code 20429; webhooks: retry-after, ratelimit-*).
+                         Repeatable: --rate-limit-per-second 10 --rate-limit-per-second resend=2
+  --outage DEST:DURATION an outage from the start: DEST answers 503 to every request for
+                         DURATION (25s, 2m, 1h; at most 1d). Repeatable
   -h, --help             this text
 
-The three fractions share one roll and may add up to at most 1. Faults can also be
-changed while it runs: PUT /_sandbox/faults with a JSON object, e.g.
+Destinations (DEST): resend, twilio, webhook:<type> (one per webhook path).
+
+The three fractions share one roll and may add up to at most 1; --rate-limit draws 429s
+by chance, --rate-limit-per-second is a standing limit. Faults, limits and outages can
+also be changed while it runs: PUT /_sandbox/faults with a JSON object, e.g.
   curl -X PUT localhost:4010/_sandbox/faults -d '{"rateLimitRate":0.2}'
-Deliveries: GET /_sandbox/deliveries[?provider=resend|twilio|webhook]; POST /_sandbox/reset.
+  curl -X PUT localhost:4010/_sandbox/faults -d '{"limits":{"resend":3,"webhook:update_crm":5}}'
+  curl -X PUT localhost:4010/_sandbox/faults -d '{"limits":{"twilio":{"limit":100,"windowMs":60000}}}'
+  curl -X PUT localhost:4010/_sandbox/faults -d '{"outages":{"resend":{"durationMs":25000}}}'
+  curl -X PUT localhost:4010/_sandbox/faults -d '{"outages":{"twilio":{}}}'     (until cleared)
+  curl -X PUT localhost:4010/_sandbox/faults -d '{"outages":{"twilio":null}}'   (clear it)
+A limit or outage set to null is removed; "limits":null or "outages":null removes them all.
+Deliveries: GET /_sandbox/deliveries[?provider=resend|twilio|webhook] (with the rejected
+requests); traffic per destination and second, with the most requests seen in any window:
+GET /_sandbox/stats[?destination=DEST][&windowMs=N][&from=ISO]; POST /_sandbox/reset.
 `;
 
 export interface SandboxCommandOptions {
@@ -73,6 +103,54 @@ function terminalList(text: string | undefined): string[] | undefined {
   return entries;
 }
 
+const MAX_LIMIT = 1_000_000;
+const DAY_MS = 86_400_000;
+
+/** `--rate-limit-per-second N` (every destination, `*`) or `DEST=N`, repeatable. */
+function perSecondLimits(texts: string[] | undefined): Record<string, RateLimitChange> | undefined {
+  if (!texts?.length) return undefined;
+  const limits: Record<string, RateLimitChange> = {};
+  for (const text of texts) {
+    const match = /^\s*(?:([^=\s]+)\s*=\s*)?(\d+)\s*$/.exec(text);
+    const count = match ? Number(match[2]) : Number.NaN;
+    if (!match || !(count >= 1 && count <= MAX_LIMIT)) {
+      throw new UsageError(
+        `--rate-limit-per-second: expected N or DEST=N with N a whole number of requests from 1 to ${MAX_LIMIT}, got ${JSON.stringify(text)}`,
+      );
+    }
+    const destination = match[1] ?? '*';
+    if (destination !== '*' && !isDestinationName(destination)) {
+      throw new UsageError(`--rate-limit-per-second: ${JSON.stringify(destination)}: ${DESTINATION_EXPECTED}`);
+    }
+    limits[destination] = count;
+  }
+  return limits;
+}
+
+/** `--outage DEST:DURATION`, repeatable; the duration is the text after the last colon and needs a unit. */
+function outages(texts: string[] | undefined): Record<string, OutageChange> | undefined {
+  if (!texts?.length) return undefined;
+  const changes: Record<string, OutageChange> = {};
+  for (const text of texts) {
+    const colon = text.lastIndexOf(':');
+    const destination = colon > 0 ? text.slice(0, colon).trim() : '';
+    const durationText = colon > 0 ? text.slice(colon + 1).trim() : '';
+    if (!isDestinationName(destination)) {
+      throw new UsageError(
+        `--outage: expected DEST:DURATION (e.g. resend:25s, webhook:update_crm:2m) with DEST one of resend, twilio, webhook:<type>, got ${JSON.stringify(text)}`,
+      );
+    }
+    const durationMs = /[a-z]$/i.test(durationText) ? parseDuration(durationText) : undefined;
+    if (durationMs === undefined || durationMs < 1 || durationMs > DAY_MS) {
+      throw new UsageError(
+        `--outage ${destination}: expected a duration with a unit, from 1ms to 1d (e.g. 25s, 2m), got ${JSON.stringify(durationText)}`,
+      );
+    }
+    changes[destination] = { durationMs };
+  }
+  return changes;
+}
+
 function checkWebhookSecret(secret: string): void {
   // The same rule as the workers' WEBHOOK_SECRET: a secret the sandbox prints, they accept.
   if (!isWebhookSecret(secret))
@@ -101,6 +179,16 @@ function describeFaults(sandbox: Sandbox): string {
     `hangs ${faults.hangRate} (${faults.hangMs} ms)`,
     `latency ${min}-${max} ms${tailRate ? ` + ${tailMs} ms at ${tailRate}` : ''}`,
     `terminal recipients ${faults.terminalRecipients.length ? faults.terminalRecipients.join(', ') : 'none'}`,
+    `limits ${
+      Object.entries(faults.limits)
+        .map(([destination, { limit, windowMs }]) => `${destination} ${describeLimit(limit, windowMs)}`)
+        .join('; ') || 'none'
+    }`,
+    `outages ${
+      Object.entries(faults.outages)
+        .map(([destination, { until }]) => `${destination} until ${until ?? 'cleared'}`)
+        .join('; ') || 'none'
+    }`,
   ].join(', ');
 }
 
@@ -129,6 +217,10 @@ function sandboxOptions(values: ParsedArgs<typeof options>['values']) {
   if (latencyMs) change.latencyMs = latencyMs;
   const terminalRecipients = terminalList(values.terminal);
   if (terminalRecipients) change.terminalRecipients = terminalRecipients;
+  const limits = perSecondLimits(values['rate-limit-per-second']);
+  if (limits) change.limits = limits;
+  const down = outages(values.outage);
+  if (down) change.outages = down;
   const seed = integer('seed', values.seed, { max: 2 ** 32 - 1 });
   return {
     port,
@@ -151,6 +243,8 @@ const options = {
   latency: { type: 'string' },
   terminal: { type: 'string' },
   seed: { type: 'string' },
+  'rate-limit-per-second': { type: 'string', multiple: true },
+  outage: { type: 'string', multiple: true },
 } as const;
 
 export const command = defineCommand({
@@ -185,6 +279,7 @@ export const command = defineCommand({
         `  webhooks  POST ${url}/webhooks/<type>`,
         `  control   GET|PUT ${url}/_sandbox/faults   POST ${url}/_sandbox/reset`,
         `  read      GET ${url}/_sandbox/deliveries[?provider=resend|twilio|webhook]   GET ${url}/_sandbox/health`,
+        `  traffic   GET ${url}/_sandbox/stats[?destination=resend|twilio|webhook:<type>]`,
         '',
         `Faults: ${describeFaults(sandbox)}`,
         '',

@@ -13,32 +13,62 @@
  * `twilioApiBase` (the SDK's `https://api.twilio.com` prefix is replaced by it), each
  * type's webhook URL = `webhookUrl(type)`, WEBHOOK_SECRET = `webhookSecret`.
  *
- * Every provider request goes through the same pipeline (provider-pipeline.ts): protocol
- * checks, then the faults (faults.ts) in a fixed order drawn from a seeded generator,
- * then the fake's own work, recorded in the delivery log (delivery-log.ts). `reset()`
- * forgets deliveries, Resend's idempotency memory and the counters, and restarts the
- * generator from its seed; the fault configuration stays. `close()` ends held answers by
+ * Every provider request goes through the same pipeline (provider-pipeline.ts): its
+ * destination's outage and limit (resend, twilio, webhook:<type>; destinations.ts,
+ * rate-limits.ts), protocol checks, then the faults (faults.ts) in a fixed order drawn
+ * from a seeded generator, then the fake's own work, recorded in the delivery log
+ * (delivery-log.ts) and in the traffic per destination and second (traffic.ts). `reset()`
+ * forgets deliveries, rejections, Resend's idempotency memory, the counters, the traffic
+ * and the limit windows, and restarts the generator from its seed; the fault
+ * configuration (limits and outages included) stays. `close()` ends held answers by
  * closing their connections.
  *
- * The clock (`now`) decides receipt times, Twilio's dates and the 24-hour idempotency
- * window; latency and hangs use real timers, and webhook timestamps are checked against
- * the real clock (the `standardwebhooks` package allows five minutes).
+ * The clock (`now`) decides receipt times, Twilio's dates, the 24-hour idempotency
+ * window, the limit windows and when outages start and end; latency and hangs use real
+ * timers, and webhook timestamps are checked against the real clock (the
+ * `standardwebhooks` package allows five minutes).
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Webhook } from 'standardwebhooks';
 import { handleControl, CONTROL_PREFIX } from './control.js';
-import { DeliveryLog, type Delivery, type DeliveryProvider, type SandboxStats } from './delivery-log.js';
-import { copyFaults, DEFAULT_FAULTS, mergeFaults, type FaultChange, type FaultConfig } from './faults.js';
+import {
+  DeliveryLog,
+  type Delivery,
+  type DeliveryProvider,
+  type Rejection,
+  type SandboxStats,
+} from './delivery-log.js';
+import { ANY_DESTINATION } from './destinations.js';
+import {
+  copyFaults,
+  DEFAULT_FAULTS,
+  limitFor,
+  mergeFaults,
+  outageAt,
+  type FaultChange,
+  type FaultConfig,
+} from './faults.js';
 import { BodyTooLargeError, jsonAnswer, readRequest, sendAnswer, type SandboxRequest } from './http.js';
 import { Responder, runProviderRequest, type PipelineContext } from './provider-pipeline.js';
 import { createRandom, randomSeed } from './random.js';
+import { FixedWindowLimiter } from './rate-limits.js';
+import { TrafficLog, type TrafficQuery, type TrafficReport } from './traffic.js';
 import { createResendFake } from './resend-fake.js';
 import { createTwilioFake, listTwilioMessages, TWILIO_MESSAGES_PATH, twilioError } from './twilio-fake.js';
 import { createWebhookFake, WEBHOOK_PATH } from './webhook-fake.js';
 
-export type { Delivery, DeliveryProvider, SandboxStats } from './delivery-log.js';
-export type { FaultChange, FaultConfig, LatencyConfig } from './faults.js';
+export type { Delivery, DeliveryProvider, Rejection, SandboxStats } from './delivery-log.js';
+export type {
+  FaultChange,
+  FaultConfig,
+  LatencyConfig,
+  OutageChange,
+  OutageConfig,
+  RateLimitChange,
+  RateLimitConfig,
+} from './faults.js';
+export type { DestinationTraffic, SecondCounts, TrafficQuery, TrafficReport } from './traffic.js';
 export { RESEND_INVALID_API_KEY } from './resend-fake.js';
 export { TWILIO_INVALID_AUTH_TOKEN } from './twilio-fake.js';
 
@@ -74,11 +104,15 @@ export interface Sandbox {
   seed: number;
   /** Every accepted request, in arrival order (Resend's idempotent replays are not new deliveries). */
   deliveries(filter?: { provider?: Delivery['provider'] }): Delivery[];
+  /** Requests refused over a limit, during an outage or by a drawn fault, in arrival order. */
+  rejections(filter?: { provider?: DeliveryProvider; destination?: string }): Rejection[];
   stats(): SandboxStats;
+  /** Requests per destination and second, and the most in any window (traffic.ts). */
+  traffic(query?: TrafficQuery): TrafficReport;
   faults(): FaultConfig;
   /** Merges the change; throws a ValidationError naming each invalid field. */
   setFaults(change: FaultChange): FaultConfig;
-  /** Forgets deliveries, idempotency memory and counters; restarts the generator from its seed. */
+  /** Forgets deliveries, rejections, idempotency memory, counters, traffic and limit windows; restarts the generator from its seed. */
   reset(): void;
   /** Also ends held (hanging) answers. */
   close(): Promise<void>;
@@ -106,10 +140,12 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
   // Fails early on a secret the signature library cannot use.
   new Webhook(webhookSecret);
   const random = createRandom(options.seed ?? randomSeed());
-  let faults = mergeFaults(DEFAULT_FAULTS, options.faults ?? {});
+  let faults = mergeFaults(DEFAULT_FAULTS, options.faults ?? {}, now());
   const log = new DeliveryLog();
   const responder = new Responder();
-  const context: PipelineContext = { faults: () => faults, random, log, responder };
+  const limiter = new FixedWindowLimiter();
+  const traffic = new TrafficLog(now);
+  const context: PipelineContext = { faults: () => faults, random, log, responder, now, limiter, traffic };
 
   const resend = createResendFake({
     log,
@@ -124,18 +160,28 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
   const webhook = createWebhookFake({ log, now, secret: webhookSecret });
 
   const control = {
-    faults: () => copyFaults(faults),
+    faults: () => copyFaults(faults, now()),
     setFaults(change: FaultChange) {
-      faults = mergeFaults(faults, change);
-      return copyFaults(faults);
+      const at = now();
+      faults = mergeFaults(faults, change, at);
+      return copyFaults(faults, at);
     },
     reset() {
       log.reset();
       resend.reset?.();
       random.restart();
+      limiter.reset();
+      traffic.reset();
     },
     deliveries: (filter?: { provider?: DeliveryProvider }) => log.list(filter),
+    rejections: (filter?: { provider?: DeliveryProvider; destination?: string }) => log.rejected(filter),
     stats: () => log.stats(),
+    traffic: (query?: TrafficQuery) =>
+      traffic.report(
+        (destination) => limitFor(faults, destination),
+        [...Object.keys(faults.limits), ...Object.keys(faults.outages)].filter((name) => name !== ANY_DESTINATION),
+        query,
+      ),
   };
 
   async function route(request: SandboxRequest, response: ServerResponse): Promise<void> {
@@ -154,7 +200,12 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
           );
     if (path === '/emails') return post(() => runProviderRequest(resend, request, response, context));
     if (TWILIO_MESSAGES_PATH.test(path)) {
-      if (method === 'GET') return sendAnswer(response, listTwilioMessages(log, request));
+      if (method === 'GET') {
+        // A read: not counted or limited, but an outage takes the whole API down.
+        if (outageAt(faults, 'twilio', now()))
+          return sendAnswer(response, twilioError(503, 20503, 'Service Unavailable'));
+        return sendAnswer(response, listTwilioMessages(log, request));
+      }
       if (method !== 'POST')
         return sendAnswer(response, twilioError(405, 20004, 'Method not allowed', { allow: 'GET, POST' }));
       return runProviderRequest(twilio, request, response, context);
@@ -201,7 +252,9 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     webhookSecret,
     seed: random.seed,
     deliveries: control.deliveries,
+    rejections: control.rejections,
     stats: control.stats,
+    traffic: control.traffic,
     faults: control.faults,
     setFaults: control.setFaults,
     reset: control.reset,

@@ -27,9 +27,10 @@
  *
  * Errors have Twilio's shape `{ code, message, more_info, status }`. A terminal recipient
  * gets 400 code 21211 (invalid 'To' number), the one kind of terminal error the sandbox
- * produces; a rate limit 429 code 20429 with Retry-After; server errors 500 code 20500,
- * 503 code 20503, or a gateway's HTML 502. Success: 201 with the Message resource
- * (`sid` SM + 32 hex, status `queued`, RFC 2822 dates), as the spec's example.
+ * produces; a rate limit 429 code 20429 ("Too Many Requests") with Retry-After, and no
+ * `ratelimit-*` headers (Twilio states no limit); server errors 500 code 20500, 503 code
+ * 20503, or a gateway's HTML 502. Success: 201 with the Message resource (`sid` SM + 32
+ * hex, status `queued`, RFC 2822 dates), as the spec's example.
  */
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
@@ -222,6 +223,11 @@ export function createTwilioFake(options: TwilioFakeOptions): ProviderFake<Twili
     rateLimited: (retryAfterSeconds) =>
       twilioError(429, 20429, 'Too Many Requests', { 'retry-after': String(retryAfterSeconds) }),
 
+    idempotencyKeyOf: (request) => {
+      const key = headerValue(request.headers, 'x-aftercall-idempotency-key');
+      return key === undefined ? null : decodeKey(key);
+    },
+
     serverError: (status: ServerErrorStatus) =>
       status === 502
         ? gatewayAnswer(502, 'Bad Gateway')
@@ -236,6 +242,7 @@ export function createTwilioFake(options: TwilioFakeOptions): ProviderFake<Twili
         const uri = `/2010-04-01/Accounts/${accepted.accountSid}/Messages/${sid}.json`;
         options.log.record({
           provider: 'twilio',
+          destination: 'twilio',
           id: sid,
           idempotencyKey: accepted.idempotencyKey,
           receivedAt: new Date(now).toISOString(),

@@ -15,6 +15,12 @@
  * `body.type` (the path segment is not checked against it). A terminal recipient (`payload.customer.email`
  * or `payload.customer.phone` listed) gets 422; a rate limit 429 with Retry-After;
  * server errors 500/503 as JSON, 502 as a gateway's HTML page.
+ *
+ * Each path is its own destination, `webhook:<type>` with the path segment as the type.
+ * With a limit, the receiver answers the way an API gateway in front of it would: 429
+ * with `retry-after`, and on every answer past the limiter `ratelimit-limit`,
+ * `ratelimit-remaining`, `ratelimit-reset` and `ratelimit-policy` (`<limit>;w=<seconds>`,
+ * draft 6), so a client can learn the window's length too.
  */
 import { randomUUID } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
@@ -31,7 +37,9 @@ import {
   type Answer,
   type SandboxRequest,
 } from './http.js';
+import { destinationOf } from './destinations.js';
 import type { Admission, ProviderFake } from './provider-pipeline.js';
+import { describeLimit, type LimitDecision, rateLimitHeaders } from './rate-limits.js';
 
 export const WEBHOOK_PATH = /^\/webhooks\/([^/]+)$/;
 
@@ -73,6 +81,14 @@ function customerField(payload: unknown, field: 'email' | 'phone'): string | nul
   if (!customer || typeof customer !== 'object') return null;
   const value = (customer as Record<string, unknown>)[field];
   return typeof value === 'string' ? value : null;
+}
+
+/** Draft 6 headers, with the policy (`3;w=1`) when the window is whole seconds. */
+function webhookLimitHeaders(decision: LimitDecision): Record<string, string> {
+  return {
+    ...rateLimitHeaders(decision),
+    ...(decision.windowMs % 1_000 === 0 && { 'ratelimit-policy': `${decision.limit};w=${decision.windowMs / 1_000}` }),
+  };
 }
 
 export function createWebhookFake(options: WebhookFakeOptions): ProviderFake<WebhookAccepted> {
@@ -128,8 +144,21 @@ export function createWebhookFake(options: WebhookFakeOptions): ProviderFake<Web
     terminal: () =>
       jsonAnswer(422, { error: 'recipient rejected: the sandbox is configured to fail this recipient terminally' }),
 
-    rateLimited: (retryAfterSeconds) =>
-      jsonAnswer(429, { error: 'rate limited' }, { 'retry-after': String(retryAfterSeconds) }),
+    rateLimited: (retryAfterSeconds, decision) =>
+      decision
+        ? jsonAnswer(
+            429,
+            { error: `rate limit exceeded: ${describeLimit(decision.limit, decision.windowMs)}` },
+            webhookLimitHeaders(decision),
+          )
+        : jsonAnswer(429, { error: 'rate limited' }, { 'retry-after': String(retryAfterSeconds) }),
+
+    limitHeaders: webhookLimitHeaders,
+
+    idempotencyKeyOf: (request) => {
+      const id = headerValue(request.headers, 'webhook-id');
+      return id === undefined ? null : decodeKey(id);
+    },
 
     serverError: (status: ServerErrorStatus) =>
       status === 502
@@ -141,6 +170,7 @@ export function createWebhookFake(options: WebhookFakeOptions): ProviderFake<Web
         const { body } = accepted;
         options.log.record({
           provider: 'webhook',
+          destination: destinationOf('webhook', accepted.path),
           id: `rcpt_${randomUUID()}`,
           idempotencyKey: body.idempotencyKey,
           receivedAt: new Date(options.now()).toISOString(),
