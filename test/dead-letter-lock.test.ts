@@ -74,7 +74,7 @@ async function snapshot(jobId: string) {
     client.get(keys.lock(jobId)),
     client.lrange(keys.active, 0, -1),
     client.lrange(keys.wait, 0, -1),
-    client.zrange(keys.failed, 0, -1, 'WITHSCORES'),
+    client.zrange(keys.failed, 0, '-1', 'WITHSCORES'),
     client.hgetall(keys.deadLetterCounts),
     client.zscore(keys.expiry, jobId),
     client.zscore(keys.retrying, jobId),

@@ -26,9 +26,9 @@ export async function pendingJobs(
     const [wait, paused, prioritized, delayed, retrying] = await Promise.all([
       client.lrange(keys.wait, 0, -1),
       client.lrange(keys.paused, 0, -1),
-      client.zrange(keys.prioritized, 0, -1),
-      client.zrange(keys.delayed, 0, -1),
-      client.zrange(keys.retrying, 0, -1),
+      client.zrange(keys.prioritized, 0, '-1'),
+      client.zrange(keys.delayed, 0, '-1'),
+      client.zrange(keys.retrying, 0, '-1'),
     ]);
     const states = new Map<string, PendingJob['state']>();
     for (const jobId of [...wait, ...paused, ...prioritized]) states.set(jobId, 'waiting');
@@ -57,4 +57,26 @@ export async function pendingPastExpiry(client: Redis, prefix: string, now: numb
   return (await pendingJobs(client, prefix))
     .filter((job) => !(job.expiresAt > now))
     .map((job) => `${job.type}/${job.jobId} (${job.state}, expiresAt ${job.expiresAt})`);
+}
+
+/**
+ * Jobs waiting for a retry whose next attempt (the retrying index's score) could not end
+ * before their expiry: the job handler dead-letters those instead (the retry horizon).
+ */
+export async function retriesPastHorizon(client: Redis, prefix: string, attemptMs: number): Promise<string[]> {
+  const found: string[] = [];
+  for (const type of taskTypes) {
+    const keys = typeKeys(prefix, type);
+    const scored = await client.zrange(keys.retrying, 0, '-1', 'WITHSCORES');
+    for (let index = 0; index < scored.length; index += 2) {
+      const jobId = scored[index]!;
+      const retryAt = Number(scored[index + 1]);
+      const data = await client.hget(keys.job(jobId), 'data');
+      if (data === null) continue; // finished and removed since
+      const expiresAt = Number((JSON.parse(data) as { expiresAt?: unknown }).expiresAt);
+      if (!(retryAt + attemptMs < expiresAt))
+        found.push(`${type}/${jobId} (retry at ${retryAt}, expires ${expiresAt})`);
+    }
+  }
+  return found;
 }
