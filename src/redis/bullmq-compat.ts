@@ -128,7 +128,7 @@ export function bullmqAddCommand(
  * blocked on that key. Lua gets the same names from lua/includes/bullmq.lua.
  */
 export const BULLMQ_FIELDS = {
-  /** Job hash: failures counted against `attempts`. */
+  /** Job hash: attempts that ended (failed or completed); BullMQ retries while it is below `attempts`. */
   attemptsMade: 'atm',
   /** Job hash: times a worker started the job. */
   attemptsStarted: 'ats',
@@ -154,6 +154,9 @@ export const BULLMQ_FIELDS = {
   /** Marker member (score 0) meaning "a job is waiting now". */
   markerMember: '0',
 } as const;
+
+/** Keys named after a job's key: its lock (held by the worker processing it) and its log list. */
+export const BULLMQ_JOB_KEY_SUFFIXES = { lock: ':lock', logs: ':logs' } as const;
 
 /** Default events stream length limit when the meta hash sets none. */
 export const BULLMQ_DEFAULT_MAX_LEN_EVENTS = 10000;

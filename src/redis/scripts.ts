@@ -52,17 +52,18 @@ export type ScriptKey =
 
 interface ScriptSpec {
   file: string;
-  /** Its KEYS in order (after BullMQ's for an enqueue script). */
+  /** Its KEYS in order (after BullMQ's for an enqueue script, whose later ones are sent only when needed). */
   keys: readonly ScriptKey[];
   /** BullMQ add script embedded at `--- @bullmq-add`. */
   embeds?: BullmqAddScript;
 }
 
-/** What every enqueue passes after BullMQ's KEYS; a scoped task adds ENQUEUE_SCOPE_KEYS. */
-export const ENQUEUE_KEYS = [
-  'job',
-  'expiry',
-  'stats',
+/**
+ * What an enqueue passes after BullMQ's KEYS: ENQUEUE_KEYS always; ENQUEUE_TAKE_KEYS too for a task
+ * already expired or scoped (taking a job out of its queue); ENQUEUE_SCOPE_KEYS too for a scoped one.
+ */
+export const ENQUEUE_KEYS = ['job', 'expiry', 'stats'] as const satisfies readonly ScriptKey[];
+export const ENQUEUE_TAKE_KEYS = [
   'wait',
   'paused',
   'delayed',
@@ -82,8 +83,16 @@ export const ENQUEUE_SCOPE_KEYS = [
 ] as const satisfies readonly ScriptKey[];
 
 export const SCRIPTS = {
-  enqueueStandard: { file: 'enqueue-task.lua', keys: ENQUEUE_KEYS, embeds: 'addStandardJob' },
-  enqueueDelayed: { file: 'enqueue-task.lua', keys: ENQUEUE_KEYS, embeds: 'addDelayedJob' },
+  enqueueStandard: {
+    file: 'enqueue-task.lua',
+    keys: [...ENQUEUE_KEYS, ...ENQUEUE_TAKE_KEYS, ...ENQUEUE_SCOPE_KEYS],
+    embeds: 'addStandardJob',
+  },
+  enqueueDelayed: {
+    file: 'enqueue-task.lua',
+    keys: [...ENQUEUE_KEYS, ...ENQUEUE_TAKE_KEYS, ...ENQUEUE_SCOPE_KEYS],
+    embeds: 'addDelayedJob',
+  },
   settleScope: {
     file: 'settle-scope-12.lua',
     keys: [
@@ -285,6 +294,7 @@ export function enqueueTask(
 ): Promise<unknown[]> {
   const ids = { jobId: options.jobId, scopeId: options.scope?.id, conversation: options.scope?.conversation };
   const ours = scriptKeys(keys, ENQUEUE_KEYS, ids);
+  if (options.expired || options.scope) ours.push(...scriptKeys(keys, ENQUEUE_TAKE_KEYS, ids));
   if (options.scope) ours.push(...scriptKeys(keys, ENQUEUE_SCOPE_KEYS, ids));
   const { scope, ...rest } = options;
   const packed = scope

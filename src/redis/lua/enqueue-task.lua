@@ -10,13 +10,16 @@
   A job whose id exists already (a repeated outcome) is left as it is.
 
   The key count varies (no number in the file name): n = BULLMQ_ADD_KEYS, the embedded
-  add script's (9 standard, 6 delayed), and a scoped task has 4 KEYS more.
+  add script's (9 standard, 6 delayed), then 3 KEYS for every task, 10 more for a task
+  that is already expired or scoped (to take a job out of its queue), and 4 more for a
+  scoped task. Most tasks send n + 3.
 
   Input:
     KEYS[1..n]  BullMQ's add script's own (wait, meta, marker, ...), as BullMQ computes them
     KEYS[n+1]   the job (hash)
     KEYS[n+2]   expiry index
     KEYS[n+3]   stats hash (the `created` counter)
+    only for a task already expired or scoped:
     KEYS[n+4]   wait list
     KEYS[n+5]   paused list
     KEYS[n+6]   delayed set
