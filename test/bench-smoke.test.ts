@@ -1,77 +1,20 @@
 /**
- * The benchmark harness works end to end: `node bench/run.mjs --quick` runs every benchmark
- * at small sizes, exits 0, and writes bench/results/quick.json with numbers for each. No
- * timing is judged here (a quick run judges no goal either); it needs dist/ built, Redis
- * at REDIS_URL and, for the process-level benchmarks, redis-server on PATH (they fall back
- * to REDIS_URL without it).
+ * The benchmark harness works end to end: `node --import tsx bench/run.ts --quick` runs every
+ * benchmark of bench/benchmarks.ts at small sizes, exits 0, and writes
+ * bench/results/quick.json with the figures each benchmark declares (finite, above zero).
+ * No timing is judged here (a quick run judges no goal either); it needs dist/ built (the
+ * worker processes and the import benchmark run the built package), Redis at REDIS_URL
+ * and, for the process-level benchmarks, redis-server on PATH (they fall back to REDIS_URL
+ * without it).
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { BENCHMARKS } from '../bench/benchmarks.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const QUICK_RESULTS = new URL('../bench/results/quick.json', import.meta.url);
-
-/** Every benchmark, and numbers each must report (paths into its entry). */
-const EXPECTED: Record<string, string[]> = {
-  'enqueue-latency': [
-    'ours.p50.median',
-    'ours.p99.median',
-    'raw.p50.median',
-    'raw.p99.median',
-    'ratioP99',
-    'cost.ours.redisUsPerCall',
-    'cost.raw.clientCpuUsPerCall',
-  ],
-  'sweeper-scaling': [
-    'batchSize',
-    'rows.0.ms.median',
-    'rows.0.redisCallsPerSweep',
-    'ratios.waiting-oldest',
-    'ratios.delayed',
-  ],
-  throughput: [
-    'ours.median',
-    'raw.median',
-    'ratio',
-    'cpu.ours.workerMsPerJob',
-    'cpu.raw.workerMsPerJob',
-    'breakdown.logLine',
-    'breakdown.jobValidation',
-    'breakdown.jobValidationUncompiled',
-  ],
-  'io-concurrency': [
-    'ours.jobsPerSecond.median',
-    'raw.jobsPerSecond.median',
-    'ours.efficiency',
-    'ratio',
-    'delivery.fetchMsPerRequest',
-    'delivery.fetchRequestsPerSecond',
-  ],
-  'horizontal-scaling': ['rows.0.jobsPerSecond.median', 'rows.1.jobsPerSecond.median', 'speedup2', 'rawSpeedup2'],
-  'redis-cost': [
-    'ours.backlog.topLevel',
-    'ours.backlog.scriptCalls',
-    'ours.backlog.allCommands',
-    'ours.trickle.topLevel',
-    'ours.trickle.allCommands',
-    'raw.backlog.topLevel',
-    'raw.backlog.allCommands',
-    'raw.trickle.topLevel',
-    'ratios.backlog.allCommands',
-    'worstRatio',
-  ],
-  memory: [
-    'redisMemory.completed.ours.perTaskKeys',
-    'redisMemory.completed.ours.usedMemoryPerTask',
-    'redisMemory.completed.raw.perTaskKeys',
-    'redisMemory.deadLetter.ours.perTaskKeys',
-    'redisMemory.deadLetter.raw.perTaskKeys',
-    'workerRss.rssMiB.min',
-    'workerRss.rssMiB.max',
-  ],
-};
 
 function at(value: unknown, path: string): unknown {
   return path
@@ -84,7 +27,7 @@ function at(value: unknown, path: string): unknown {
 
 function runQuick(): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['bench/run.mjs', '--quick'], {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--quick'], {
       cwd: ROOT,
       stdio: ['ignore', 'ignore', 'pipe'],
     });
@@ -111,12 +54,13 @@ describe('benchmark harness (npm run bench -- --quick)', () => {
     expect(results.quick).toBe(true);
     expect(Date.parse(results.machine.date)).toBeGreaterThanOrEqual(started - 1_000);
     expect(results.machine.cores).toBeGreaterThan(0);
-    expect(Object.keys(results.benchmarks).sort()).toEqual(Object.keys(EXPECTED).sort());
+    expect(Object.keys(results.benchmarks)).toEqual(BENCHMARKS.map((benchmark) => benchmark.name));
 
-    for (const [name, paths] of Object.entries(EXPECTED)) {
+    for (const { name, figures } of BENCHMARKS) {
       const entry = results.benchmarks[name];
       expect(entry?.error, `${name} failed`).toBeUndefined();
-      for (const path of paths) {
+      expect(figures.length, `${name} declares no figures`).toBeGreaterThan(0);
+      for (const path of figures) {
         const value = at(entry, path);
         expect(
           typeof value === 'number' && Number.isFinite(value) && value > 0,
@@ -124,9 +68,12 @@ describe('benchmark harness (npm run bench -- --quick)', () => {
         ).toBe(true);
       }
       // A quick run judges no goal: its sizes are too small for timings to mean anything.
+      // (A benchmark may have none: producer-import reports costs, it sets no target.)
       const goal = entry?.goal as { judged?: boolean; met?: unknown } | undefined;
-      expect(goal?.judged, `${name}: goal judged in a quick run`).toBe(false);
-      expect(goal?.met ?? null).toBeNull();
+      if (goal) {
+        expect(goal.judged, `${name}: goal judged in a quick run`).toBe(false);
+        expect(goal.met ?? null).toBeNull();
+      }
     }
-  }, 300_000);
+  }, 420_000);
 });

@@ -1,36 +1,69 @@
 /**
- * A Redis of a test's own: `redis-server` on a free port in a temporary directory, with
- * append-only persistence, that the test can stop (SIGTERM: Redis saves and exits;
- * SIGKILL: a crash) and start again on the same port and data.
+ * A Redis of its own: `redis-server` on a free port in a temporary directory.
+ *
+ * With `appendfsync`, append-only persistence is on, and a test can stop the server
+ * (SIGTERM: Redis saves and exits; SIGKILL: a crash) and start it again on the same port
+ * and data. Without it there is no persistence at all: the benchmarks' Redis, whose
+ * commandstats, memory and CPU no other client touches.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort } from './free-port.js';
 
+export interface PrivateRedisOptions {
+  /** Append-only persistence with this fsync policy; without it, none (no AOF, no RDB snapshots). */
+  appendfsync?: 'always' | 'everysec';
+}
+
 export interface PrivateRedis {
   url: string;
   port: number;
   dir: string;
+  /** The running server's process id; undefined while it is stopped. */
+  readonly pid: number | undefined;
   start(): Promise<void>;
   stop(signal: 'SIGTERM' | 'SIGKILL'): Promise<void>;
   /** Stops it and removes its directory. */
   destroy(): Promise<void>;
 }
 
-export async function startPrivateRedis(options: { appendfsync: 'always' | 'everysec' }): Promise<PrivateRedis> {
+/** The redis-server binary (REDIS_SERVER, or redis-server on PATH), or undefined when there is none. */
+export function redisServerBinary(): string | undefined {
+  const candidate = process.env.REDIS_SERVER ?? 'redis-server';
+  return spawnSync(candidate, ['--version'], { encoding: 'utf8' }).status === 0 ? candidate : undefined;
+}
+
+export async function startPrivateRedis(options: PrivateRedisOptions = {}): Promise<PrivateRedis> {
+  const binary = redisServerBinary();
+  if (!binary) throw new Error('redis-server is not installed (set REDIS_SERVER to its path)');
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'aftercall-redis-'));
+  const logFile = join(dir, 'redis.log');
+  const persistence = options.appendfsync
+    ? ['--appendonly', 'yes', '--appendfsync', options.appendfsync]
+    : ['--appendonly', 'no'];
   let child: ChildProcess | undefined;
+  const running = () => child !== undefined && child.exitCode === null && child.signalCode === null;
+  const log = () => {
+    try {
+      return readFileSync(logFile, 'utf8').trim().split('\n').slice(-5).join('\n');
+    } catch {
+      return '(no log)';
+    }
+  };
   const redis: PrivateRedis = {
     url: `redis://127.0.0.1:${port}`,
     port,
     dir,
+    get pid() {
+      return running() ? child!.pid : undefined;
+    },
     async start() {
       child = spawn(
-        'redis-server',
+        binary,
         [
           '--port',
           String(port),
@@ -40,14 +73,11 @@ export async function startPrivateRedis(options: { appendfsync: 'always' | 'ever
           dir,
           '--save',
           '',
-          '--appendonly',
-          'yes',
-          '--appendfsync',
-          options.appendfsync,
+          ...persistence,
           '--daemonize',
           'no',
           '--logfile',
-          join(dir, 'redis.log'),
+          logFile,
         ],
         { stdio: 'ignore' },
       );
@@ -64,13 +94,14 @@ export async function startPrivateRedis(options: { appendfsync: 'always' | 'ever
           return;
         } catch {
           probe.disconnect();
-          if (Date.now() > deadline) throw new Error(`redis-server on port ${port} did not start`);
+          if (!running()) throw new Error(`redis-server on port ${port} exited while starting: ${log()}`);
+          if (Date.now() > deadline) throw new Error(`redis-server on port ${port} did not start: ${log()}`);
           await new Promise((r) => setTimeout(r, 50));
         }
       }
     },
     async stop(signal) {
-      if (!child || child.exitCode !== null || child.signalCode !== null) return;
+      if (!child || !running()) return;
       const exited = new Promise((resolve) => child!.once('exit', resolve));
       child.kill(signal);
       await exited;
@@ -80,6 +111,11 @@ export async function startPrivateRedis(options: { appendfsync: 'always' | 'ever
       rmSync(dir, { recursive: true, force: true });
     },
   };
-  await redis.start();
+  try {
+    await redis.start();
+  } catch (error) {
+    await redis.destroy();
+    throw error;
+  }
   return redis;
 }

@@ -4,6 +4,7 @@ export async function waitUntil<T>(
   accept: (value: T) => boolean,
   what: string,
   timeoutMs = 20_000,
+  pollMs = 25,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: T;
@@ -11,6 +12,6 @@ export async function waitUntil<T>(
     last = await probe();
     if (accept(last)) return last;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last value: ${JSON.stringify(last)}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
+    await new Promise((resolve) => setTimeout(resolve, pollMs));
   }
 }

@@ -1,51 +1,62 @@
-// One worker process for the benchmarks, started by bench/harness.mjs:
-//   node bench/worker-process.mjs '{"side":"ours"|"raw","prefix":...,"concurrency":50,"port":"noop"}'
-//
-// side 'ours': aftercall's startWorker (from dist/) serving update_crm, configured by
-//   loadConfig from this process's environment (REDIS_URL, AFTERCALL_PREFIX, LOG_LEVEL,
-//   WEBHOOK_SECRET, CRM_WEBHOOK_URL...). Its log lines go to this process's stdout, which
-//   the harness points at a file or /dev/null.
-// side 'raw': a plain BullMQ Worker on the same queue name, with a no-op processor, or
-//   one that POSTs the job's data to the same receiver with fetch.
-// port: 'noop' (an in-process no-op delivery), 'terminal' (every delivery refused, so
-//   every job is dead-lettered; raw: fails at once with UnrecoverableError), 'webhook' (ours: the real signed webhook;
-//   raw: a plain fetch).
-//
-// It answers the harness's JSON messages over the IPC channel (each reply carries the
-// request's id): mark (reset the count and CPU baseline), expect {n} (reply once n jobs
-// finished since the mark), report {sinceMark, lastAt, cpuMs} (jobs finished since the
-// mark, the last one's finishing time, CPU ms since the mark), close (graceful shutdown,
-// then exit). It also sends {event:'ready'} once running and {event:'sample', count, rss,
-// heapUsed} every `sampleEvery` jobs (with rssAfterGc and heapUsedAfterGc after a forced
-// full GC every `gcEvery` jobs, when started with --expose-gc). It exits when the harness
-// goes away.
+/**
+ * One worker process for the benchmarks, started by bench/harness.ts:
+ *   node <compiled worker-process.mjs> '{"side":"ours"|"raw","prefix":...,"concurrency":50,"port":"noop",...}'
+ * (the options: WorkerProcessOptions in protocol.ts).
+ *
+ * It runs as plain JavaScript (the harness strips the types with TypeScript before it
+ * starts one) and takes aftercall from the built package by its name, `aftercall`, through
+ * package.json's exports: the code and the path a user's worker runs, with no TypeScript
+ * loader in the measured process (a loader adds a thread, memory and start-up work that
+ * the throughput, memory and scaling figures would count). Its types come from the source
+ * the package is built from. It imports nothing of bench/ but types, so it runs on its own.
+ *
+ * side 'ours': aftercall's startWorker serving update_crm, configured by loadConfig from
+ *   this process's environment (REDIS_URL, AFTERCALL_PREFIX, LOG_LEVEL, WEBHOOK_SECRET,
+ *   CRM_WEBHOOK_URL...). Its log lines go to this process's stdout, which the harness
+ *   points at a file or /dev/null.
+ * side 'raw': a plain BullMQ Worker on the same queue name, with a no-op processor, or one
+ *   that POSTs the job's data to the same receiver with fetch.
+ *
+ * It answers the harness's commands (protocol.ts): mark (reset the count and CPU baseline),
+ * expect {n} (reply once n jobs finished since the mark), report (jobs finished since the
+ * mark, the last one's finishing time, CPU ms since the mark), close (graceful shutdown,
+ * then exit). It sends {event:'ready'} once running and {event:'sample'} every
+ * `sampleEvery` jobs (after a forced full GC every `gcEvery` jobs, with --expose-gc). It
+ * exits when the harness goes away.
+ */
 import { Redis } from 'ioredis';
-import { UnrecoverableError, Worker } from 'bullmq';
-import { loadConfig, startWorker, TerminalDeliveryError } from '../dist/src/index.js';
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import type * as Aftercall from '../src/index.js';
+import type { ChildMessage, Command, MemorySample, WorkerProcessOptions } from './protocol.js';
 
-const options = JSON.parse(process.argv[2] ?? '{}');
+// The built package, by name (a variable, so that type-checking needs no dist/).
+const PACKAGE: string = 'aftercall';
+const { loadConfig, startWorker, TerminalDeliveryError } = (await import(PACKAGE)) as typeof Aftercall;
+
+const options = JSON.parse(process.argv[2] ?? '{}') as WorkerProcessOptions;
 const { side, prefix, concurrency, port, webhookUrl, sampleEvery = 0, gcEvery = 0 } = options;
 const QUEUE_TYPE = 'update_crm';
 const now = () => performance.timeOrigin + performance.now();
-const send = (message) => {
-  if (process.connected) process.send(message);
+const send = (message: ChildMessage) => {
+  if (process.connected) process.send?.(message);
 };
+const gc = (globalThis as { gc?: () => void }).gc;
 
 let count = 0;
 let markCount = 0;
 let markCpu = process.cpuUsage();
-let lastAt;
-let expectation;
+let lastAt: number | undefined;
+let expectation: { id: number; n: number } | undefined;
 
 function finished() {
   count += 1;
   lastAt = now();
   if (sampleEvery && count % sampleEvery === 0) {
     const { rss, heapUsed } = process.memoryUsage();
-    const sample = { count, rss, heapUsed };
-    if (gcEvery && count % gcEvery === 0 && globalThis.gc) {
+    const sample: MemorySample = { count, rss, heapUsed };
+    if (gcEvery && count % gcEvery === 0 && gc) {
       // What stays after a full collection (needs --expose-gc).
-      globalThis.gc();
+      gc();
       const after = process.memoryUsage();
       sample.rssAfterGc = after.rss;
       sample.heapUsedAfterGc = after.heapUsed;
@@ -58,10 +69,10 @@ function finished() {
   }
 }
 
-let close;
+let close: () => Promise<void>;
 if (side === 'ours') {
   const config = loadConfig(process.env);
-  const ports = {};
+  const ports: Parameters<typeof startWorker>[0]['ports'] = {};
   if (port === 'noop') ports[QUEUE_TYPE] = { provider: 'noop', deliver: async () => ({ provider: 'noop' }) };
   if (port === 'terminal') {
     ports[QUEUE_TYPE] = {
@@ -88,11 +99,11 @@ if (side === 'ours') {
   await fleet.ready;
   close = () => fleet.close();
 } else if (side === 'raw') {
-  const connection = new Redis(process.env.REDIS_URL, { maxRetriesPerRequest: null });
+  const connection = new Redis(process.env.REDIS_URL!, { maxRetriesPerRequest: null });
   const processor =
     port === 'webhook'
-      ? async (job) => {
-          const response = await fetch(webhookUrl, {
+      ? async (job: Job) => {
+          const response = await fetch(webhookUrl!, {
             method: 'POST',
             headers: { 'content-type': 'application/json' },
             body: JSON.stringify(job.data),
@@ -119,38 +130,40 @@ if (side === 'ours') {
     await connection.quit().catch(() => connection.disconnect());
   };
 } else {
-  throw new Error(`unknown side ${side}`);
+  throw new Error(`unknown side ${String(side)}`);
 }
 
-let closing;
+let closing: Promise<void> | undefined;
 const shutdown = () => {
-  closing ??= close().catch((error) => process.stderr.write(`close: ${error.message}\n`));
+  closing ??= close().catch((error: Error) => {
+    process.stderr.write(`close: ${error.message}\n`);
+  });
   return closing;
 };
 
-process.on('message', async (message) => {
-  const { id, cmd } = message;
+process.on('message', async (message: Command) => {
+  const { id } = message;
   try {
-    if (cmd === 'mark') {
+    if (message.cmd === 'mark') {
       markCount = count;
       markCpu = process.cpuUsage();
       lastAt = undefined;
       send({ reply: id });
-    } else if (cmd === 'expect') {
+    } else if (message.cmd === 'expect') {
       if (count - markCount >= message.n) send({ reply: id });
       else expectation = { id, n: message.n };
-    } else if (cmd === 'report') {
+    } else if (message.cmd === 'report') {
       const cpu = process.cpuUsage(markCpu);
       send({ reply: id, sinceMark: count - markCount, lastAt, cpuMs: (cpu.user + cpu.system) / 1000 });
-    } else if (cmd === 'close') {
+    } else if (message.cmd === 'close') {
       await shutdown();
       if (id) send({ reply: id });
       process.exit(0);
     } else {
-      send({ reply: id, error: `unknown command ${cmd}` });
+      send({ reply: id, error: `unknown command ${(message as { cmd: string }).cmd}` });
     }
   } catch (error) {
-    send({ reply: id, error: error.message });
+    send({ reply: id, error: (error as Error).message });
   }
 });
 // The harness went away (or crashed): do not outlive it.

@@ -1,24 +1,22 @@
-// Where a worker's CPU goes, piece by piece: the per-job steps aftercall's worker adds to
-// BullMQ's own (its log line, the job data's validation, the metrics) and, for
-// deliveries, the HTTP client and the signing. Each is timed alone in this process with process.cpuUsage over many
-// calls after a warm-up: microseconds of CPU per call. They explain the process-level
-// benchmarks' gaps; they are not goals.
+/**
+ * Where a worker's CPU goes, piece by piece: the per-job steps aftercall's worker adds to
+ * BullMQ's own (its log line, the job data's validation, the metrics) and, for deliveries,
+ * the HTTP client and the signing. Each is timed alone in this process with
+ * process.cpuUsage over many calls after a warm-up: microseconds of CPU per call. They
+ * explain the process-level benchmarks' gaps; they are not goals.
+ */
 import { createHmac } from 'node:crypto';
 import http from 'node:http';
+import type { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { Webhook } from 'standardwebhooks';
-import {
-  createLogger,
-  createWorkerMetrics,
-  planOutcome,
-  resolveTaskConfigs,
-  taskDefinition,
-} from '../dist/src/index.js';
-import { jobEnvelopeSchema, parseJobData } from '../dist/src/tasks/job-data.js';
-import { noActionOutcome, pool, TYPE, WEBHOOK_SECRET } from './harness.mjs';
+import { createLogger, createWorkerMetrics, planOutcome, resolveTaskConfigs, taskDefinition } from '../src/index.js';
+import { jobEnvelopeSchema, parseJobData } from '../src/tasks/job-data.js';
+import type { JobOutcomeEvent } from '../src/worker/job-handler.js';
+import { noActionOutcome, pool, TYPE, WEBHOOK_SECRET } from './harness.js';
 
 /** CPU microseconds per call of `fn`, after a warm-up. */
-async function cpuPerCall(fn, iterations) {
+async function cpuPerCall(fn: (i: number) => unknown, iterations: number): Promise<number> {
   for (let i = 0; i < Math.min(iterations, 2_000); i += 1) await fn(i);
   const before = process.cpuUsage();
   for (let i = 0; i < iterations; i += 1) await fn(i);
@@ -26,12 +24,20 @@ async function cpuPerCall(fn, iterations) {
   return (used.user + used.system) / iterations;
 }
 
+export interface HandlerCosts {
+  logLine: number;
+  logLineWithoutRedaction: number;
+  jobValidation: number;
+  jobValidationUncompiled: number;
+  metrics: number;
+}
+
 /** The steps of aftercall's job handler that raw BullMQ does not have, in µs of CPU per job. */
-export async function handlerCosts({ quick }) {
+export async function handlerCosts({ quick }: { quick: boolean }): Promise<HandlerCosts> {
   const iterations = quick ? 2_000 : 50_000;
   const now = Date.now();
-  const data = planOutcome(noActionOutcome(1, now), resolveTaskConfigs(), now).tasks[0].data;
-  const stored = JSON.parse(JSON.stringify(data));
+  const data = planOutcome(noActionOutcome(1, now), resolveTaskConfigs(), now).tasks[0]!.data;
+  const stored = JSON.parse(JSON.stringify(data)) as typeof data;
   const line = {
     conversationId: data.conversationId,
     jobId: 'bench-1%3Aupdate_crm',
@@ -55,8 +61,9 @@ export async function handlerCosts({ quick }) {
     devNull(),
   );
   const definition = taskDefinition(TYPE);
-  const metrics = createWorkerMetrics({ client: {}, prefix: 'bench-breakdown' });
-  const event = {
+  // The metrics' Redis-reading gauges are never collected here: no client is needed.
+  const metrics = createWorkerMetrics({ client: {} as Redis, prefix: 'bench-breakdown' });
+  const event: JobOutcomeEvent = {
     type: TYPE,
     jobId: line.jobId,
     conversationId: data.conversationId,
@@ -81,16 +88,33 @@ export async function handlerCosts({ quick }) {
   };
 }
 
+export interface DeliveryCosts {
+  fetchMsPerRequest: number;
+  fetchRequestsPerSecond: number;
+  nodeHttpMsPerRequest: number;
+  nodeHttpRequestsPerSecond: number;
+  signStandardWebhooks: number;
+  signNodeCrypto: number;
+}
+
 /**
  * The delivery path: CPU per request (ms) of Node's fetch and of node:http with a
  * keep-alive agent, and the requests per second each reaches alone (no queue, no Redis),
  * at `concurrency` requests in flight to the slow receiver at `url`; and the signing steps
  * of the webhook adapter (µs per call).
  */
-export async function deliveryCosts({ quick, url, concurrency }) {
+export async function deliveryCosts({
+  quick,
+  url,
+  concurrency,
+}: {
+  quick: boolean;
+  url: string;
+  concurrency: number;
+}): Promise<DeliveryCosts> {
   const requests = quick ? 200 : 2_000;
   const now = Date.now();
-  const data = planOutcome(noActionOutcome(1, now), resolveTaskConfigs(), now).tasks[0].data;
+  const data = planOutcome(noActionOutcome(1, now), resolveTaskConfigs(), now).tasks[0]!.data;
   const body = JSON.stringify({
     type: TYPE,
     idempotencyKey: data.idempotencyKey,
@@ -105,7 +129,7 @@ export async function deliveryCosts({ quick, url, concurrency }) {
     await response.arrayBuffer();
   };
   const viaHttp = () =>
-    new Promise((resolve, reject) => {
+    new Promise<void>((resolve, reject) => {
       const request = http.request(
         url,
         {
@@ -122,7 +146,7 @@ export async function deliveryCosts({ quick, url, concurrency }) {
       request.end(body);
     });
   // CPU per request, and requests per second: the client alone, no queue, no Redis.
-  const perRequest = async (fn) => {
+  const perRequest = async (fn: () => Promise<void>) => {
     await pool(Math.min(requests, 500), concurrency, fn);
     const before = process.cpuUsage();
     const started = performance.now();

@@ -1,15 +1,19 @@
-// The slow receiver of the I/O-bound benchmarks, in a process of its own:
-//   node bench/delay-server.mjs <delayMs>
-// Answers every request with 200 {"ok":true} `delayMs` after it has read the request's
-// body. It does not verify signatures. Driven over IPC like bench/worker-process.mjs:
-// sends {event:'listening', port}; answers mark, report {cpuMs} (CPU ms since the mark)
-// and close.
+/**
+ * The slow receiver of the I/O-bound benchmarks, in a process of its own:
+ *   node <compiled delay-server.mjs> <delayMs>
+ * Answers every request with 200 {"ok":true} `delayMs` after it has read the request's
+ * body. It does not verify signatures. Plain JavaScript once the harness has stripped its
+ * types (see worker-process.ts), driven over IPC like the worker: sends {event:'listening',
+ * port}; answers mark, report {cpuMs} (CPU ms since the mark) and close.
+ */
 import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { ChildMessage, Command } from './protocol.js';
 
 const delayMs = Number(process.argv[2] ?? 100);
 let markCpu = process.cpuUsage();
-const send = (message) => {
-  if (process.connected) process.send(message);
+const send = (message: ChildMessage) => {
+  if (process.connected) process.send?.(message);
 };
 
 const server = createServer((request, response) => {
@@ -25,9 +29,9 @@ const server = createServer((request, response) => {
 server.keepAliveTimeout = 120_000;
 server.headersTimeout = 125_000;
 
-server.listen(0, '127.0.0.1', () => send({ event: 'listening', port: server.address().port }));
+server.listen(0, '127.0.0.1', () => send({ event: 'listening', port: (server.address() as AddressInfo).port }));
 
-process.on('message', (message) => {
+process.on('message', (message: Command) => {
   const { id, cmd } = message;
   if (cmd === 'mark') {
     markCpu = process.cpuUsage();
