@@ -1,8 +1,11 @@
 /**
  * `aftercall/producer`: what a voice-agent server imports. It loads the outcome contract,
- * the task catalog, the producer and its metrics, ioredis and BullMQ's Queue; no worker,
- * metrics server, provider SDK, HTTP framework or sandbox code (a test checks the module
- * graph). The full package (`aftercall`) re-exports all of this.
+ * the task catalog, the producer and its metrics, ioredis and BullMQ's Queue (from its own
+ * module, through redis/bullmq-compat.ts: BullMQ's index would load the Worker class too);
+ * no worker, metrics server, provider SDK, HTTP framework or sandbox code.
+ * test/producer-entry.test.ts checks the real module graph; the producer-import benchmark
+ * measures its import time and heap against the full package (`aftercall`), which
+ * re-exports all of this.
  */
 export {
   conversationOutcomeSchema,
