@@ -132,7 +132,7 @@ afterAll(async () => {
 
 beforeEach(() => {
   clock = T0;
-  sandbox.setFaults({ limits: null, outages: null, rateLimitRate: 0, serverErrorRate: 0, hangRate: 0 });
+  sandbox.setFaults({ limits: null, outages: null, gone: [], rateLimitRate: 0, serverErrorRate: 0, hangRate: 0 });
   sandbox.reset();
 });
 
@@ -398,6 +398,26 @@ describe('outages', () => {
   });
 });
 
+describe('a removed webhook endpoint', () => {
+  it('answers 410 Gone to every request of a path listed as gone, and only that path', async () => {
+    sandbox.setFaults({ gone: ['webhook:update_crm'], limits: { '*': 1 } });
+    for (const conversation of ['call-1', 'call-2']) {
+      const gone = await postWebhook(sandbox, 'update_crm', conversation);
+      expect(gone.status).toBe(410);
+    }
+    expect((await postWebhook(sandbox, 'update_ticket', 'call-1')).status).toBe(200);
+    expect(sandbox.rejections().map(({ destination, status, reason }) => [destination, status, reason])).toEqual([
+      ['webhook:update_crm', 410, 'gone'],
+      ['webhook:update_crm', 410, 'gone'],
+    ]);
+    // Gone before the limit: the 410s used none of its window.
+    expect((await stats(sandbox)).destinations['webhook:update_crm']).toMatchObject({ requests: 2, clientErrors: 2 });
+    sandbox.setFaults({ gone: [] });
+    expect((await postWebhook(sandbox, 'update_crm', 'call-1')).status).toBe(200);
+    expect(sandbox.stats().faults.gone).toBe(2);
+  });
+});
+
 describe('fault changes are validated, naming the field', () => {
   it.each([
     [{ limits: { resnd: 3 } }, 'limits.resnd', /unknown destination/],
@@ -416,6 +436,8 @@ describe('fault changes are validated, naming the field', () => {
     [{ outages: { resend: { until: 'tomorrow' } } }, 'outages.resend.until', /ISO-8601/],
     [{ outages: { resend: { until: '2020-01-01T00:00:00Z' } } }, 'outages.resend.until', /after now/],
     [{ outages: { resend: { durationMs: 5, until: '2040-01-01T00:00:00Z' } } }, 'outages.resend', /not both/],
+    [{ gone: ['resend'] }, 'gone[0]', /webhook:<type>/],
+    [{ gone: 'webhook:update_crm' }, 'gone', /list of webhook destinations/],
   ])('refuses %j with 400 naming %s, and changes nothing', async (change, path, message) => {
     sandbox.setFaults({ limits: { twilio: 7 } });
     const before = sandbox.faults();
@@ -583,6 +605,8 @@ describe('aftercall sandbox --rate-limit-per-second / --outage', () => {
         'twilio:25s',
         '--outage',
         'webhook:update_crm:2m',
+        '--gone',
+        'webhook:update_ticket',
       ],
       io,
       { signal: stop.signal },
@@ -603,6 +627,8 @@ describe('aftercall sandbox --rate-limit-per-second / --outage', () => {
     const { since, until } = faults.outages['webhook:update_crm']!;
     expect(Date.parse(until!) - Date.parse(since)).toBe(120_000);
     expect(Date.parse(faults.outages.twilio!.until!) - Date.parse(faults.outages.twilio!.since)).toBe(25_000);
+    expect(faults.gone).toEqual(['webhook:update_ticket']);
+    expect(output).toMatch(/gone webhook:update_ticket/);
 
     const client = twilio(ACCOUNT_SID, 'token', { httpClient: new SandboxTwilioClient(url) });
     expect(await rejectionOf(client.messages.create(sms()))).toMatchObject({ status: 503, code: 20503 });
@@ -622,6 +648,7 @@ describe('aftercall sandbox --rate-limit-per-second / --outage', () => {
     [['--outage', 'resend:25'], /--outage resend: expected a duration with a unit/],
     [['--outage', 'webhook:update_crm:soon'], /--outage webhook:update_crm: expected a duration with a unit/],
     [['--outage', 'resend:2d'], /--outage resend: expected a duration with a unit, from 1ms to 1d/],
+    [['--gone', 'resend'], /--gone: expected webhook:<type>/],
   ])('refuses %j with exit code 2, naming the option', async (args, message) => {
     const { io, text } = fakeIO();
     expect(await sandboxCommand(args, io, { signal: AbortSignal.abort() })).toBe(2);
@@ -634,6 +661,7 @@ describe('aftercall sandbox --rate-limit-per-second / --outage', () => {
     expect(await sandboxCommand(['--help'], io)).toBe(0);
     expect(text.stdout).toMatch(/--rate-limit-per-second N \| DEST=N/);
     expect(text.stdout).toMatch(/--outage DEST:DURATION/);
+    expect(text.stdout).toMatch(/--gone webhook:TYPE/);
     expect(text.stdout).toMatch(/GET \/_sandbox\/stats/);
   });
 });

@@ -27,6 +27,7 @@ const NO_FAULTS: FaultConfig = {
   terminalRecipients: [],
   limits: {},
   outages: {},
+  gone: [],
 };
 
 type TwilioRequestClient = InstanceType<typeof twilio.RequestClient>;

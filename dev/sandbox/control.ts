@@ -20,7 +20,8 @@
  * Limits and outages are part of the faults: `PUT /_sandbox/faults` with
  * `{ "limits": { "resend": 3, "webhook:update_crm": { "limit": 100, "windowMs": 60000 } } }`
  * or `{ "outages": { "resend": { "durationMs": 25000 }, "twilio": {} , "webhook:update_crm": null } }`
- * (faults.ts). No latency, faults, limits or outages apply here.
+ * (faults.ts), and `{ "gone": ["webhook:update_crm"] }` for a receiver answering 410.
+ * No latency, faults, limits or outages apply here.
  */
 import { z } from 'zod';
 import { toFieldIssues, ValidationError } from '../../src/contract/validation-error.js';

@@ -54,8 +54,8 @@ export interface Rejection {
   /** ISO-8601 arrival time. */
   receivedAt: string;
   status: number;
-  /** `limit`: over the destination's limit (429); `outage`: the destination was down (503); `fault`: drawn by chance (429 or 5xx). */
-  reason: 'limit' | 'outage' | 'fault';
+  /** `limit`: over the destination's limit (429); `outage`: the destination was down (503); `gone`: a removed webhook endpoint (410); `fault`: drawn by chance (429 or 5xx). */
+  reason: 'limit' | 'outage' | 'gone' | 'fault';
   /** The task's idempotency key, percent-decoded, when the request's headers carried one. */
   idempotencyKey: string | null;
 }
@@ -71,6 +71,8 @@ export interface FaultCounts {
   overLimit: number;
   /** Of `serverErrors`: 503s during an outage. */
   outage: number;
+  /** 410s from webhook destinations listed as gone. */
+  gone: number;
 }
 
 export interface SandboxStats {
@@ -87,6 +89,7 @@ const noFaults = (): FaultCounts => ({
   terminal: 0,
   overLimit: 0,
   outage: 0,
+  gone: 0,
 });
 
 export class DeliveryLog {

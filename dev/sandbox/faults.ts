@@ -32,7 +32,10 @@
  *               429 with the provider's own body and `retry-after` / `ratelimit-*` headers
  *               (rate-limits.ts).
  *
- * Changes to both are merged per destination: `{ "limits": { "resend": 3 } }` leaves the
+ * And one thing a webhook receiver does: `gone` lists `webhook:<type>` destinations that
+ * answer `410 Gone` to every request, as an endpoint that was removed for good does.
+ *
+ * Changes to limits and outages are merged per destination: `{ "limits": { "resend": 3 } }` leaves the
  * other destinations' limits as they were, `null` for a destination removes its limit or
  * ends its outage, and `null` for the whole map clears it. A limit is a number (requests
  * per second) or `{ limit, windowMs }`. An outage starts when the change is made and lasts
@@ -69,6 +72,8 @@ export interface FaultConfig {
   limits: Record<string, RateLimitConfig>;
   /** Destinations that answer 503 to every request, while their outage lasts. */
   outages: Record<string, OutageConfig>;
+  /** Webhook destinations (`webhook:<type>`) that answer 410 Gone to every request. */
+  gone: string[];
 }
 
 export interface RateLimitConfig {
@@ -108,6 +113,7 @@ export const DEFAULT_FAULTS: FaultConfig = {
   terminalRecipients: [],
   limits: {},
   outages: {},
+  gone: [],
 };
 
 const HOUR_MS = 3_600_000;
@@ -147,6 +153,12 @@ export const faultChangeSchema = z.strictObject({
         .trim()
         .min(1, 'expected a non-empty e-mail address or phone number'),
       'expected a list of e-mail addresses or phone numbers',
+    )
+    .optional(),
+  gone: z
+    .array(
+      z.string('expected a destination name').regex(/^webhook:[A-Za-z0-9_.-]{1,64}$/, 'expected webhook:<type>'),
+      'expected a list of webhook destinations (webhook:<type>)',
     )
     .optional(),
   // Checked entry by entry in mergeFaults, so an error names the destination and the field.
@@ -301,13 +313,14 @@ export function limitFor(config: FaultConfig, destination: string): RateLimitCon
 export function mergeFaults(current: FaultConfig, change: unknown, now: number = Date.now()): FaultConfig {
   const parsed = faultChangeSchema.safeParse(change);
   if (!parsed.success) throw new ValidationError('fault configuration', toFieldIssues(parsed.error.issues));
-  const { latencyMs, terminalRecipients, limits, outages, ...rest } = parsed.data;
+  const { latencyMs, terminalRecipients, limits, outages, gone, ...rest } = parsed.data;
   const issues: FieldIssue[] = [];
   const merged: FaultConfig = {
     ...current,
     ...withoutUndefined(rest),
     latencyMs: { ...current.latencyMs, ...withoutUndefined(latencyMs ?? {}) },
     terminalRecipients: terminalRecipients ? [...terminalRecipients] : [...current.terminalRecipients],
+    gone: gone ? [...new Set(gone)] : [...current.gone],
     limits: limits === undefined ? { ...current.limits } : mergeLimits(current.limits, limits, issues),
     outages: currentOutages(
       outages === undefined ? current.outages : mergeOutages(current.outages, outages, now, issues),
@@ -338,6 +351,7 @@ export function copyFaults(config: FaultConfig, now: number = Date.now()): Fault
     ...config,
     latencyMs: { ...config.latencyMs },
     terminalRecipients: [...config.terminalRecipients],
+    gone: [...config.gone],
     limits: Object.fromEntries(Object.entries(config.limits).map(([name, limit]) => [name, { ...limit }])),
     outages: Object.fromEntries(
       Object.entries(currentOutages(config.outages, now)).map(([name, outage]) => [name, { ...outage }]),

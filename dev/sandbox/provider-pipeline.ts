@@ -3,7 +3,8 @@
  *
  *   1. counted at its arrival time for its destination (resend, twilio, webhook:<type>),
  *      and its faults drawn from the seeded generator (faults.ts);
- *   2. the destination is in an outage: 503, the provider's own, to everything;
+ *   2. a webhook destination listed as gone: 410 to everything; a destination in an
+ *      outage: 503, the provider's own, to everything;
  *   3. the destination has a limit (rate-limits.ts) and this request is above it: 429 with
  *      the provider's body and headers; nothing is processed. From here on, a provider
  *      that states its limit (Resend, webhooks) adds the `ratelimit-*` headers to every
@@ -53,6 +54,8 @@ export interface ProviderFake<Accepted> {
   serverError(status: ServerErrorStatus): Answer;
   /** The headers stating the limit on every answer, for a provider that sends them (Resend, webhooks). */
   limitHeaders?(decision: LimitDecision): Record<string, string>;
+  /** `410 Gone`, for a receiver that can be removed (webhooks). */
+  gone?(): Answer;
   /** The task's idempotency key from the request's headers (percent-decoded), for the rejection log. */
   idempotencyKeyOf(request: SandboxRequest): string | null;
   /** Called before the latency; returns what completes the request after it. */
@@ -153,9 +156,13 @@ export async function runProviderRequest<Accepted>(
       reason,
       idempotencyKey: fake.idempotencyKeyOf(request),
     });
-    return counted(answer, reason === 'fault' ? undefined : reason);
+    return counted(answer, reason === 'limit' || reason === 'outage' ? reason : undefined);
   };
 
+  if (fake.gone && faults.gone.includes(destination)) {
+    log.countFault('gone');
+    return responder.sendAfter(response, plan.latencyMs, refused(fake.gone(), 'gone'));
+  }
   if (outageAt(faults, destination, arrivedAt)) {
     log.countFault('serverErrors');
     log.countFault('outage');

@@ -50,6 +50,8 @@ Usage: aftercall sandbox [options]
                          Repeatable: --rate-limit-per-second 10 --rate-limit-per-second resend=2
   --outage DEST:DURATION an outage from the start: DEST answers 503 to every request for
                          DURATION (25s, 2m, 1h; at most 1d). Repeatable
+  --gone webhook:TYPE    that webhook path answers 410 Gone to every request, as a
+                         removed endpoint does. Repeatable
   -h, --help             this text
 
 Destinations (DEST): resend, twilio, webhook:<type> (one per webhook path).
@@ -63,6 +65,7 @@ also be changed while it runs: PUT /_sandbox/faults with a JSON object, e.g.
   curl -X PUT localhost:4010/_sandbox/faults -d '{"outages":{"resend":{"durationMs":25000}}}'
   curl -X PUT localhost:4010/_sandbox/faults -d '{"outages":{"twilio":{}}}'     (until cleared)
   curl -X PUT localhost:4010/_sandbox/faults -d '{"outages":{"twilio":null}}'   (clear it)
+  curl -X PUT localhost:4010/_sandbox/faults -d '{"gone":["webhook:update_crm"]}'   ([] to undo)
 A limit or outage set to null is removed; "limits":null or "outages":null removes them all.
 Deliveries: GET /_sandbox/deliveries[?provider=resend|twilio|webhook] (with the rejected
 requests); traffic per destination and second, with the most requests seen in any window:
@@ -151,6 +154,19 @@ function outages(texts: string[] | undefined): Record<string, OutageChange> | un
   return changes;
 }
 
+/** `--gone webhook:TYPE`, repeatable. */
+function goneList(texts: string[] | undefined): string[] | undefined {
+  if (!texts?.length) return undefined;
+  for (const text of texts) {
+    if (!text.startsWith('webhook:') || !isDestinationName(text)) {
+      throw new UsageError(
+        `--gone: expected webhook:<type> (letters, digits, _ - .), e.g. webhook:update_crm, got ${JSON.stringify(text)}`,
+      );
+    }
+  }
+  return texts;
+}
+
 function checkWebhookSecret(secret: string): void {
   // The same rule as the workers' WEBHOOK_SECRET: a secret the sandbox prints, they accept.
   if (!isWebhookSecret(secret))
@@ -189,6 +205,7 @@ function describeFaults(sandbox: Sandbox): string {
         .map(([destination, { until }]) => `${destination} until ${until ?? 'cleared'}`)
         .join('; ') || 'none'
     }`,
+    `gone ${faults.gone.join(', ') || 'none'}`,
   ].join(', ');
 }
 
@@ -221,6 +238,8 @@ function sandboxOptions(values: ParsedArgs<typeof options>['values']) {
   if (limits) change.limits = limits;
   const down = outages(values.outage);
   if (down) change.outages = down;
+  const gone = goneList(values.gone);
+  if (gone) change.gone = gone;
   const seed = integer('seed', values.seed, { max: 2 ** 32 - 1 });
   return {
     port,
@@ -245,6 +264,7 @@ const options = {
   seed: { type: 'string' },
   'rate-limit-per-second': { type: 'string', multiple: true },
   outage: { type: 'string', multiple: true },
+  gone: { type: 'string', multiple: true },
 } as const;
 
 export const command = defineCommand({

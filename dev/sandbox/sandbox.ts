@@ -179,7 +179,9 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     traffic: (query?: TrafficQuery) =>
       traffic.report(
         (destination) => limitFor(faults, destination),
-        [...Object.keys(faults.limits), ...Object.keys(faults.outages)].filter((name) => name !== ANY_DESTINATION),
+        [...Object.keys(faults.limits), ...Object.keys(faults.outages), ...faults.gone].filter(
+          (name) => name !== ANY_DESTINATION,
+        ),
         query,
       ),
   };

@@ -20,7 +20,8 @@
  * With a limit, the receiver answers the way an API gateway in front of it would: 429
  * with `retry-after`, and on every answer past the limiter `ratelimit-limit`,
  * `ratelimit-remaining`, `ratelimit-reset` and `ratelimit-policy` (`<limit>;w=<seconds>`,
- * draft 6), so a client can learn the window's length too.
+ * draft 6), so a client can learn the window's length too. A path listed in `gone`
+ * answers 410 Gone to everything, as a removed endpoint does.
  */
 import { randomUUID } from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
@@ -154,6 +155,8 @@ export function createWebhookFake(options: WebhookFakeOptions): ProviderFake<Web
         : jsonAnswer(429, { error: 'rate limited' }, { 'retry-after': String(retryAfterSeconds) }),
 
     limitHeaders: webhookLimitHeaders,
+
+    gone: () => jsonAnswer(410, { error: 'gone: this endpoint no longer accepts webhooks' }),
 
     idempotencyKeyOf: (request) => {
       const id = headerValue(request.headers, 'webhook-id');
