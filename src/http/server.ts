@@ -14,11 +14,13 @@ import swagger from '@fastify/swagger';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod';
 import type { z } from 'zod';
-import type { AftercallConfig } from '../config/environment.js';
-import type { HttpConfig } from './environment.js';
+import { Redis } from 'ioredis';
+import { type AftercallConfig, loadConfig } from '../config/environment.js';
+import { type HttpConfig, loadHttpConfig } from './environment.js';
 import { ConfigError, toFieldIssues } from '../contract/validation-error.js';
 import { systemClock, type Clock } from '../contract/time.js';
 import { createProducer, type Producer } from '../producer/producer.js';
+import { resolveTaskConfigs } from '../tasks/catalog.js';
 import { createRedisConnection } from '../redis/connection.js';
 import { RejectedEventStore } from '../redis/rejected-events.js';
 import type { RedisClient } from '../redis/scripts.js';
@@ -187,4 +189,32 @@ export async function buildApiServer(options: ApiServerOptions): Promise<ApiServ
       if (ownsRedis) redis.disconnect();
     },
   };
+}
+
+/**
+ * The API's OpenAPI document, built from the routes without Redis and without the
+ * environment (for `npm run schema`, which writes schema/openapi.json, and its staleness
+ * test). The producer here only answers that it serves no requests.
+ */
+export async function openApiDocument(): Promise<Record<string, unknown>> {
+  const redis = new Redis({ lazyConnect: true, enableOfflineQueue: false }); // never connected
+  const producer: Producer = {
+    conversationEnded: () => Promise.reject(new Error('the document-only server serves no requests')),
+    taskConfigs: resolveTaskConfigs(),
+    close: async () => undefined,
+  };
+  const server = await buildApiServer({
+    config: loadConfig({}),
+    http: loadHttpConfig({ API_KEYS: 'admin:document-only-0000000000' }),
+    logger: createLogger({ level: 'silent' }),
+    producer,
+    redis,
+  });
+  try {
+    await server.app.ready();
+    return finishDocument(server.app.swagger() as unknown as Record<string, unknown>);
+  } finally {
+    await server.close();
+    redis.disconnect();
+  }
 }
