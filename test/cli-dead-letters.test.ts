@@ -94,14 +94,15 @@ beforeAll(async () => {
     'three ticket updates in the dead-letter queue',
   );
   await worker.close();
-});
+}, 120_000);
 
 afterAll(async () => {
   await removePrefix(client, prefix);
   client.disconnect();
 });
 
-describe('aftercall sweep and dlq on a dead-letter queue with entries', () => {
+// Each test starts several processes; on a loaded machine each start takes seconds.
+describe('aftercall sweep and dlq on a dead-letter queue with entries', { timeout: 240_000 }, () => {
   it('sweep dead-letters the expired CRM updates and prints its counts as one JSON line', async () => {
     expect(await client.llen(crm.wait)).toBe(3);
     const { code, stdout, stderr } = await aftercall(['sweep']);

@@ -82,7 +82,8 @@ describe('memory per job', () => {
       console.log(
         `memory per job: heap after full GC ${(before / 2 ** 20).toFixed(2)} MB, then ${(after / 2 ** 20).toFixed(2)} MB after ${jobs} more jobs: ${perJob.toFixed(1)} bytes per job`,
       );
-      expect(completed).toBe(1_500 + jobs);
+      // (a job whose lock lapsed on a loaded machine may run twice: at least every job ran)
+      expect(completed).toBeGreaterThanOrEqual(1_500 + jobs);
       expect(perJob).toBeLessThan(80);
     } finally {
       await worker.close();
