@@ -10,6 +10,7 @@ import {
   Job,
   type Processor,
   Queue,
+  QueueEvents,
   type QueueOptions,
   Worker,
   type WorkerOptions,
@@ -30,7 +31,7 @@ import {
   readJobHash,
 } from '../src/redis/bullmq-compat.js';
 import { queueName, typeKeys } from '../src/redis/keys.js';
-import { deadLetterActive } from '../src/redis/scripts.js';
+import { deadLetterActive, purgeDeadLetter, replayDeadLetter } from '../src/redis/scripts.js';
 import { redis, removePrefix, uniquePrefix } from './helpers/redis.js';
 import { waitUntil } from './helpers/wait.js';
 
@@ -289,6 +290,41 @@ describe('BullMQ internals (bullmq-compat.ts) against the installed BullMQ', () 
     expect(await client.llen(keys.wait)).toBe(0);
     expect(await client.zcard(keys.delayed)).toBe(0);
     expect(await q.getJobState('moved')).toBe('failed');
+  });
+
+  it("writes dead-letter, replay and purge events in BullMQ's stream format, as QueueEvents reads them", async () => {
+    const keys = typeKeys(prefix, 'events');
+    const q = queue('events');
+    const listener = new QueueEvents(queueName('events'), { connection: redis(), prefix, lastEventId: '0-0' });
+    closers.push(() => listener.close());
+    const seen: string[] = [];
+    listener.on('failed', ({ jobId, failedReason, prev }) => seen.push(`failed ${jobId} ${prev}: ${failedReason}`));
+    listener.on('waiting', ({ jobId, prev }) => seen.push(`waiting ${jobId} ${prev ?? ''}`.trim()));
+    listener.on('removed', ({ jobId, prev }) => seen.push(`removed ${jobId} ${prev}`));
+    const w = worker('events', null, { autorun: false });
+    const deadLetterNext = async (jobId: string) => {
+      await q.add('events', {}, { jobId });
+      expect((await w.getNextJob(`token-${jobId}`))!.id).toBe(jobId);
+      const options = { reason: 'terminal', message: 'terminal: refused', attempts: 1, now: Date.now() };
+      expect(await deadLetterActive(client, keys, { jobId, token: `token-${jobId}`, ...options })).toBe(0);
+    };
+    await deadLetterNext('purged');
+    expect(await purgeDeadLetter(client, keys, 'purged')).toBe(1);
+    await deadLetterNext('replayed');
+    expect(await replayDeadLetter(client, keys, { jobId: 'replayed', expiresAt: Date.now() + 60_000 }, '')).toBe(1);
+    await waitUntil(
+      () => seen,
+      (lines) => lines.includes('waiting replayed failed'),
+      'the replay event',
+    );
+    expect(seen).toEqual([
+      'waiting purged',
+      'failed purged active: terminal: refused',
+      'removed purged failed',
+      'waiting replayed',
+      'failed replayed active: terminal: refused',
+      'waiting replayed failed',
+    ]);
   });
 
   it('is named in Lua exactly as in bullmq-compat.ts (lua/includes/bullmq.lua)', () => {

@@ -8,7 +8,7 @@
  * nothing atomic spans two types.
  *
  * Layout, with the default prefix `aftercall`:
- *   aftercall:{send_email}:wait|delayed|active|failed|...   BullMQ's own keys
+ *   aftercall:{send_email}:wait|delayed|active|failed|...   BullMQ's own keys (named in bullmq-compat.ts)
  *   aftercall:{send_email}:<jobId>                          a job (BullMQ hash)
  *   aftercall:{send_email}:failed                           the type's dead-letter store
  *   aftercall:{send_email}:expiry                           expiry index: jobId by expiresAt
@@ -22,6 +22,7 @@
  */
 import { DEFAULT_PREFIX, PREFIX_PATTERN } from '../config/defaults.js';
 import { encodeKeyPart } from '../tasks/job-id.js';
+import { BULLMQ_JOB_KEY_SUFFIXES, type BullmqKeySuffix } from './bullmq-compat.js';
 
 export function queueName(type: string): string {
   return `{${type}}`;
@@ -58,25 +59,26 @@ export interface TypeKeys {
 
 export function typeKeys(prefix: string, type: string): TypeKeys {
   const base = `${prefix}:${queueName(type)}:`;
+  const bullmq = (suffix: BullmqKeySuffix) => `${base}${suffix}`;
   return {
     base,
-    wait: `${base}wait`,
-    paused: `${base}paused`,
-    delayed: `${base}delayed`,
-    prioritized: `${base}prioritized`,
-    active: `${base}active`,
-    completed: `${base}completed`,
-    failed: `${base}failed`,
-    stalled: `${base}stalled`,
-    events: `${base}events`,
-    meta: `${base}meta`,
-    marker: `${base}marker`,
+    wait: bullmq('wait'),
+    paused: bullmq('paused'),
+    delayed: bullmq('delayed'),
+    prioritized: bullmq('prioritized'),
+    active: bullmq('active'),
+    completed: bullmq('completed'),
+    failed: bullmq('failed'),
+    stalled: bullmq('stalled'),
+    events: bullmq('events'),
+    meta: bullmq('meta'),
+    marker: bullmq('marker'),
     expiry: `${base}expiry`,
     retrying: `${base}retrying`,
     deadLetterCounts: `${base}dead-letter-counts`,
     stats: `${base}stats`,
     job: (jobId) => `${base}${jobId}`,
-    lock: (jobId) => `${base}${jobId}:lock`,
+    lock: (jobId) => `${base}${jobId}${BULLMQ_JOB_KEY_SUFFIXES.lock}`,
     scope: (scopeId) => `${base}scope:${encodeKeyPart(scopeId)}`,
     conversation: (conversationId) => `${base}conversation:${encodeKeyPart(conversationId)}`,
     conversationPrefix: `${base}conversation:`,
