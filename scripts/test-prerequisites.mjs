@@ -12,11 +12,7 @@ import { delimiter, join } from 'node:path';
 
 /** [command on PATH, Debian package that provides it, what needs it] */
 const PREREQUISITES = [
-  [
-    'redis-server',
-    'redis-server',
-    'the Redis servers some tests start (test/helpers/redis-server.ts, redis-topology.ts)',
-  ],
+  ['redis-server', 'redis-server', 'the Redis servers tests start (test/helpers/redis-server.ts, redis-topology.ts)'],
   ['redis-cli', 'redis-tools', '.ci/run, to check that Redis answers'],
   ['openssl', 'openssl', 'the TLS certificates of test/redis-security.test.ts'],
   ['promtool', 'prometheus', 'the alert-rule tests of test/deploy.test.ts'],
