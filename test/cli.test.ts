@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BIN } from './helpers/child-worker.js';
 import { bookedOutcome, resolvedOutcome } from './helpers/outcomes.js';
-import { redis, REDIS_URL, removePrefix, uniquePrefix } from './helpers/redis.js';
+import { REDIS_ENV, redis, removePrefix, uniquePrefix } from './helpers/redis.js';
 
 const prefix = uniquePrefix('cli');
 const client = redis();
@@ -21,7 +21,7 @@ function run(command: string, args: string[], input = '', env: Record<string, st
       env: {
         PATH: process.env.PATH ?? '',
         HOME: process.env.HOME ?? '/tmp',
-        REDIS_URL,
+        ...REDIS_ENV,
         AFTERCALL_PREFIX: prefix,
         LOG_LEVEL: 'silent',
         ...env,
@@ -79,7 +79,7 @@ describe('the aftercall command', () => {
     const { code, stdout } = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
       const child = spawn(process.execPath, [BIN, 'enqueue', '-'], {
         cwd: root,
-        env: { PATH: process.env.PATH ?? '', REDIS_URL, AFTERCALL_PREFIX: prefix, LOG_LEVEL: 'silent' },
+        env: { PATH: process.env.PATH ?? '', ...REDIS_ENV, AFTERCALL_PREFIX: prefix, LOG_LEVEL: 'silent' },
       });
       let text = '';
       child.stdout.on('data', (chunk: Buffer) => {

@@ -5,13 +5,13 @@ import { DeadLetterQueue } from '../src/redis/dead-letter-queue.js';
 import { conversationStatus } from '../src/ops/status.js';
 import { startWorker } from '../src/worker/worker.js';
 import { bookedOutcome, resolvedOutcome } from './helpers/outcomes.js';
-import { redis, REDIS_URL, removePrefix, testConfig, uniquePrefix } from './helpers/redis.js';
+import { redis, removePrefix, TEST_REDIS, testConfig, uniquePrefix } from './helpers/redis.js';
 import { waitUntil } from './helpers/wait.js';
 import { startReceiver, type WebhookReceiver } from './helpers/webhook-receiver.js';
 
 const prefix = uniquePrefix('dlq');
 const client = redis();
-const producer = createProducer({ redisUrl: REDIS_URL, prefix });
+const producer = createProducer({ redis: TEST_REDIS, prefix });
 const dlq = new DeadLetterQueue(client, prefix);
 const HOUR = 3_600_000;
 let receiver: WebhookReceiver;

@@ -8,7 +8,7 @@ import { createProducer } from '../src/producer/producer.js';
 import { startWorker, type FleetWorker } from '../src/worker/worker.js';
 import { freePort } from './helpers/free-port.js';
 import { parsePrometheusText, sampleValue, type Sample } from './helpers/prometheus-text.js';
-import { redis, REDIS_URL, removePrefix, testConfig, uniquePrefix } from './helpers/redis.js';
+import { redis, removePrefix, TEST_REDIS, testConfig, uniquePrefix } from './helpers/redis.js';
 import { waitUntil } from './helpers/wait.js';
 import { startReceiver, type WebhookReceiver } from './helpers/webhook-receiver.js';
 
@@ -61,7 +61,7 @@ describe('worker metrics', () => {
 
   it('count what happened: success, retry, terminal, exhausted, expired by the sweeper', async () => {
     const producer = createProducer({
-      redisUrl: REDIS_URL,
+      redis: TEST_REDIS,
       prefix,
       tasks: { update_crm: { attempts: 2 }, follow_up_survey: { settings: { delay: 3_600_000, expiresAfter: 1_500 } } },
     });
@@ -125,7 +125,7 @@ describe('worker metrics', () => {
       receipt.body.conversationId === 'm-slow-retry'
         ? { status: 503, headers: { 'retry-after': '30' } }
         : { status: 200 };
-    const producer = createProducer({ redisUrl: REDIS_URL, prefix });
+    const producer = createProducer({ redis: TEST_REDIS, prefix });
     await producer.conversationEnded(outcome('m-slow-retry'));
     await producer.close();
     const samples = await waitUntil(

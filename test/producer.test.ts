@@ -5,12 +5,12 @@ import { DeadLetterQueue } from '../src/redis/dead-letter-queue.js';
 import { queueName } from '../src/redis/keys.js';
 import { OutcomeValidationError } from '../src/contract/validation-error.js';
 import { bookedOutcome, resolvedOutcome } from './helpers/outcomes.js';
-import { keysWithPrefix, redis, REDIS_URL, removePrefix, uniquePrefix } from './helpers/redis.js';
+import { keysWithPrefix, redis, REDIS_URL, removePrefix, TEST_REDIS, uniquePrefix } from './helpers/redis.js';
 import { startTcpProxy } from './helpers/tcp-proxy.js';
 
 const prefix = uniquePrefix('producer');
 const client = redis();
-const producer = createProducer({ redisUrl: REDIS_URL, prefix });
+const producer = createProducer({ redis: TEST_REDIS, prefix });
 
 afterAll(async () => {
   await producer.close();
@@ -139,7 +139,7 @@ describe('producer', () => {
 
   it('rejects a malformed outcome with field errors and writes nothing', async () => {
     const isolated = uniquePrefix('producer-bad');
-    const strict = createProducer({ redisUrl: REDIS_URL, prefix: isolated });
+    const strict = createProducer({ redis: TEST_REDIS, prefix: isolated });
     try {
       const error = await strict
         .conversationEnded({

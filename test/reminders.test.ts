@@ -4,13 +4,13 @@ import { createProducer } from '../src/producer/producer.js';
 import { queueName } from '../src/redis/keys.js';
 import { conversationStatus } from '../src/ops/status.js';
 import { startWorker } from '../src/worker/worker.js';
-import { redis, REDIS_URL, removePrefix, testConfig, uniquePrefix } from './helpers/redis.js';
+import { redis, removePrefix, TEST_REDIS, testConfig, uniquePrefix } from './helpers/redis.js';
 import { waitUntil } from './helpers/wait.js';
 import { startReceiver } from './helpers/webhook-receiver.js';
 
 const prefix = uniquePrefix('reminders');
 const client = redis();
-const producer = createProducer({ redisUrl: REDIS_URL, prefix });
+const producer = createProducer({ redis: TEST_REDIS, prefix });
 const reminders = new Queue(queueName('schedule_reminder'), { connection: client, prefix });
 const HOUR = 3_600_000;
 const now = Date.now();

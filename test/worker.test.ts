@@ -8,7 +8,7 @@ import { queueName, typeKeys } from '../src/redis/keys.js';
 import { conversationStatus } from '../src/ops/status.js';
 import { startWorker, type FleetWorker } from '../src/worker/worker.js';
 import { bookedOutcome, resolvedOutcome } from './helpers/outcomes.js';
-import { redis, REDIS_URL, removePrefix, testConfig, uniquePrefix, WEBHOOK_SECRET } from './helpers/redis.js';
+import { redis, removePrefix, TEST_REDIS, testConfig, uniquePrefix, WEBHOOK_SECRET } from './helpers/redis.js';
 import { waitUntil } from './helpers/wait.js';
 import { startReceiver, type Answer, type Receipt, type WebhookReceiver } from './helpers/webhook-receiver.js';
 
@@ -18,7 +18,7 @@ const dlq = new DeadLetterQueue(client, prefix);
 let receiver: WebhookReceiver;
 let worker: FleetWorker;
 let clockOffset = 0;
-const producer = createProducer({ redisUrl: REDIS_URL, prefix });
+const producer = createProducer({ redis: TEST_REDIS, prefix });
 /** Per-conversation scripted answers: the n-th request of a conversation gets answers[n]. */
 const scripts = new Map<string, Answer[]>();
 
@@ -205,7 +205,7 @@ describe('worker', () => {
  */
 describe('worker: the scheduled retry time, against an injected clock', () => {
   const retryPrefix = uniquePrefix('worker-retry');
-  const retryProducer = createProducer({ redisUrl: REDIS_URL, prefix: retryPrefix });
+  const retryProducer = createProducer({ redis: TEST_REDIS, prefix: retryPrefix });
   const keys = typeKeys(retryPrefix, 'update_crm');
   const frozen = Math.floor(Date.now() / 1_000) * 1_000;
   const clock = () => frozen;

@@ -2,10 +2,13 @@
  * The fleet-wide state, read from Redis: tasks created (a counter the producers keep in
  * Redis), queue depth by state, dead-letter depth by reason, and the number of BullMQ
  * workers per queue. One pipelined round trip per type (each in its own slot), all sent
- * at once, plus one CLIENT LIST, whatever the queue sizes (counters and list lengths only).
+ * at once, plus CLIENT LIST on every primary (each of a cluster's masters), whatever the queue
+ * sizes (counters and list lengths only).
  */
 import { DEAD_LETTER_REASONS, deadLetterCountsFrom, type DeadLetterReason } from './dead-letter-queue.js';
 import { isBullmqWorkerName, listClientNames } from './bullmq-compat.js';
+import type { Redis } from 'ioredis';
+import { primaries, primaryFor } from './connection.js';
 import { queueName, typeKeys } from './keys.js';
 import type { RedisClient } from './scripts.js';
 import { taskTypes, type TaskType } from '../tasks/catalog.js';
@@ -37,7 +40,7 @@ export async function readFleetState(client: RedisClient, prefix: string): Promi
         .exec();
     }),
   );
-  const [replies, clientList] = await Promise.all([perType, listClientNames(client)]);
+  const [replies, clientLists] = await Promise.all([perType, clientNamesByPrimary(client)]);
   const state: FleetState = { created: {}, jobs: {}, deadLetters: {}, workers: {} } as FleetState;
   taskTypes.forEach((type, index) => {
     const values = (replies[index] ?? []).map(([error, value]) => {
@@ -62,7 +65,17 @@ export async function readFleetState(client: RedisClient, prefix: string): Promi
       retrying: Math.min(retrying, delayed),
     };
     state.deadLetters[type] = deadLetterCountsFrom(failed, counts);
-    state.workers[type] = clientList.filter((name) => isBullmqWorkerName(name, prefix, queueName(type))).length;
+    // A worker's connections may reach every shard (a cluster client connects where it sends
+    // commands); its blocking connection is always on the shard of the queue's slot: count there.
+    const names = clientLists.get(primaryFor(client, typeKeys(prefix, type).base)) ?? [];
+    state.workers[type] = names.filter((name) => isBullmqWorkerName(name, prefix, queueName(type))).length;
   });
   return state;
+}
+
+/** CLIENT LIST of every primary (the one server, or every master of a cluster), all at once. */
+async function clientNamesByPrimary(client: RedisClient): Promise<Map<Redis, string[]>> {
+  const nodes = primaries(client);
+  const lists = await Promise.all(nodes.map((node) => listClientNames(node)));
+  return new Map(nodes.map((node, index) => [node, lists[index]!]));
 }

@@ -12,7 +12,7 @@ import type { EnqueueResult } from '../../src/producer/producer.js';
 import { typeKeys } from '../../src/redis/keys.js';
 import { syntheticOutcome } from '../../dev/synthetic-load.js';
 import { BIN } from '../helpers/child-worker.js';
-import { redis, REDIS_URL, removePrefix, uniquePrefix } from '../helpers/redis.js';
+import { REDIS_ENV, redis, removePrefix, uniquePrefix } from '../helpers/redis.js';
 import {
   invariantViolations,
   recordAccepted,
@@ -41,7 +41,7 @@ function enqueueProcess(file: string): Promise<{ code: number | null; results: E
     const child = spawn(process.execPath, [BIN, 'enqueue', file], {
       env: {
         PATH: process.env.PATH ?? '',
-        REDIS_URL,
+        ...REDIS_ENV,
         AFTERCALL_PREFIX: prefix,
         TASK_FOLLOW_UP_SURVEY_DELAY: '0',
         LOG_LEVEL: 'silent',

@@ -27,7 +27,7 @@ import { typeKeys } from '../../src/redis/keys.js';
 import { startSandbox, type Sandbox, type SandboxOptions } from '../../dev/sandbox/sandbox.js';
 import type { TaskType } from '../../src/tasks/catalog.js';
 import { startChildWorker, type ChildWorker } from '../helpers/child-worker.js';
-import { REDIS_URL, testEnv } from '../helpers/redis.js';
+import { REDIS_ENV, testEnv } from '../helpers/redis.js';
 
 export const FULL = process.env.CHAOS_SCALE === 'full';
 export const scale = <T>(reduced: T, full: T): T => (FULL ? full : reduced);
@@ -39,11 +39,12 @@ export const TWILIO_SID = `AC${'c'.repeat(32)}`;
 export function fleetEnv(
   prefix: string,
   sandbox: Sandbox,
-  redisUrl = REDIS_URL,
+  redisUrl: string | undefined = undefined,
   extra: Record<string, string> = {},
 ): Record<string, string> {
   return testEnv(prefix, `${sandbox.url}/webhooks`, {
-    REDIS_URL: redisUrl,
+    // The test backend (standalone or cluster), unless a test names its own Redis.
+    ...(redisUrl === undefined ? REDIS_ENV : { REDIS_URL: redisUrl }),
     ...Object.fromEntries(sandboxEnvironment(sandbox)),
     RESEND_API_KEY: 're_reliability',
     EMAIL_FROM: 'Acme <bookings@acme.example>',
