@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # aftercall worker image: `node bin/aftercall.js worker` by default; the same image runs
-# the other commands (`sandbox`, `enqueue`, `dlq`, `status`, `sweep`) with another command.
+# the other commands (`serve` for the HTTP API, `sandbox`, `enqueue`, `dlq`, `status`,
+# `sweep`, `ingest`) with another command.
 
 # ---- build: compile src/ to dist/ --------------------------------------------------------
 FROM node:20-slim AS build
@@ -35,6 +36,9 @@ USER node
 
 # Prometheus metrics, /healthz and /readyz (METRICS_PORT, default 9464).
 EXPOSE 9464
+# The HTTP API of `serve` (HTTP_PORT, default 8080), with its own /metrics, /healthz and
+# /readyz; its container overrides the health check below to probe this port.
+EXPOSE 8080
 
 # On SIGTERM the worker stops taking jobs and lets active ones finish within SHUTDOWN_GRACE
 # (25 s): give it longer than that before SIGKILL (docker compose: stop_grace_period 35s;

@@ -15,6 +15,7 @@ import { Ajv2019 } from 'ajv/dist/2019.js';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { configVariables, loadConfig } from '../src/config/environment.js';
+import { loadHttpConfig } from '../src/http/environment.js';
 import { resolveRoutes } from '../src/delivery/routing.js';
 import { SANDBOX_WEBHOOK_SECRET } from '../dev/sandbox/sandbox.js';
 import { allTaskDefinitions, taskTypes } from '../src/tasks/catalog.js';
@@ -362,8 +363,15 @@ describe('docker-compose.yml', () => {
     expect(validate(broken)).toBe(false);
   });
 
-  it('has the stack: redis, worker, sandbox, prometheus, grafana', () => {
-    expect(Object.keys(compose.services).sort()).toEqual(['grafana', 'prometheus', 'redis', 'sandbox', 'worker']);
+  it('has the stack: redis, worker, sandbox, api, prometheus, grafana', () => {
+    expect(Object.keys(compose.services).sort()).toEqual([
+      'api',
+      'grafana',
+      'prometheus',
+      'redis',
+      'sandbox',
+      'worker',
+    ]);
     expect(service('redis').image).toMatch(/^redis:7/);
     expect(commandOf(service('redis')).join(' ')).toMatch(/--appendonly yes/);
     expect(service('worker').deploy?.replicas).toBe(3);
@@ -497,6 +505,26 @@ describe('docker-compose.yml', () => {
     // The sandbox runs without --webhook-secret, so it verifies with its built-in test secret.
     expect(commandOf(service('sandbox'))).not.toContain('--webhook-secret');
     expect(workerEnv.WEBHOOK_SECRET).toBe(SANDBOX_WEBHOOK_SECRET);
+  });
+
+  it('runs the HTTP API on its default port, with keys it starts with and a health check on that port', () => {
+    const api = service('api');
+    expect(commandOf(api)).toEqual(['node', 'bin/aftercall.js', 'serve']);
+    const env = environmentOf(api);
+    // `${AFTERCALL_API_KEYS:-default}`: the default is what runs when nothing is set.
+    const keys = /^\$\{AFTERCALL_API_KEYS:-(.*)\}$/.exec(env.API_KEYS ?? '')?.[1] ?? env.API_KEYS;
+    const http = loadHttpConfig({ ...env, API_KEYS: keys });
+    expect(http.apiKeys.map((key) => key.role).sort()).toEqual(['admin', 'ingest', 'read']);
+    expect(http.port).toBe(loadHttpConfig({}).port);
+    expect(portMappings(api)).toContainEqual([http.port, http.port]);
+    expect(JSON.stringify(api.healthcheck?.test)).toContain(`127.0.0.1:${http.port}/healthz`);
+    expect(api.depends_on).toMatchObject({ redis: { condition: 'service_healthy' } });
+    expect(new URL(env.REDIS_URL ?? '').hostname).toBe('redis');
+    expect(dockerfile).toMatch(new RegExp(`^EXPOSE ${http.port}$`, 'm'));
+    const scrape = (prometheusConfig.scrape_configs as { job_name: string; dns_sd_configs?: unknown[] }[]).find(
+      (config) => config.job_name === 'aftercall-api',
+    );
+    expect(scrape?.dns_sd_configs).toEqual([expect.objectContaining({ names: ['api'], port: http.port })]);
   });
 
   it('gives a stopping worker longer than its shutdown grace', () => {
