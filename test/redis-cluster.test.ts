@@ -171,9 +171,8 @@ describe('a 3-master cluster', () => {
       await receiver.close();
     }
     const after = await Promise.all(primaries.map(commandCalls));
-    primaries.forEach((node, index) =>
-      expect(after[index]! - before[index]!, `commands on shard ${node.port}`).toBeGreaterThan(50),
-    );
+    for (const [index, node] of primaries.entries())
+      expect(after[index]! - before[index]!, `commands on shard ${node.port}`).toBeGreaterThan(50);
   });
 });
 
