@@ -8,7 +8,8 @@
 import { z } from 'zod';
 import { allTaskDefinitions, MAX_ATTEMPTS, type TaskOverrides, type TaskType } from '../tasks/catalog.js';
 import { formatDuration, SECOND } from '../contract/time.js';
-import { durationVariable, flagVariable, integerVariable } from '../contract/variables.js';
+import { durationVariable, flagVariable, integerVariable, numberVariable } from '../contract/variables.js';
+import { DEFAULT_CIRCUIT, type CircuitSettings } from '../delivery/destination-policy.js';
 import {
   DEFAULT_DEDUPE_WINDOW_MS,
   DEFAULT_PREFIX,
@@ -49,6 +50,8 @@ export interface AftercallConfig {
   sweeper: { enabled: boolean; intervalMs: number; batchSize: number };
   /** Providers' variables (from the provider registry), channels by type, the request timeout. */
   delivery: DeliveryConfig;
+  /** When a destination's circuit opens, and how long it stays open. */
+  circuit: CircuitSettings;
   /** Port of /metrics, /healthz and /readyz in worker processes; 0 switches the server off. */
   metricsPort: number;
   tasks: TaskOverrides;
@@ -112,6 +115,10 @@ const fixedVariables = {
   SWEEP_INTERVAL: duration(15 * SECOND),
   SWEEP_BATCH_SIZE: integer(DEFAULT_SWEEP_BATCH_SIZE, 1, 10_000),
   WEBHOOK_TIMEOUT: duration(10 * SECOND),
+  CIRCUIT_WINDOW: duration(DEFAULT_CIRCUIT.windowMs),
+  CIRCUIT_MIN_CALLS: integer(DEFAULT_CIRCUIT.minCalls, 1, 100_000),
+  CIRCUIT_FAILURE_RATIO: numberVariable(DEFAULT_CIRCUIT.failureRatio, 0.01, 1),
+  CIRCUIT_COOLDOWN: duration(DEFAULT_CIRCUIT.cooldownMs),
   METRICS_PORT: integer(9464, 0, 65_535),
 };
 
@@ -136,6 +143,10 @@ const fixedDocs: Record<keyof typeof fixedVariables, [string, string]> = {
     'expired jobs handled per Redis call during a sweep (each call blocks Redis while it runs)',
   ],
   WEBHOOK_TIMEOUT: ['10s', 'timeout of one provider request (webhook, Resend, Twilio)'],
+  CIRCUIT_WINDOW: ['30s', "window over which a destination's calls and failures are counted"],
+  CIRCUIT_MIN_CALLS: ['10', 'calls within the window before a circuit may open'],
+  CIRCUIT_FAILURE_RATIO: ['0.5', 'share of retryable failures (5xx, timeouts, network) that opens the circuit'],
+  CIRCUIT_COOLDOWN: ['15s', 'wait before the probe of an open circuit; doubles after each failed probe, up to 5m'],
   METRICS_PORT: ['9464', 'worker port of /metrics, /healthz and /readyz; 0 switches it off'],
 };
 
@@ -255,6 +266,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AftercallConfi
         PROVIDERS.flatMap((provider) => provider.variables().map((variable) => [variable.name, values[variable.name]])),
       ),
       timeoutMs: v.WEBHOOK_TIMEOUT,
+    },
+    circuit: {
+      windowMs: v.CIRCUIT_WINDOW,
+      minCalls: v.CIRCUIT_MIN_CALLS,
+      failureRatio: v.CIRCUIT_FAILURE_RATIO,
+      cooldownMs: v.CIRCUIT_COOLDOWN,
+      maxCooldownMs: DEFAULT_CIRCUIT.maxCooldownMs,
     },
     metricsPort: v.METRICS_PORT,
     tasks,

@@ -26,6 +26,8 @@ export interface DeliveryReceipt {
   status?: number;
   /** The provider's id for the delivery (message id, SID), when it gives one. */
   messageId?: string;
+  /** The limit the provider stated in its rate-limit headers (`ratelimit-limit`, per `periodMs`). */
+  rateLimit?: { limit: number; periodMs: number };
 }
 
 export interface DeliveryPort {

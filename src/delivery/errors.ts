@@ -7,19 +7,27 @@
  * Each provider adapter maps its own responses to these in one place.
  */
 
+import type { StatedRateLimit } from './rate-limit.js';
+
 export interface DeliveryErrorDetails {
   provider: string;
   /** HTTP status, when there was a response. */
   status?: number;
   /** Provider error code, when it gives one. */
   code?: string | number;
+  /** What the response's rate-limit headers said, when they said anything. */
+  rateLimit?: StatedRateLimit;
 }
 
 export class RetryableDeliveryError extends Error {
   override readonly name = 'RetryableDeliveryError';
   constructor(
     message: string,
-    readonly details: DeliveryErrorDetails & { retryAfterMs?: number },
+    /**
+     * `rateLimited`: the destination answered 429 ("not now"): the fleet holds it and the
+     * job waits, using no attempt.
+     */
+    readonly details: DeliveryErrorDetails & { retryAfterMs?: number; rateLimited?: boolean },
   ) {
     super(message);
   }
@@ -29,7 +37,8 @@ export class TerminalDeliveryError extends Error {
   override readonly name = 'TerminalDeliveryError';
   constructor(
     message: string,
-    readonly details: DeliveryErrorDetails & { configuration?: boolean },
+    /** `gone`: a 410 Gone; the destination is held until an operator closes it. */
+    readonly details: DeliveryErrorDetails & { configuration?: boolean; gone?: boolean },
   ) {
     super(message);
   }
@@ -55,7 +64,12 @@ export function retryableError(
   now: number,
 ): RetryableDeliveryError {
   const retryAfterMs = parseRetryAfter(retryAfterHeader, now);
-  return new RetryableDeliveryError(message, { ...details, ...(retryAfterMs !== undefined && { retryAfterMs }) });
+  const rateLimited = details.status === 429 || details.code === 20429 || details.code === 'rate_limit_exceeded';
+  return new RetryableDeliveryError(message, {
+    ...details,
+    ...(retryAfterMs !== undefined && { retryAfterMs }),
+    ...(rateLimited && { rateLimited }),
+  });
 }
 
 /** Retryable or terminal, from an HTTP status; undefined for success. */

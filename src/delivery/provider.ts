@@ -18,6 +18,7 @@ import type { DeliveryPort } from '../contract/delivery-port.js';
 import type { RedisClient } from '../redis/scripts.js';
 import { taskDefinition, type TaskType } from '../tasks/catalog.js';
 import type { ProviderObserver } from './observer.js';
+import type { RateLimit } from './rate-limit.js';
 
 export interface ProviderVariable {
   readonly name: string;
@@ -51,6 +52,14 @@ export interface DeliveryProvider {
   configured(values: VariableValues): boolean;
   /** The variables serving `type` needs, each with whether it is set. */
   requires(values: VariableValues, type: TaskType): readonly { variable: string; set: boolean; why?: string }[];
+  /**
+   * The destination a type's deliveries go to (rate limits, circuits): one per provider
+   * account (`resend`, `twilio`), or one per type's URL (`webhook:<type>`). A label-safe
+   * name: never a URL or a secret.
+   */
+  destination(type: TaskType): string;
+  /** The configured rate limit of a destination (`<X>_RATE_LIMIT`); undefined: none of ours. */
+  rateLimit(values: VariableValues, type: TaskType): RateLimit | undefined;
   create(context: ProviderContext): DeliveryPort;
 }
 

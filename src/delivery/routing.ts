@@ -21,6 +21,7 @@ import type { RedisClient } from '../redis/scripts.js';
 import type { TaskType } from '../tasks/catalog.js';
 import { TerminalDeliveryError } from './errors.js';
 import type { ProviderObserver } from './observer.js';
+import type { RateLimit } from './rate-limit.js';
 import { providerSupports, type DeliveryProvider, type VariableValues } from './provider.js';
 import { PROVIDERS, providerNamed } from './registry.js';
 
@@ -92,8 +93,16 @@ export interface DeliveryRouterOptions {
   ports?: Partial<Record<TaskType, DeliveryPort>>;
 }
 
+/** The delivery port of a worker process: routes each task to its provider, and names its destination. */
+export interface DeliveryRouter extends DeliveryPort {
+  /** The destination a request goes to (its first reachable provider); undefined for a port given in place (tests). */
+  destinationOf(request: DeliveryRequest): string | undefined;
+  /** Every destination the served types can reach, with its configured rate limit. */
+  destinations(): ReadonlyMap<string, RateLimit | undefined>;
+}
+
 /** One delivery port for the served types, routing each task to its provider. */
-export function createDeliveryRouter(options: DeliveryRouterOptions): DeliveryPort {
+export function createDeliveryRouter(options: DeliveryRouterOptions): DeliveryRouter {
   const { config } = options;
   const given = options.ports ?? {};
   const routes = resolveRoutes(config, options.types, Object.keys(given) as TaskType[]);
@@ -116,21 +125,32 @@ export function createDeliveryRouter(options: DeliveryRouterOptions): DeliveryPo
     }
   }
   const routePorts = new Map(
-    [...routes].map(([type, order]) => [type, order.map((provider) => ports.get(provider)!)] as const),
+    [...routes].map(
+      ([type, order]) =>
+        [
+          type,
+          order.map((provider) => ({ port: ports.get(provider)!, destination: provider.destination(type) })),
+        ] as const,
+    ),
   );
+  const destinations = new Map<string, RateLimit | undefined>();
+  for (const [type, order] of routes) {
+    for (const provider of order) destinations.set(provider.destination(type), provider.rateLimit(config.values, type));
+  }
+  const routeOf = (request: DeliveryRequest) =>
+    routePorts.get(request.type as TaskType)?.find(({ port }) => !port.reaches || port.reaches(request));
 
   return {
     provider: 'router',
+    destinationOf: (request) => (given[request.type as TaskType] ? undefined : routeOf(request)?.destination),
+    destinations: () => destinations,
     async deliver(request, signal) {
       const type = request.type as TaskType;
       const port = given[type];
       if (port) return port.deliver(request, signal);
-      const order = routePorts.get(type) ?? [];
-      for (const candidate of order) {
-        if (!candidate.reaches || candidate.reaches(request as DeliveryRequest))
-          return candidate.deliver(request, signal);
-      }
-      const names = order.map((candidate) => candidate.provider);
+      const route = routeOf(request as DeliveryRequest);
+      if (route) return route.port.deliver(request, signal);
+      const names = (routePorts.get(type) ?? []).map((candidate) => candidate.port.provider);
       const missing = [
         ...(names.includes('twilio') ? ['no phone number'] : []),
         ...(names.includes('resend') ? ['no e-mail address'] : []),

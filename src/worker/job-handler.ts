@@ -31,13 +31,23 @@ import { parseJobData } from '../tasks/job-data.js';
 import { movedOutOfActive } from '../redis/bullmq-compat.js';
 import type { TypeKeys } from '../redis/keys.js';
 import { deadLetterActive, type RedisClient } from '../redis/scripts.js';
-import type { DeliveryPort, DeliveryReceipt } from '../contract/delivery-port.js';
+import type { DeliveryPort, DeliveryReceipt, DeliveryRequest } from '../contract/delivery-port.js';
+import type { DestinationPolicy } from '../delivery/destination-policy.js';
 import { RetryableDeliveryError, TerminalDeliveryError } from '../delivery/errors.js';
 import type { AnyTaskDefinition, TaskConfig } from '../tasks/catalog.js';
 import { formatDuration, toIso, type Clock } from '../contract/time.js';
 import type { DeadLetterReason } from '../redis/dead-letter-queue.js';
 
-export type JobResult = 'completed' | 'retrying' | 'dead_lettered' | 'superseded';
+/**
+ * `postponed`: the job waits for its destination (a rate limit, an open circuit, a hold) or
+ * was interrupted by shutdown, and goes back to BullMQ's delayed set using no attempt.
+ */
+export type JobResult = 'completed' | 'retrying' | 'dead_lettered' | 'superseded' | 'postponed';
+
+/** What one attempt came to: a delivery's result, or a wait that used no attempt. */
+export type AttemptResult = 'success' | 'retryable_error' | 'terminal_error' | 'rate_limited' | 'circuit_open';
+
+export type WaitReason = 'rate_limit' | 'circuit' | 'shutdown';
 
 export interface JobOutcomeEvent {
   type: string;
@@ -53,8 +63,16 @@ export interface JobOutcomeEvent {
   provider?: string;
   /** Whether the provider was called in this attempt. */
   calledProvider: boolean;
-  /** How the provider call went, when there was one. */
-  attemptResult?: 'success' | 'retryable_error' | 'terminal_error';
+  /** How the provider call went, or why it was not made (rate_limited, circuit_open). */
+  attemptResult?: AttemptResult;
+  /** The destination (resend, twilio, webhook:<type>), when the router names one. */
+  destination?: string;
+  /** Postponed: why the job waits. */
+  waitReason?: WaitReason;
+  /** Postponed: when it runs again (epoch ms). */
+  waitUntil?: number;
+  /** The HTTP status of the provider's answer, where there was one. */
+  status?: number;
 }
 
 export interface JobHandlerOptions {
@@ -73,6 +91,16 @@ export interface JobHandlerOptions {
   logger: Logger;
   /** Called once per job outcome (metrics). */
   onOutcome?: (event: JobOutcomeEvent) => void;
+  /** Rate limits, holds and circuits of the destinations, shared by the fleet. */
+  policy?: DestinationPolicy;
+  /** The destination of a request (the router's); none: no destination policy applies. */
+  destinationOf?: (request: DeliveryRequest) => string | undefined;
+  /**
+   * Aborted when the worker's shutdown grace has run out: requests in flight are cancelled
+   * and their jobs go back to the queue, using no attempt.
+   */
+  shutdown?: AbortSignal;
+  random?: () => number;
 }
 
 interface Failure {
@@ -81,17 +109,38 @@ interface Failure {
   retryAfterMs?: number;
   /** The provider refused our credentials: every job of the type will fail the same way. */
   configuration?: boolean;
+  /** A 429: the destination is saturated; the job waits, using no attempt. */
+  rateLimited?: boolean;
+  /** A 410 Gone: the destination is held until an operator closes it. */
+  gone?: boolean;
+  status?: number;
+  provider?: string;
+  rateLimit?: { limit: number; periodMs: number; resetMs?: number };
 }
 
 function classify(error: unknown): Failure {
   if (error instanceof TerminalDeliveryError) {
-    return { kind: 'terminal', message: error.message, ...(error.details.configuration && { configuration: true }) };
+    const { configuration, gone, status, provider, rateLimit } = error.details;
+    return {
+      kind: 'terminal',
+      message: error.message,
+      provider,
+      ...(configuration && { configuration: true }),
+      ...(gone && { gone: true }),
+      ...(status !== undefined && { status }),
+      ...(rateLimit && { rateLimit }),
+    };
   }
   if (error instanceof RetryableDeliveryError) {
+    const { retryAfterMs, rateLimited, status, provider, rateLimit } = error.details;
     return {
       kind: 'retryable',
       message: error.message,
-      ...(error.details.retryAfterMs !== undefined && { retryAfterMs: error.details.retryAfterMs }),
+      provider,
+      ...(retryAfterMs !== undefined && { retryAfterMs }),
+      ...(rateLimited && { rateLimited: true }),
+      ...(status !== undefined && { status }),
+      ...(rateLimit && { rateLimit }),
     };
   }
   const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
@@ -101,7 +150,9 @@ function classify(error: unknown): Failure {
 const NEVER_ABORTED = new AbortController().signal;
 
 export function createJobHandler(options: JobHandlerOptions) {
-  const { definition, config, port, keys, client, retryPolicy, clock, logger } = options;
+  const { definition, config, port, keys, client, retryPolicy, clock, logger, policy } = options;
+  const shutdown = options.shutdown ?? NEVER_ABORTED;
+  const random = options.random ?? Math.random;
 
   // Two parameters, not three: BullMQ makes an AbortController for every job of a
   // processor that takes a signal, and nothing here cancels a delivery on BullMQ's behalf
@@ -212,33 +263,110 @@ export function createJobHandler(options: JobHandlerOptions) {
       }
     }
 
+    const request: DeliveryRequest = {
+      type: definition.type,
+      jobId,
+      idempotencyKey: task.idempotencyKey,
+      conversationId: task.conversationId,
+      attempt,
+      createdAt: task.createdAt,
+      expiresAt: task.expiresAt,
+      payload: task.payload,
+    };
+    // The latest start from which one attempt still ends before the expiry.
+    const deadline = task.expiresAt - options.deliveryTimeoutMs - 1;
+
+    /** Back to BullMQ's delayed set until `at`, using no attempt. */
+    const postpone = async (
+      at: number,
+      waitReason: WaitReason,
+      message: string,
+      extra: Partial<JobOutcomeEvent> = {},
+    ): Promise<never> => {
+      await job.moveToDelayed(Math.max(at, clock()), token);
+      report({
+        result: 'postponed',
+        waitReason,
+        waitUntil: at,
+        error: message,
+        calledProvider: false,
+        ...(destination && { destination }),
+        ...extra,
+      });
+      throw movedOutOfActive(`postponed: ${waitReason}`);
+    };
+
+    const destination = policy ? options.destinationOf?.(request) : undefined;
+    let probe = false;
+    if (policy && destination) {
+      const gate = await policy.acquire(destination, jobId, deadline);
+      const attemptResult: AttemptResult = gate.go || gate.reason === 'rate_limit' ? 'rate_limited' : 'circuit_open';
+      if (!gate.go && gate.expire) {
+        return deadLetter('expired', gate.message, job.attemptsMade, false, attemptResult);
+      }
+      if (!gate.go) return postpone(clock() + gate.waitMs, gate.reason, gate.message, { attemptResult });
+      probe = gate.probe;
+    }
+
     try {
-      const receipt = await definition.process(
-        {
-          type: definition.type,
-          jobId,
-          idempotencyKey: task.idempotencyKey,
-          conversationId: task.conversationId,
-          attempt,
-          createdAt: task.createdAt,
-          expiresAt: task.expiresAt,
-          payload: task.payload,
-        },
-        port,
-        NEVER_ABORTED,
-      );
-      report({ result: 'completed', provider: receipt.provider, calledProvider: true, attemptResult: 'success' });
+      const receipt = await definition.process(request, port, shutdown);
+      if (policy && destination) {
+        policy.learn(destination, receipt.rateLimit);
+        await policy.report(destination, 'success', probe);
+      }
+      report({
+        result: 'completed',
+        provider: receipt.provider,
+        calledProvider: true,
+        attemptResult: 'success',
+        ...(destination && { destination }),
+        ...(receipt.status !== undefined && { status: receipt.status }),
+      });
       return receipt;
     } catch (error) {
       const failure = classify(error);
+      const seen = {
+        ...(destination && { destination }),
+        ...(failure.status !== undefined && { status: failure.status }),
+      };
+      if (shutdown.aborted) {
+        // Our shutdown cancelled the request, not the destination: the task did not fail.
+        if (policy && destination && probe) await policy.report(destination, 'neutral', true);
+        return postpone(clock(), 'shutdown', `interrupted by shutdown: ${failure.message}`, seen);
+      }
+      if (policy && destination) {
+        policy.learn(destination, failure.rateLimit);
+        if (failure.rateLimited) {
+          // A 429 says "not now": the whole fleet holds the destination, and this job
+          // waits for the hold to end, using no attempt.
+          const until = await policy.hold(
+            destination,
+            failure.retryAfterMs ?? failure.rateLimit?.resetMs,
+            failure.message,
+          );
+          if (probe) await policy.report(destination, 'neutral', true);
+          const at = until + Math.floor(random() * 250);
+          if (at > deadline) {
+            return deadLetter(
+              'expired',
+              `${failure.message}; ${destination} is held until ${toIso(until)}, too late to end before expiresAt ${toIso(task.expiresAt)}`,
+              job.attemptsMade,
+              true,
+              'rate_limited',
+            );
+          }
+          return postpone(at, 'rate_limit', `${failure.message}; ${destination} held until ${toIso(until)}`, {
+            calledProvider: true,
+            attemptResult: 'rate_limited',
+            ...seen,
+          });
+        }
+        if (failure.gone) await policy.gone(destination, failure.message);
+        await policy.report(destination, failure.kind === 'retryable' ? 'failure' : 'neutral', probe);
+      }
       if (failure.configuration) {
         logger.error(
-          {
-            type: definition.type,
-            jobId,
-            provider: error instanceof TerminalDeliveryError ? error.details.provider : undefined,
-            error: scrubText(failure.message),
-          },
+          { type: definition.type, jobId, provider: failure.provider, error: scrubText(failure.message) },
           'configuration error: the provider refused our credentials',
         );
       }
@@ -266,7 +394,13 @@ export function createJobHandler(options: JobHandlerOptions) {
         );
       }
       await client.zadd(keys.retrying, nextAttemptAt, jobId);
-      report({ result: 'retrying', error: failure.message, calledProvider: true, attemptResult: 'retryable_error' });
+      report({
+        result: 'retrying',
+        error: failure.message,
+        calledProvider: true,
+        attemptResult: 'retryable_error',
+        ...seen,
+      });
       throw new RetryScheduledError(failure.message, delay);
     }
   };

@@ -25,6 +25,7 @@ import { DEAD_LETTER_REASONS } from '../redis/dead-letter-queue.js';
 import { QUEUE_STATES, readFleetState, type FleetState } from '../redis/fleet-state.js';
 import type { RedisClient } from '../redis/scripts.js';
 import { taskTypes, type TaskType } from '../tasks/catalog.js';
+import { DESTINATION_STATES, type DestinationState, type DestinationStatus } from '../redis/destination-store.js';
 
 const ATTEMPT_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 const LATENCY_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
@@ -36,6 +37,10 @@ export interface WorkerMetrics {
   observeProvider(provider: string, status: string, seconds: number): void;
   /** Marks the task types this process serves. */
   serving(types: readonly TaskType[]): void;
+  /** A destination's circuit moved to `to` (counted by the process whose call moved it). */
+  onTransition(destination: string, to: DestinationState): void;
+  /** The destinations whose state is exported, and how to read one (at scrape time, cached). */
+  watchDestinations(destinations: readonly string[], read: (destination: string) => Promise<DestinationStatus>): void;
 }
 
 export interface WorkerMetricsOptions {
@@ -58,7 +63,7 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
 
   const attempts = new Counter({
     name: 'aftercall_task_attempts_total',
-    help: 'Provider calls, by task type and result (success, retryable_error, terminal_error).',
+    help: 'Provider calls, by task type and result (success, retryable_error, terminal_error, rate_limited).',
     labelNames: ['type', 'result'],
     registers,
   });
@@ -197,6 +202,50 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
     },
   });
 
+  // Destinations (rate limits, holds, circuits).
+  const transitions = new Counter({
+    name: 'aftercall_destination_transitions_total',
+    help: "Changes of a destination's state, by destination and new state (counted by the process that made them).",
+    labelNames: ['destination', 'to'],
+    registers,
+  });
+  const rateLimited = new Counter({
+    name: 'aftercall_rate_limited_total',
+    help: '429 answers received, by destination (this process).',
+    labelNames: ['destination'],
+    registers,
+  });
+  const waits = new Counter({
+    name: 'aftercall_destination_waits_total',
+    help: 'Jobs that waited for their destination, using no attempt, by destination and reason (rate_limit, circuit).',
+    labelNames: ['destination', 'reason'],
+    registers,
+  });
+  let watched: readonly string[] = [];
+  let readDestination: ((destination: string) => Promise<DestinationStatus>) | undefined;
+  let destinationCache: { at: number; states: Promise<DestinationStatus[]> } | undefined;
+  new Gauge({
+    name: 'aftercall_destination_state',
+    help: "1 for a destination's current state (closed, open, half_open, held); fleet-wide: aggregate with max.",
+    labelNames: ['destination', 'state'],
+    registers,
+    async collect() {
+      if (!readDestination || watched.length === 0) return;
+      if (!destinationCache || clock() - destinationCache.at >= cacheMs) {
+        const states = Promise.all(watched.map((destination) => readDestination!(destination)));
+        destinationCache = { at: clock(), states };
+        states.catch(() => {
+          destinationCache = undefined;
+        });
+      }
+      for (const status of await destinationCache.states) {
+        for (const state of DESTINATION_STATES) {
+          this.set({ destination: status.destination, state }, status.state === state ? 1 : 0);
+        }
+      }
+    },
+  });
+
   // Zero-initialised series, so rates exist before the first event.
   for (const type of taskTypes) {
     completed.inc({ type }, 0);
@@ -211,7 +260,7 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
     registry,
     onJobOutcome(event) {
       const type = event.type;
-      if (event.attemptResult) {
+      if (event.attemptResult && event.calledProvider) {
         duration.observe({ type }, event.durationMs / 1000);
         attempts.inc({ type, result: event.attemptResult });
       }
@@ -222,6 +271,12 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
         retries.inc({ type });
       } else if (event.result === 'dead_lettered' && event.reason) {
         deadLettered.inc({ type, reason: event.reason });
+      }
+      if (event.destination && event.result === 'postponed' && event.waitReason && event.waitReason !== 'shutdown') {
+        waits.inc({ destination: event.destination, reason: event.waitReason });
+      }
+      if (event.destination && event.calledProvider && event.attemptResult === 'rate_limited') {
+        rateLimited.inc({ destination: event.destination });
       }
     },
     onSweep(result) {
@@ -235,6 +290,17 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
     observeProvider(provider, status, seconds) {
       providerRequests.inc({ provider, status });
       providerDuration.observe({ provider }, seconds);
+    },
+    onTransition(destination, to) {
+      transitions.inc({ destination, to });
+    },
+    watchDestinations(destinations, read) {
+      watched = destinations;
+      readDestination = read;
+      for (const destination of destinations) {
+        rateLimited.inc({ destination }, 0);
+        for (const reason of ['rate_limit', 'circuit']) waits.inc({ destination, reason }, 0);
+      }
     },
     serving(types) {
       for (const type of types) workerUp.set({ type }, 1);

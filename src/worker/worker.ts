@@ -9,10 +9,12 @@
  * pauses the process, it does not stop it.
  *
  * Shutdown (SIGTERM, SIGINT, or `close()`): stop taking jobs, let active jobs finish
- * within the grace period (default 25 s), then close. Jobs still running when the grace
- * period ends keep their lock until it lapses and are then picked up by another process
- * (BullMQ's stalled-job recovery), as are the jobs of a process killed with SIGKILL; the
- * idempotency key keeps the delivery single.
+ * within the grace period (default 25 s). When it runs out, the requests still in flight
+ * are cancelled (the AbortSignal every adapter receives) and their jobs go back to the
+ * queue, using no attempt. A job that does not come back within 5 s more (an adapter
+ * ignoring the signal) keeps its lock until it lapses and is then picked up by another
+ * process (BullMQ's stalled-job recovery), as are the jobs of a process killed with
+ * SIGKILL; the idempotency key keeps the delivery single.
  */
 import { hostname } from 'node:os';
 import { Worker } from 'bullmq';
@@ -23,13 +25,18 @@ import { createWorkerMetrics, type WorkerMetrics } from './worker-metrics.js';
 import { startMetricsServer } from './health-server.js';
 import { createJobHandler, type JobOutcomeEvent } from './job-handler.js';
 import type { DeliveryPort } from '../contract/delivery-port.js';
-import { createDeliveryRouter } from '../delivery/routing.js';
+import { createDeliveryRouter, type DeliveryRouter } from '../delivery/routing.js';
+import { createDestinationPolicy } from '../delivery/destination-policy.js';
+import { createDestinationStore } from '../redis/destination-store.js';
 import { backoffStrategy } from './retry-policy.js';
 import { createRedisConnection, describeRedisTarget } from '../redis/connection.js';
 import { queueName, typeKeys } from '../redis/keys.js';
 import { defineScripts } from '../redis/scripts.js';
 import { resolveTaskConfigs, taskDefinition, taskTypes, type TaskType } from '../tasks/catalog.js';
 import { systemClock, type Clock } from '../contract/time.js';
+
+/** After the grace period: how long cancelled jobs get to go back to the queue before a forced close. */
+const CANCEL_GRACE_MS = 5_000;
 
 export interface WorkerProcessOptions {
   config: AftercallConfig;
@@ -72,7 +79,7 @@ export async function startWorker(options: WorkerProcessOptions): Promise<FleetW
   const name = `${hostname()}:${process.pid}`;
   const client = createRedisConnection('worker', { redis: config.redis, name: `aftercall-worker:${name}` });
   const metrics = createWorkerMetrics({ client, prefix: config.prefix, clock, types: enabledTypes });
-  let port: DeliveryPort;
+  let port: DeliveryRouter;
   try {
     // Throws ConfigError naming each variable a served type's channels need.
     port = createDeliveryRouter({
@@ -88,6 +95,26 @@ export async function startWorker(options: WorkerProcessOptions): Promise<FleetW
     throw error;
   }
   defineScripts(client);
+  const destinationStore = createDestinationStore(client, config.prefix);
+  const policy = createDestinationPolicy({
+    store: destinationStore,
+    limits: Object.fromEntries(port.destinations()),
+    circuit: config.circuit,
+    defaultHoldMs: config.retry.baseDelayMs,
+    deliveryTimeoutMs: config.delivery.timeoutMs,
+    clock,
+    onTransition: (destination, to) => {
+      metrics.onTransition(destination, to);
+      logger.warn({ destination, state: to }, `destination ${destination} is now ${to}`);
+    },
+    onError: (error) => logger.error({ err: scrubText(error.message) }, 'destination state could not be recorded'),
+  });
+  metrics.watchDestinations([...port.destinations().keys()], (destination) =>
+    destinationStore.read(destination, clock(), config.circuit.windowMs),
+  );
+  // Aborted when the shutdown grace runs out: requests in flight are cancelled, and their
+  // jobs go back to the queue without using an attempt.
+  const shutdown = new AbortController();
 
   const workers = queues.map((type) => {
     const definition = taskDefinition(type);
@@ -95,6 +122,9 @@ export async function startWorker(options: WorkerProcessOptions): Promise<FleetW
       definition,
       config: taskConfigs.get(type)!,
       port,
+      policy,
+      destinationOf: port.destinationOf,
+      shutdown: shutdown.signal,
       keys: typeKeys(config.prefix, type),
       client,
       retryPolicy: config.retry,
@@ -195,9 +225,23 @@ export async function startWorker(options: WorkerProcessOptions): Promise<FleetW
       ]);
       clearTimeout(timer);
       if (timedOut) {
-        logger.warn('grace period over: jobs still running will be picked up by another worker');
-        await Promise.all(workers.map((worker) => worker.close(true)));
+        // Cancel the requests still in flight: each job goes back to the queue (no attempt
+        // used) while this process still holds its lock, so another worker takes it at once.
+        logger.warn('grace period over: cancelling requests in flight; their jobs go back to the queue');
+        shutdown.abort(new Error('worker shutdown: grace period over'));
+        const settled = await Promise.race([
+          Promise.all(workers.map((worker) => worker.close())).then(() => true),
+          new Promise<boolean>((resolve) => {
+            timer = setTimeout(() => resolve(false), CANCEL_GRACE_MS);
+          }),
+        ]);
+        clearTimeout(timer);
+        if (!settled) {
+          logger.warn('forced close: jobs still running will be picked up by another worker when their locks lapse');
+          await Promise.all(workers.map((worker) => worker.close(true)));
+        }
       }
+      await policy.close();
       await sweeper?.close();
       await server?.close();
       await client.quit().catch(() => client.disconnect());

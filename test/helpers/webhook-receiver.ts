@@ -25,6 +25,8 @@ export interface Receipt {
   headers: IncomingHttpHeaders;
   body: TaskBody;
   receivedAt: number;
+  /** When the request's headers arrived (before its body): the closest to when it was sent. */
+  arrivedAt: number;
   signatureValid: boolean;
 }
 
@@ -56,6 +58,7 @@ export async function startReceiver(secret = WEBHOOK_SECRET): Promise<WebhookRec
       }),
   };
   const server: Server = createServer((request, response) => {
+    const arrivedAt = Date.now();
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
     request.on('end', async () => {
@@ -72,6 +75,7 @@ export async function startReceiver(secret = WEBHOOK_SECRET): Promise<WebhookRec
         headers: request.headers,
         body: JSON.parse(raw) as TaskBody,
         receivedAt: Date.now(),
+        arrivedAt,
         signatureValid,
       };
       receiver.receipts.push(receipt);

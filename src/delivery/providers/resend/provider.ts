@@ -1,6 +1,7 @@
 /** Resend in the provider registry: e-mails, for types that have an e-mail message. */
 import { httpUrlVariable, patternVariable, textVariable } from '../../../contract/variables.js';
 import type { DeliveryProvider } from '../../provider.js';
+import { rateLimitVariable, type RateLimit } from '../../rate-limit.js';
 import { createResendDelivery, RESEND_PROVIDER } from './resend.js';
 
 const SENDER = (text: string) => /^[^<>@\s]+@[^<>@\s]+$/.test(text) || /^[^<>]*<[^<>@\s]+@[^<>@\s]+>$/.test(text);
@@ -28,7 +29,16 @@ export const resendProvider: DeliveryProvider = {
       default: '(none)',
       description: 'sender of e-mails sent through Resend; required with RESEND_API_KEY',
     },
+    {
+      name: 'RESEND_RATE_LIMIT',
+      schema: rateLimitVariable,
+      default: '(none)',
+      description:
+        'fleet-wide limit of requests to Resend, e.g. 2/s (Resend states its own in headers; the lower governs)',
+    },
   ],
+  destination: () => RESEND_PROVIDER,
+  rateLimit: (values) => values.RESEND_RATE_LIMIT as RateLimit | undefined,
   configured: (values) => !!values.RESEND_API_KEY,
   requires: (values) => [
     { variable: 'RESEND_API_KEY', set: !!values.RESEND_API_KEY },

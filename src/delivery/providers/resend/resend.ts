@@ -25,6 +25,7 @@ import type { DeliveryPort, DeliveryReceipt, DeliveryRequest } from '../../../co
 import { taskDefinition, type TaskType } from '../../../tasks/catalog.js';
 import type { EmailMessage } from '../../../tasks/message.js';
 import { ignoreProviderRequest, type ProviderObserver } from '../../observer.js';
+import { readRateLimitHeaders } from '../../rate-limit.js';
 
 export const RESEND_PROVIDER = 'resend';
 
@@ -52,10 +53,12 @@ interface ResendError {
 
 /** The one place Resend's answers become delivery outcomes. */
 export function classifyResendError(error: ResendError, headers: Record<string, string> | null, now: number): Error {
+  const rateLimit = readRateLimitHeaders(headers);
   const details = {
     provider: RESEND_PROVIDER,
     ...(error.statusCode !== null && { status: error.statusCode }),
     code: error.name,
+    ...(rateLimit && { rateLimit }),
   };
   const message = `resend answered ${error.statusCode ?? 'no status'} ${error.name}: ${error.message}`;
   const status = error.statusCode;
@@ -136,7 +139,13 @@ export function createResendDelivery(options: ResendDeliveryOptions): EmailSende
         throw classifyResendError(error, headers, now());
       }
       observe(RESEND_PROVIDER, '200', seconds);
-      return { provider: RESEND_PROVIDER, status: 200, ...(data?.id && { messageId: data.id }) };
+      const rateLimit = readRateLimitHeaders(headers);
+      return {
+        provider: RESEND_PROVIDER,
+        status: 200,
+        ...(data?.id && { messageId: data.id }),
+        ...(rateLimit && { rateLimit }),
+      };
     },
   };
 }

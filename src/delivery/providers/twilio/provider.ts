@@ -2,6 +2,7 @@
 import { E164 } from '../../../contract/conversation-outcome.js';
 import { httpUrlVariable, patternVariable, textVariable } from '../../../contract/variables.js';
 import type { DeliveryProvider } from '../../provider.js';
+import { rateLimitVariable, type RateLimit } from '../../rate-limit.js';
 import { createTwilioDelivery, TWILIO_PROVIDER } from './twilio.js';
 
 const VARIABLES = ['TWILIO_ACCOUNT_SID', 'TWILIO_AUTH_TOKEN', 'TWILIO_FROM'] as const;
@@ -36,7 +37,15 @@ export const twilioProvider: DeliveryProvider = {
       default: 'https://api.twilio.com',
       description: 'Twilio API base URL (a sandbox)',
     },
+    {
+      name: 'TWILIO_RATE_LIMIT',
+      schema: rateLimitVariable,
+      default: '(none)',
+      description: "fleet-wide limit of requests to Twilio, e.g. 1/s (your sender's throughput)",
+    },
   ],
+  destination: () => TWILIO_PROVIDER,
+  rateLimit: (values) => values.TWILIO_RATE_LIMIT as RateLimit | undefined,
   configured: (values) => VARIABLES.some((variable) => !!values[variable]),
   requires: (values) => VARIABLES.map((variable) => ({ variable, set: !!values[variable] })),
   create: ({ values, timeoutMs, observe, redis, prefix }) =>

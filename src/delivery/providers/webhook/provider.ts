@@ -5,6 +5,10 @@
 import { httpUrlVariable, patternVariable } from '../../../contract/variables.js';
 import { allTaskDefinitions, taskDefinition, type TaskType } from '../../../tasks/catalog.js';
 import type { DeliveryProvider, VariableValues } from '../../provider.js';
+import { rateLimitVariable, type RateLimit } from '../../rate-limit.js';
+
+/** `CRM_WEBHOOK_URL` -> `CRM_WEBHOOK_RATE_LIMIT`. */
+const rateLimitVariableOf = (urlVariable: string) => urlVariable.replace(/_URL$/, '_RATE_LIMIT');
 import { createWebhookDelivery, WEBHOOK_PROVIDER } from './webhook.js';
 
 /** A Standard Webhooks secret as workers accept it: `whsec_` and at least 16 bytes in base64. */
@@ -34,13 +38,30 @@ export const webhookProvider: DeliveryProvider = {
       default: '(none)',
       description: 'Standard Webhooks signing secret (whsec_...); required when a webhook is used',
     },
-    ...allTaskDefinitions().map((definition) => ({
-      name: definition.webhookUrlVariable,
-      schema: httpUrlVariable,
+    {
+      name: 'WEBHOOK_PREVIOUS_SECRET',
+      schema: patternVariable(isWebhookSecret, SECRET),
       default: '(none)',
-      description: `webhook URL of ${definition.type} deliveries`,
-    })),
+      description: 'the secret being rotated out: while set, every webhook carries both signatures',
+    },
+    ...allTaskDefinitions().flatMap((definition) => [
+      {
+        name: definition.webhookUrlVariable,
+        schema: httpUrlVariable,
+        default: '(none)',
+        description: `webhook URL of ${definition.type} deliveries`,
+      },
+      {
+        name: rateLimitVariableOf(definition.webhookUrlVariable),
+        schema: rateLimitVariable,
+        default: '(none)',
+        description: `fleet-wide limit of requests to ${definition.type}'s webhook, e.g. 20/s`,
+      },
+    ]),
   ],
+  destination: (type) => `${WEBHOOK_PROVIDER}:${type}`,
+  rateLimit: (values, type) =>
+    values[rateLimitVariableOf(taskDefinition(type).webhookUrlVariable)] as RateLimit | undefined,
   configured: (values) => !!values.WEBHOOK_SECRET,
   requires: (values, type) => {
     const variable = taskDefinition(type).webhookUrlVariable;
@@ -61,6 +82,7 @@ export const webhookProvider: DeliveryProvider = {
     createWebhookDelivery({
       urls: urlsOf(values),
       secret: values.WEBHOOK_SECRET as string,
+      ...(typeof values.WEBHOOK_PREVIOUS_SECRET === 'string' && { previousSecret: values.WEBHOOK_PREVIOUS_SECRET }),
       timeoutMs,
       ...(observe && { observe }),
     }),

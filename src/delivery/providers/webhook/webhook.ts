@@ -29,12 +29,19 @@ import { toIso } from '../../../contract/time.js';
 import { classifyHttpStatus, retryableError, RetryableDeliveryError, TerminalDeliveryError } from '../../errors.js';
 import type { DeliveryPort, DeliveryReceipt, DeliveryRequest } from '../../../contract/delivery-port.js';
 import { ignoreProviderRequest, type ProviderObserver } from '../../observer.js';
+import { readRateLimitHeaders } from '../../rate-limit.js';
 
 export interface WebhookDeliveryOptions {
   /** Destination URL by task type. */
   urls: Readonly<Record<string, string | undefined>>;
   /** Signing secret in `whsec_<base64>` form. */
   secret: string;
+  /**
+   * The secret being rotated out (WEBHOOK_PREVIOUS_SECRET): while set, each request
+   * carries both signatures, space-separated, as Standard Webhooks describes, so a
+   * receiver verifies with either while it changes over.
+   */
+  previousSecret?: string;
   timeoutMs?: number;
   now?: () => number;
   observe?: ProviderObserver;
@@ -106,7 +113,9 @@ function post(
 }
 
 export function createWebhookDelivery(options: WebhookDeliveryOptions): DeliveryPort {
-  const signer = new Webhook(options.secret);
+  const signers = [options.secret, ...(options.previousSecret ? [options.previousSecret] : [])].map(
+    (secret) => new Webhook(secret),
+  );
   const timeoutMs = options.timeoutMs ?? 10_000;
   const now = options.now ?? Date.now;
   const observe = options.observe ?? ignoreProviderRequest;
@@ -134,7 +143,7 @@ export function createWebhookDelivery(options: WebhookDeliveryOptions): Delivery
             'user-agent': 'aftercall',
             'webhook-id': id,
             'webhook-timestamp': String(Math.floor(sentAt.getTime() / 1000)),
-            'webhook-signature': signer.sign(id, sentAt, body),
+            'webhook-signature': signers.map((signer) => signer.sign(id, sentAt, body)).join(' '),
             'idempotency-key': id,
           },
           body,
@@ -150,21 +159,30 @@ export function createWebhookDelivery(options: WebhookDeliveryOptions): Delivery
       }
       observe(WEBHOOK_PROVIDER, String(response.status), (performance.now() - started) / 1000);
       const kind = classifyHttpStatus(response.status);
-      if (!kind) return { provider: WEBHOOK_PROVIDER, status: response.status };
+      const rateLimit = readRateLimitHeaders(response.headers);
+      if (!kind) return { provider: WEBHOOK_PROVIDER, status: response.status, ...(rateLimit && { rateLimit }) };
       const message = `webhook answered HTTP ${response.status}`;
       if (kind === 'retryable') {
         throw retryableError(
           message,
-          { provider: WEBHOOK_PROVIDER, status: response.status },
+          { provider: WEBHOOK_PROVIDER, status: response.status, ...(rateLimit && { rateLimit }) },
           response.headers['retry-after'],
           now(),
         );
       }
       // 401 and 403: the receiver refuses our signature or credentials; every task of the type will fail alike.
       const configuration = response.status === 401 || response.status === 403;
+      // 410: the receiver says this endpoint is gone for good; the destination is held
+      // until an operator closes it.
+      const gone = response.status === 410;
       throw new TerminalDeliveryError(
         configuration ? `configuration error: ${message} (check WEBHOOK_SECRET and the receiver)` : message,
-        { provider: WEBHOOK_PROVIDER, status: response.status, ...(configuration && { configuration }) },
+        {
+          provider: WEBHOOK_PROVIDER,
+          status: response.status,
+          ...(configuration && { configuration }),
+          ...(gone && { gone }),
+        },
       );
     },
   };

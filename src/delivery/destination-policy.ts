@@ -1,0 +1,268 @@
+/**
+ * The destination policy: how the fleet protects a destination, and how a job waits
+ * for one, using its time (its expiry), never its attempts.
+ *
+ * Before each delivery the job asks `acquire` (one Redis round trip, shared by every
+ * worker process through the destination's keys):
+ *   - closed, under its rate limits: go;
+ *   - closed, at a limit: a slot is reserved for the job at the next free time, and the
+ *     job waits until then (BullMQ delays it: no attempt is used, and jobs of the same
+ *     queue bound for other destinations go on);
+ *   - open: the job waits for the next probe; when the cooldown ends, exactly one caller
+ *     fleet-wide gets the probe (half_open); its success closes the circuit, its failure
+ *     re-opens it with the cooldown doubled (up to maxCooldownMs);
+ *   - held (a 429 until its Retry-After; a 410 Gone, or an operator, until `circuit close`):
+ *     the job waits.
+ * A wait that would end after the job's deadline (its expiresAt less the delivery
+ * timeout) ends the job as `expired` at once, with a message naming the limit or since
+ * when the destination has been unavailable.
+ *
+ * After each delivery the job reports its result: calls and retryable failures (5xx,
+ * timeouts, network errors; terminal 4xx answers count as calls that worked, 429s not at
+ * all). Successes are sent in small batches, at most every `flushMs` per destination, off
+ * the job's path; a failure and a probe's result are sent at once, so the circuit opens
+ * as soon as its threshold is crossed. A 429 holds the destination fleet-wide for its
+ * Retry-After (or the retry base delay); a 410 holds it until an operator closes it.
+ * Limits a provider states in its headers (`ratelimit-limit`) are adopted beside the
+ * configured one; the lower governs.
+ */
+import { formatDuration, toIso, type Clock } from '../contract/time.js';
+import type { AcquireReply, DestinationState, DestinationStore } from '../redis/destination-store.js';
+import { formatRateLimit, type RateLimit } from './rate-limit.js';
+
+export interface CircuitSettings {
+  /** The window over which calls and failures are counted. */
+  windowMs: number;
+  /** Calls within the window before the circuit may open. */
+  minCalls: number;
+  /** Share of retryable failures among those calls that opens it. */
+  failureRatio: number;
+  /** First wait before the probe; doubles after each failed probe. */
+  cooldownMs: number;
+  maxCooldownMs: number;
+}
+
+export const DEFAULT_CIRCUIT: CircuitSettings = {
+  windowMs: 30_000,
+  minCalls: 10,
+  failureRatio: 0.5,
+  cooldownMs: 15_000,
+  maxCooldownMs: 5 * 60_000,
+};
+
+export type WaitReason = 'rate_limit' | 'circuit';
+
+export type Gate =
+  | { go: true; probe: boolean }
+  | { go: false; expire: false; waitMs: number; reason: WaitReason; message: string }
+  | { go: false; expire: true; reason: WaitReason; message: string };
+
+export type DeliveryResult = 'success' | 'failure' | 'neutral';
+
+export interface DestinationPolicyOptions {
+  store: DestinationStore;
+  /** Configured limits by destination (`RESEND_RATE_LIMIT`...); absent: no limit of ours. */
+  limits?: Readonly<Record<string, RateLimit | undefined>>;
+  circuit?: Partial<CircuitSettings>;
+  /** How long a 429 without Retry-After holds the destination (RETRY_BASE_DELAY). */
+  defaultHoldMs: number;
+  /** Timeout of one delivery: the probe's lease is this plus 5 s. */
+  deliveryTimeoutMs: number;
+  /** How often a job waiting on a hold with no end looks again; default the cooldown. */
+  pollMs?: number;
+  /** How long results may wait before they are sent; default 100 ms. */
+  flushMs?: number;
+  clock?: Clock;
+  random?: () => number;
+  onTransition?: (destination: string, to: DestinationState) => void;
+  onError?: (error: Error) => void;
+}
+
+export interface DestinationPolicy {
+  readonly circuit: CircuitSettings;
+  limitOf(destination: string): RateLimit | undefined;
+  /** A limit the provider stated (headers), adopted beside the configured one. */
+  learn(destination: string, stated: RateLimit | undefined): void;
+  acquire(destination: string, jobId: string, deadline: number): Promise<Gate>;
+  report(destination: string, result: DeliveryResult, probe: boolean): Promise<void>;
+  /** A 429: holds the destination fleet-wide; resolves with the end of the hold. */
+  hold(destination: string, retryAfterMs: number | undefined, reason: string): Promise<number>;
+  gone(destination: string, reason: string): Promise<void>;
+  /** Sends the results still pending. */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function createDestinationPolicy(options: DestinationPolicyOptions): DestinationPolicy {
+  const { store } = options;
+  const circuit = { ...DEFAULT_CIRCUIT, ...options.circuit };
+  const clock = options.clock ?? Date.now;
+  const random = options.random ?? Math.random;
+  const flushMs = options.flushMs ?? 100;
+  const pollMs = options.pollMs ?? circuit.cooldownMs;
+  const learned = new Map<string, RateLimit>();
+  const pending = new Map<string, { calls: number; failures: number }>();
+  let timer: NodeJS.Timeout | undefined;
+  let inFlight: Promise<void> = Promise.resolve();
+
+  const transitioned = (destination: string, transition: string) => {
+    if (transition) options.onTransition?.(destination, transition as DestinationState);
+  };
+  const limitsOf = (destination: string): [number, number][] =>
+    [options.limits?.[destination], learned.get(destination)]
+      .filter((rate): rate is RateLimit => rate !== undefined)
+      .map((rate) => [rate.limit, rate.periodMs]);
+
+  const describe = (destination: string, reply: AcquireReply): string => {
+    const since = reply.since ? ` since ${toIso(reply.since)}` : '';
+    if (reply.state === 'held') {
+      const until = reply.until ? ` until ${toIso(reply.until)}` : ' until an operator closes it';
+      return `destination ${destination} held${since}${until}${reply.reason ? ` (${reply.reason})` : ''}`;
+    }
+    const probe = reply.state === 'open' && reply.until ? `; next probe at ${toIso(reply.until)}` : '';
+    return `destination ${destination} unavailable${since} (circuit ${reply.state}${reply.reason ? `: ${reply.reason}` : ''}${probe})`;
+  };
+
+  const send = async (destination: string, calls: number, failures: number, probe?: 'success' | 'failure') => {
+    const reply = await store.record(destination, {
+      now: clock(),
+      calls,
+      failures,
+      ...(probe && { probe }),
+      windowMs: circuit.windowMs,
+      minCalls: circuit.minCalls,
+      ratio: circuit.failureRatio,
+      cooldownMs: circuit.cooldownMs,
+      maxCooldownMs: circuit.maxCooldownMs,
+    });
+    transitioned(destination, reply.transition);
+  };
+
+  const flush = async () => {
+    timer = undefined;
+    const batch = [...pending];
+    pending.clear();
+    const sending = Promise.all(
+      batch.map(([destination, counts]) =>
+        send(destination, counts.calls, counts.failures).catch((error) => options.onError?.(error as Error)),
+      ),
+    ).then(() => undefined);
+    inFlight = inFlight.then(() => sending);
+    await sending;
+  };
+
+  return {
+    circuit,
+    limitOf(destination) {
+      const configured = options.limits?.[destination];
+      const stated = learned.get(destination);
+      if (!configured) return stated;
+      if (!stated) return configured;
+      return stated.limit / stated.periodMs < configured.limit / configured.periodMs ? stated : configured;
+    },
+    learn(destination, stated) {
+      if (!stated) return;
+      const known = learned.get(destination);
+      if (!known || known.limit !== stated.limit || known.periodMs !== stated.periodMs) {
+        learned.set(destination, { limit: stated.limit, periodMs: stated.periodMs });
+      }
+    },
+    async acquire(destination, jobId, deadline) {
+      const now = clock();
+      const limits = limitsOf(destination);
+      const longest = Math.max(0, ...limits.map(([, periodMs]) => periodMs));
+      const reply = await store.acquire(destination, {
+        now,
+        job: jobId,
+        limits,
+        marginMs: Math.max(20, Math.round(longest * 0.02)),
+        deadline,
+        probeLeaseMs: options.deliveryTimeoutMs + 5_000,
+        pollMs,
+      });
+      void store.register(destination).catch((error) => options.onError?.(error as Error));
+      transitioned(destination, reply.transition);
+      switch (reply.code) {
+        case 0:
+        case 1:
+          return { go: true, probe: reply.code === 1 };
+        case 2: {
+          const rate = this.limitOf(destination);
+          return {
+            go: false,
+            expire: false,
+            waitMs: reply.ms,
+            reason: 'rate_limit',
+            message: `rate limit of ${destination}${rate ? ` (${formatRateLimit(rate)})` : ''}: waiting ${formatDuration(reply.ms)} for a free slot`,
+          };
+        }
+        case 3:
+          // Spread the waiters, so they do not all come back in the same millisecond.
+          return {
+            go: false,
+            expire: false,
+            waitMs: reply.ms + Math.floor(random() * Math.min(1_000, reply.ms * 0.1 + 50)),
+            reason: 'circuit',
+            message: describe(destination, reply),
+          };
+        case 4: {
+          const rate = this.limitOf(destination);
+          return {
+            go: false,
+            expire: true,
+            reason: 'rate_limit',
+            message: `rate limit of ${destination}${rate ? ` (${formatRateLimit(rate)})` : ''}: the next free slot (in ${formatDuration(reply.ms)}) is too late to end before expiresAt`,
+          };
+        }
+        default:
+          return { go: false, expire: true, reason: 'circuit', message: describe(destination, reply) };
+      }
+    },
+    async report(destination, result, probe) {
+      if (result === 'failure' && !probe) {
+        // Failures go at once (with whatever is pending): the circuit must open as soon as
+        // the threshold is crossed, not a batch later. Successes wait for the batch.
+        const counts = pending.get(destination) ?? { calls: 0, failures: 0 };
+        pending.delete(destination);
+        await send(destination, counts.calls + 1, counts.failures + 1).catch((error) =>
+          options.onError?.(error as Error),
+        );
+        return;
+      }
+      if (probe) {
+        await send(
+          destination,
+          result === 'neutral' ? 0 : 1,
+          result === 'failure' ? 1 : 0,
+          result === 'failure' ? 'failure' : 'success',
+        );
+        return;
+      }
+      const counts = pending.get(destination) ?? { calls: 0, failures: 0 };
+      counts.calls += 1;
+      if (result === 'failure') counts.failures += 1;
+      pending.set(destination, counts);
+      timer ??= setTimeout(() => void flush(), flushMs);
+      timer.unref?.();
+    },
+    async hold(destination, retryAfterMs, reason) {
+      const now = clock();
+      const until = now + (retryAfterMs ?? options.defaultHoldMs);
+      const reply = await store.set(destination, { action: 'hold', now, until, reason });
+      transitioned(destination, reply.transition);
+      return until;
+    },
+    async gone(destination, reason) {
+      const reply = await store.set(destination, { action: 'gone', now: clock(), until: 0, reason });
+      transitioned(destination, reply.transition);
+    },
+    flush: async () => {
+      if (timer) clearTimeout(timer);
+      await flush();
+      await inFlight;
+    },
+    async close() {
+      await this.flush();
+    },
+  };
+}
