@@ -8,10 +8,12 @@
  */
 import { enqueueLatency } from './enqueue-latency.js';
 import { horizontalScaling } from './horizontal-scaling.js';
+import { httpApi } from './http-api.js';
 import { ioConcurrency } from './io-concurrency.js';
 import type { Benchmark } from './lib.js';
 import { memory } from './memory.js';
 import { producerImport } from './producer-import.js';
+import { redisCluster } from './redis-cluster.js';
 import { redisCost } from './redis-cost.js';
 import { sweeperScaling } from './sweeper-scaling.js';
 import { throughput } from './throughput.js';
@@ -23,6 +25,8 @@ export const BENCHMARKS: readonly Benchmark[] = [
   ioConcurrency,
   horizontalScaling,
   redisCost,
+  redisCluster,
   memory,
   producerImport,
+  httpApi,
 ];
