@@ -139,6 +139,45 @@ describe('worker processes', () => {
     expect(after).toMatchObject({ state: 'waiting' });
   });
 
+  it('when the SIGTERM grace runs out, cancels the request in flight and puts its job back without using an attempt', async () => {
+    const conversationId = 'grace-runs-out';
+    // The first delivery hangs far past the grace; later ones are answered.
+    receiver.answer = (receipt) => {
+      if (receipt.body.conversationId !== conversationId) return {};
+      const count = receiver.receipts.filter((r) => r.body.conversationId === conversationId).length;
+      return count === 1 ? { delayMs: 60_000 } : { status: 200 };
+    };
+    const worker = spawnWorker({ SHUTDOWN_GRACE: '500ms', WEBHOOK_TIMEOUT: '30s' });
+    await worker.waitForLog((line) => line.msg === 'worker started');
+    await producer.conversationEnded(resolvedOutcome(conversationId, Date.now(), { ticket: undefined }));
+    await waitUntil(
+      () => receiver.receipts.filter((r) => r.body.conversationId === conversationId).length,
+      (n) => n === 1,
+      'the delivery to start',
+    );
+    worker.kill('SIGTERM');
+    expect(await worker.exited).toEqual({ code: 0, signal: null });
+    // The job went back by the cancellation, not by a forced close and a lapsed lock.
+    const back = worker.logs.find((line) => line.conversationId === conversationId && line.result === 'postponed');
+    expect(back).toMatchObject({ attempt: 1 });
+    expect(worker.logs.some((line) => /forced close/.test(String(line.msg)))).toBe(false);
+    const [waiting] = await conversationStatus(client, prefix, conversationId);
+    expect(waiting).toMatchObject({ attempts: 0 });
+    expect(['waiting', 'scheduled']).toContain(waiting!.state);
+    // Another worker takes it at once and delivers it, as its first attempt.
+    const next = spawnWorker();
+    await next.waitForLog((line) => line.msg === 'job completed' && line.conversationId === conversationId, 30_000);
+    // The log line comes just before BullMQ marks the job completed.
+    const [done] = await waitUntil(
+      () => conversationStatus(client, prefix, conversationId),
+      (entries) => entries[0]?.state === 'completed',
+      'the job to be marked completed',
+    );
+    expect(done).toMatchObject({ state: 'completed', attempts: 1 });
+    next.kill('SIGTERM');
+    expect(await next.exited).toEqual({ code: 0, signal: null });
+  });
+
   it('refuses to start when a served type has no destination, naming the variable', async () => {
     const worker = startChildWorker({ ...testEnv(prefix, receiver.url), CRM_WEBHOOK_URL: '' }, [
       '--queues',
