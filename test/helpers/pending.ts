@@ -11,6 +11,7 @@ import { taskTypes, type TaskType } from '../../src/tasks/catalog.js';
 export interface PendingJob {
   type: TaskType;
   jobId: string;
+  /** `retrying`: delayed or waiting again after a failed attempt (in the retrying index too). */
   state: 'waiting' | 'delayed' | 'retrying';
   expiresAt: number;
 }
@@ -33,7 +34,9 @@ export async function pendingJobs(
     const states = new Map<string, PendingJob['state']>();
     for (const jobId of [...wait, ...paused, ...prioritized]) states.set(jobId, 'waiting');
     for (const jobId of delayed) states.set(jobId, 'delayed');
-    for (const jobId of retrying) states.set(jobId, 'retrying');
+    // A job in the retrying index but in no list is active: a worker took it and has not yet
+    // struck it off the index. It is not pending.
+    for (const jobId of retrying) if (states.has(jobId)) states.set(jobId, 'retrying');
     const ids = [...states.keys()];
     const pipeline = client.pipeline();
     for (const jobId of ids) pipeline.hget(keys.job(jobId), 'data');
@@ -79,4 +82,27 @@ export async function retriesPastHorizon(client: Redis, prefix: string, attemptM
     }
   }
   return found;
+}
+
+/**
+ * Pending jobs past their expiry at `now` that no sweep will look at again within
+ * `recheckMs`: their expiry-index entry is missing or scored later. A sweep that finds an
+ * expired job active (a worker holds it) looks at it again after a re-check interval
+ * (5 s by default); if the job then went back to waiting (its lock lapsed), it is due
+ * for the sweep again within that interval, not forgotten.
+ */
+export async function forgottenPastExpiry(
+  client: Redis,
+  prefix: string,
+  now: number,
+  recheckMs: number,
+): Promise<string[]> {
+  const forgotten: string[] = [];
+  for (const job of await pendingJobs(client, prefix)) {
+    if (job.expiresAt > now) continue;
+    const due = await client.zscore(typeKeys(prefix, job.type).expiry, job.jobId);
+    if (due === null || Number(due) > now + recheckMs)
+      forgotten.push(`${job.type}/${job.jobId} (${job.state}, expiresAt ${job.expiresAt}, index entry ${due})`);
+  }
+  return forgotten;
 }

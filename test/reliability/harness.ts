@@ -218,6 +218,8 @@ export interface Accounting {
   /** Deliveries under keys of no accepted task. */
   unexpected: number;
   lostKeys: string[];
+  /** The first stale deliveries: key, provider and how late. */
+  staleKeys: string[];
 }
 
 interface TaskState {
@@ -282,13 +284,20 @@ export async function account(
     stale: 0,
     unexpected: 0,
     lostKeys: [],
+    staleKeys: [],
   };
   const keys = new Set(tasks.map((task) => task.idempotencyKey));
   for (const key of byKey.keys()) if (!keys.has(key)) result.unexpected += byKey.get(key)!.length;
   for (const task of tasks) {
     const received = byKey.get(task.idempotencyKey) ?? [];
     const state = states.get(`${task.type}/${task.jobId}`)!;
-    result.stale += received.filter((delivery) => delivery.receivedAt > (delivery.expiresAt ?? task.expiresAt)).length;
+    for (const delivery of received) {
+      const late = delivery.receivedAt - (delivery.expiresAt ?? task.expiresAt);
+      if (late <= 0) continue;
+      result.stale += 1;
+      if (result.staleKeys.length < 20)
+        result.staleKeys.push(`${task.idempotencyKey} (${delivery.provider}, received ${late} ms after its expiry)`);
+    }
     if (received.length) {
       result.delivered += 1;
       const count = (provider: string) => received.filter((delivery) => delivery.provider === provider).length;
@@ -358,11 +367,69 @@ export function report(
   );
 }
 
+/** An SMS task Twilio got more than once. */
+export interface SmsDuplicate {
+  idempotencyKey: string;
+  jobId: string;
+  messages: number;
+  /** Milliseconds between the first and the last message. */
+  gapMs: number;
+  /** "job completed" lines logged for the task's job, by all worker processes. */
+  completions: number;
+}
+
+/**
+ * The SMS tasks Twilio got more than once, each with how many times a worker ran the
+ * job's handler to its end ("job completed" in the logs of all worker processes).
+ *
+ * One duplicate is beyond the ledger's reach: a job that ran twice at once. That happens
+ * when a worker cannot renew its job's lock in time (Redis away, or the process starved
+ * of CPU on a loaded machine): BullMQ's stalled-job check hands the job on (to another
+ * process, or to another slot of the same one) while the first run is still sending. The
+ * second run finds the `attempted:` mark but cannot tell an SMS in flight from one never
+ * sent, and sends. Both runs then complete, so the job is logged completed twice. A
+ * duplicate after a worker was killed, or after a timeout, is logged completed once: the
+ * reconciliation should have found the first message.
+ */
+export async function smsDuplicates(
+  fleet: Pick<Fleet, 'sandbox' | 'workers'>,
+  load: Pick<Load, 'accepted'>,
+): Promise<SmsDuplicate[]> {
+  const byKey = new Map<string, number[]>();
+  for (const sms of fleet.sandbox.deliveries({ provider: 'twilio' })) {
+    const times = byKey.get(sms.idempotencyKey ?? '') ?? [];
+    times.push(Date.parse(sms.receivedAt));
+    byKey.set(sms.idempotencyKey ?? '', times);
+  }
+  const tasks = new Map([...load.accepted.values()].map((task) => [task.idempotencyKey, task]));
+  const duplicates: SmsDuplicate[] = [];
+  for (const [idempotencyKey, times] of byKey) {
+    if (times.length < 2) continue;
+    const task = tasks.get(idempotencyKey);
+    const jobId = task?.jobId ?? '';
+    const completions = fleet.workers
+      .flatMap((worker) => worker.logs)
+      .filter((line) => line.msg === 'job completed' && line.jobId === jobId && line.type === task?.type).length;
+    duplicates.push({
+      idempotencyKey,
+      jobId,
+      messages: times.length,
+      gapMs: Math.max(...times) - Math.min(...times),
+      completions,
+    });
+  }
+  return duplicates;
+}
+
+/** Duplicates the ledger could have prevented: the job did not run twice at once (one completion). */
+export const avoidableSmsDuplicates = (duplicates: SmsDuplicate[]) =>
+  duplicates.filter((duplicate) => duplicate.completions < 2);
+
 /** The invariant every scenario asserts. */
 export function invariantViolations(a: Accounting, options: { allowSmsDuplicates?: number } = {}): string[] {
   const violations: string[] = [];
   if (a.lost) violations.push(`${a.lost} lost: ${a.lostKeys.join(', ')}`);
-  if (a.stale) violations.push(`${a.stale} stale deliveries`);
+  if (a.stale) violations.push(`${a.stale} stale deliveries: ${a.staleKeys.join(', ')}`);
   if (a.duplicates.resend) violations.push(`${a.duplicates.resend} e-mails sent twice`);
   if (a.duplicates.twilio > (options.allowSmsDuplicates ?? 0)) violations.push(`${a.duplicates.twilio} SMS sent twice`);
   if (a.unexpected) violations.push(`${a.unexpected} deliveries of unknown tasks`);

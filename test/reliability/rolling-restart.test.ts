@@ -2,7 +2,10 @@
  * Scenario 5, rolling restart: under load, each worker in turn is replaced as a deploy
  * does it (a new process starts, then the old one gets SIGTERM). Each old process lets
  * its active jobs finish and exits 0 within its grace period; no job is left to the
- * stalled-job recovery; nothing is lost.
+ * stalled-job recovery; nothing is lost. "Within its grace period" is read from the
+ * process itself, not timed: a worker whose grace period runs out says so in its log
+ * ("grace period over", then it closes by force) and leaves its jobs to the stalled-job
+ * recovery, which counts them on the job ("stc").
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { typeKeys } from '../../src/redis/keys.js';
@@ -36,7 +39,13 @@ describe('reliability: rolling restart', () => {
     );
     const feeding = load.run(outcomes, scale(30, 40));
 
-    const exits: { code: number | null; signal: string | null; ms: number; finishedDuringShutdown: number }[] = [];
+    const exits: {
+      code: number | null;
+      signal: string | null;
+      ms: number;
+      finishedDuringShutdown: number;
+      forcedClose: boolean;
+    }[] = [];
     for (const old of [...running(fleet)]) {
       await sleep(scale(1_000, 5_000));
       await fleet.addWorker();
@@ -46,7 +55,8 @@ describe('reliability: rolling restart', () => {
       // jobs that were active at SIGTERM and finished in the grace period
       const stop = old.logs.findIndex((line) => line.msg === 'shutdown requested');
       const finishedDuringShutdown = old.logs.slice(stop).filter((line) => line.msg === 'job completed').length;
-      exits.push({ ...exit, ms: Date.now() - started, finishedDuringShutdown });
+      const forcedClose = old.logs.some((line) => /^grace period over/.test(line.msg));
+      exits.push({ ...exit, ms: Date.now() - started, finishedDuringShutdown, forcedClose });
     }
     await feeding;
     await load.close();
@@ -64,8 +74,7 @@ describe('reliability: rolling restart', () => {
     );
     expect(exits).toHaveLength(3);
     for (const exit of exits) {
-      expect(exit.code).toBe(0);
-      expect(exit.ms).toBeLessThan(GRACE_MS + 5_000);
+      expect(exit).toMatchObject({ code: 0, signal: null, forcedClose: false });
     }
     expect(exits.reduce((sum, exit) => sum + exit.finishedDuringShutdown, 0)).toBeGreaterThan(0);
     expect(stalled).toBe(0);
