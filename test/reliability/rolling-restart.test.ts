@@ -33,11 +33,19 @@ describe('reliability: rolling restart', () => {
       sandbox: { faults: { latencyMs: { min: 100, max: 400, tailRate: 0, tailMs: 0 } } },
     });
     const load = new Load({ redisUrl: REDIS_URL, prefix, tasks: { follow_up_survey: { settings: { delay: 0 } } } });
+    // The load goes on until every worker has been replaced (and at least `conversations`
+    // were sent), so each old worker has jobs in hand when it gets SIGTERM, however long a
+    // new worker takes to start on a loaded machine.
     const conversations = scale(150, 1_500);
-    const outcomes = Array.from({ length: conversations }, (_, index) =>
-      syntheticOutcome(index, { runId: prefix, now: Date.now() }),
-    );
-    const feeding = load.run(outcomes, scale(30, 40));
+    const perSecond = scale(30, 40);
+    let restarting = true;
+    const feeding = (async () => {
+      for (let index = 0; restarting || index < conversations; index += 1) {
+        const outcome = syntheticOutcome(index, { runId: prefix, now: Date.now() });
+        while (!(await load.send(outcome))) await sleep(200);
+        await sleep(1_000 / perSecond);
+      }
+    })();
 
     const exits: {
       code: number | null;
@@ -58,6 +66,7 @@ describe('reliability: rolling restart', () => {
       const forcedClose = old.logs.some((line) => /^grace period over/.test(line.msg));
       exits.push({ ...exit, ms: Date.now() - started, finishedDuringShutdown, forcedClose });
     }
+    restarting = false;
     await feeding;
     await load.close();
     const accounting = await settle(client, fleet, load, scale(60_000, 300_000));
