@@ -6,6 +6,7 @@
  * figures a run must report, run() and its report section), and one line here. Nothing
  * else changes: results, docs/PERFORMANCE.md, --only and the smoke test follow this list.
  */
+import { destinationRate } from './destination-rate.js';
 import { enqueueLatency } from './enqueue-latency.js';
 import { horizontalScaling } from './horizontal-scaling.js';
 import { httpApi } from './http-api.js';
@@ -25,6 +26,7 @@ export const BENCHMARKS: readonly Benchmark[] = [
   ioConcurrency,
   horizontalScaling,
   redisCost,
+  destinationRate,
   redisCluster,
   memory,
   producerImport,

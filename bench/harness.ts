@@ -510,6 +510,8 @@ export interface WorkerProcessStart {
   sampleEvery?: number;
   gcEvery?: number;
   nodeArgs?: string[];
+  /** More environment for the process (ours: loadConfig reads it), e.g. CRM_WEBHOOK_RATE_LIMIT. */
+  env?: Record<string, string>;
 }
 
 /**
@@ -527,6 +529,7 @@ export async function startWorkerProcess({
   gcEvery = 0,
   log = 'file',
   nodeArgs = [],
+  env = {},
 }: WorkerProcessStart): Promise<WorkerProcess> {
   const script = await childScript('worker-process');
   let logPath: string | undefined;
@@ -550,6 +553,7 @@ export async function startWorkerProcess({
         METRICS_PORT: '0',
         SWEEPER_ENABLED: 'false',
         ...(webhookUrl && { WEBHOOK_SECRET, CRM_WEBHOOK_URL: webhookUrl }),
+        ...env,
       },
       stdio: ['ignore', stdout, 'pipe', 'ipc'],
     }),

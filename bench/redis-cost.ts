@@ -17,11 +17,18 @@
  *   trickle  one task at a time, the next enqueued once the previous one finished: an
  *            idle worker is woken for every task (the usual state of a fleet)
  * A warm-up before either loads every script on every connection.
+ *
+ * A third side, "with the destination policy", is aftercall delivering for real through
+ * the webhook router to a local receiver, with a rate limit configured far above the load
+ * (CRM_WEBHOOK_RATE_LIMIT=1000000/s): every delivery asks its destination first (one script
+ * call), and results are recorded in batches. It shows what the policy costs in Redis when
+ * nothing has to wait.
  */
 import type { Redis } from 'ioredis';
 import { connect, describeRedis, log, sleep, startSide, withRedis } from './harness.js';
 import type { Benchmark, Entry, Goal } from './lib.js';
 import { fmt, measuredAt, num, verdict } from './report.js';
+import { startArrivalCounter } from './destination-rate.js';
 import { CONCURRENCY } from './throughput.js';
 
 const SCRIPT_COMMANDS = new Set(['evalsha', 'eval', 'evalsha_ro', 'eval_ro', 'fcall', 'fcall_ro']);
@@ -92,6 +99,9 @@ export interface RedisCost {
   ours: Record<ScenarioName, Scenario>;
   raw: Record<ScenarioName, Scenario>;
   ratios: Record<ScenarioName, Ratios>;
+  /** aftercall with the destination policy on (a real webhook delivery, a rate limit configured); absent in older results. */
+  policy?: Record<ScenarioName, Scenario>;
+  policyRatios?: Record<ScenarioName, Ratios>;
   worstRatio: number;
   goal: Goal;
 }
@@ -143,23 +153,27 @@ async function measure({
 async function run({ quick }: { quick: boolean }): Promise<RedisCost> {
   const backlogTasks = quick ? 200 : 2_000;
   const trickleTasks = quick ? 30 : 300;
+  const receiver = await startArrivalCounter();
   return withRedis(async (redis) => {
-    const sides = {} as Record<'ours' | 'raw', Record<ScenarioName, Scenario>>;
+    const sides = {} as Record<'ours' | 'raw' | 'policy', Record<ScenarioName, Scenario>>;
     const admin = redis.connect();
     await admin.ping();
-    for (const side of ['ours', 'raw'] as const) {
+    redis.stopLater({ close: () => receiver.close() });
+    for (const side of ['ours', 'raw', 'policy'] as const) {
       const prefix = redis.prefix(`cost-${side}`);
       // Raw: Queue.add, one call per task (not addBulk); the warm-up round needs no CPU figures.
       const { worker, enqueuer, control, run } = redis.stopLater(
         await startSide({
-          side,
+          side: side === 'policy' ? 'ours' : side,
           url: redis.url,
           prefix,
           concurrency: CONCURRENCY,
-          port: 'noop',
           log: 'null',
           bulk: false,
           redisCpu: false,
+          ...(side === 'policy'
+            ? { port: 'webhook', webhookUrl: receiver.url, env: { CRM_WEBHOOK_RATE_LIMIT: '1000000/s' } }
+            : { port: 'noop' }),
         }),
       );
       await control.client.ping();
@@ -199,15 +213,22 @@ async function run({ quick }: { quick: boolean }): Promise<RedisCost> {
         `redis-cost ${side}: backlog ${backlog.topLevel.toFixed(2)} top-level / ${backlog.allCommands.toFixed(1)} all; trickle ${trickle.topLevel.toFixed(2)} / ${trickle.allCommands.toFixed(1)} per task`,
       );
     }
-    const ratios = {} as Record<ScenarioName, Ratios>;
-    for (const scenario of ['backlog', 'trickle'] as const) {
-      ratios[scenario] = {
-        topLevel: sides.ours[scenario].topLevel / sides.raw[scenario].topLevel,
-        scriptCalls: sides.ours[scenario].scriptCalls / sides.raw[scenario].scriptCalls,
-        allCommands: sides.ours[scenario].allCommands / sides.raw[scenario].allCommands,
-      };
-    }
-    const worst = Math.max(...Object.values(ratios).flatMap((r) => [r.topLevel, r.allCommands]));
+    const ratiosOf = (side: 'ours' | 'policy') => {
+      const ratios = {} as Record<ScenarioName, Ratios>;
+      for (const scenario of ['backlog', 'trickle'] as const) {
+        ratios[scenario] = {
+          topLevel: sides[side][scenario].topLevel / sides.raw[scenario].topLevel,
+          scriptCalls: sides[side][scenario].scriptCalls / sides.raw[scenario].scriptCalls,
+          allCommands: sides[side][scenario].allCommands / sides.raw[scenario].allCommands,
+        };
+      }
+      return ratios;
+    };
+    const ratios = ratiosOf('ours');
+    const policyRatios = ratiosOf('policy');
+    const worst = Math.max(
+      ...[...Object.values(ratios), ...Object.values(policyRatios)].flatMap((r) => [r.topLevel, r.allCommands]),
+    );
     return {
       isolated: redis.isolated,
       redis: describeRedis(redis),
@@ -215,6 +236,8 @@ async function run({ quick }: { quick: boolean }): Promise<RedisCost> {
       ours: sides.ours,
       raw: sides.raw,
       ratios,
+      policy: sides.policy,
+      policyRatios,
       worstRatio: worst,
       goal: {
         metric: 'ours / raw commands per task (top-level and all, both scenarios)',
@@ -224,6 +247,18 @@ async function run({ quick }: { quick: boolean }): Promise<RedisCost> {
       },
     };
   });
+}
+
+/** Rows of aftercall with the destination policy on, against the same raw BullMQ figures. */
+function policyRows(c: Entry<RedisCost> & Required<Pick<RedisCost, 'policy' | 'policyRatios'>>): string[] {
+  const row = (scenario: ScenarioName, label: string, key: keyof Ratios, digits = 2) =>
+    `| ${scenario}, destination policy on | ${label} | ${fmt(c.policy[scenario][key], digits)} | ${fmt(c.raw[scenario][key], digits)} | ${fmt(c.policyRatios[scenario][key])} |`;
+  return [
+    row('backlog', 'top-level calls', 'topLevel'),
+    row('backlog', 'all commands, incl. inside scripts', 'allCommands', 1),
+    row('trickle', 'top-level calls', 'topLevel'),
+    row('trickle', 'all commands, incl. inside scripts', 'allCommands', 1),
+  ];
 }
 
 function report(c: Entry<RedisCost>): string[] {
@@ -254,12 +289,18 @@ function report(c: Entry<RedisCost>): string[] {
     row('trickle', 'top-level calls', 'topLevel'),
     row('trickle', 'of which script calls', 'scriptCalls'),
     row('trickle', 'all commands, incl. inside scripts', 'allCommands', 1),
+    ...(c.policy && c.policyRatios
+      ? policyRows(c as Entry<RedisCost> & Required<Pick<RedisCost, 'policy' | 'policyRatios'>>)
+      : []),
     '',
     `Top-level calls by command: backlog aftercall ${byCommand('ours', 'backlog')}; raw ${byCommand('raw', 'backlog')}. Trickle aftercall`,
     `${byCommand('ours', 'trickle')}; raw ${byCommand('raw', 'trickle')}. Largest ratio ${fmt(c.worstRatio)} (${verdict(c.goal, 'goal ≤ 1.5')}).`,
     '',
     "aftercall's enqueue is one script, like `Queue.add`, that also writes the expiry index and the `created` counter (the extra",
-    "commands inside scripts); processing runs BullMQ's own scripts. In the trickle scenario the blocking waits for the",
+    'commands inside scripts); processing runs BullMQ\'s own scripts. "Destination policy on" delivers for real through the',
+    'webhook router with a rate limit configured far above the load (`CRM_WEBHOOK_RATE_LIMIT=1000000/s`): each delivery asks',
+    'its destination first (one script call), and results are recorded in batches of up to 100 ms per process. In the',
+    'trickle scenario the blocking waits for the',
     'next job (BZPOPMIN on the marker) and the fetch of an empty queue vary with timing on either side.',
     '',
   ];
@@ -277,6 +318,9 @@ export const redisCost: Benchmark<RedisCost> = {
     'raw.backlog.allCommands',
     'raw.trickle.topLevel',
     'ratios.backlog.allCommands',
+    'policy.backlog.topLevel',
+    'policy.trickle.topLevel',
+    'policyRatios.backlog.allCommands',
     'worstRatio',
   ],
   run,
