@@ -25,6 +25,7 @@ const COMMANDS: Record<string, () => Promise<{ command: Command }>> = {
   enqueue: () => import('./commands/enqueue.js'),
   status: () => import('./commands/status.js'),
   dlq: () => import('./commands/dlq.js'),
+  circuit: () => import('./commands/circuit.js'),
   serve: () => import('./commands/serve.js'),
   ingest: () => import('./commands/ingest.js'),
   sweep: () => import('./commands/sweep.js'),
