@@ -1,5 +1,6 @@
 /** `aftercall config`: the environment variables, their defaults, and whether the current environment is valid. */
 import { configVariables, loadConfig } from '../../config/environment.js';
+import { httpVariableDocs, loadHttpConfig } from '../../http/environment.js';
 import { defineCommand } from '../command.js';
 import { table } from '../io.js';
 
@@ -12,8 +13,16 @@ export const command = defineCommand({
     io.stdout.write(
       table(configVariables() as unknown as Record<string, unknown>[], ['name', 'default', 'description'], 110),
     );
+    // Read by `aftercall serve` and `aftercall ingest` only (the HTTP API and its platform receivers).
+    const http = Object.entries(httpVariableDocs).map(([name, [fallback, description]]) => ({
+      name,
+      default: fallback,
+      description,
+    }));
+    io.stdout.write(`\naftercall serve and aftercall ingest:\n${table(http, ['name', 'default', 'description'], 110)}`);
     try {
       loadConfig(io.env);
+      loadHttpConfig(io.env);
       io.stdout.write('\nThe current environment is valid.\n');
       return 0;
     } catch (error) {
