@@ -85,6 +85,7 @@ describe.skipIf(!hasPython)('the Python client', () => {
     // spawn, not spawnSync: the server runs in this process and must keep answering.
     const run = await runPython({
       PATH: process.env.PATH ?? '',
+      PYTHONDONTWRITEBYTECODE: '1', // no __pycache__ left in examples/
       EXAMPLES: examples,
       URL: api.url,
       INGEST: TOKENS.ingest,
