@@ -266,7 +266,7 @@ describe('aftercall sweep and dlq on a dead-letter queue with entries', { timeou
       [['dlq', 'replay', '--type', 'update_crm'], /give either --job ID or --all/],
       [['dlq', 'replay', '--type', 'update_crm', '--job', 'x', '--all'], /give either --job ID or --all/],
       [['dlq', 'replay', '--type', 'update_crm', '--all', '--extend', 'soon'], /--extend/],
-      [['dlq', 'drop'], /expected dlq list, dlq replay or dlq purge/],
+      [['dlq', 'drop'], /expected dlq list, dlq show, dlq replay or dlq purge/],
     ] as const) {
       const result = await aftercall([...args]);
       expect(result.code, args.join(' ')).toBe(2);

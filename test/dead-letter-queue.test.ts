@@ -51,6 +51,7 @@ describe('dead-letter queue', () => {
         'createdAt',
         'deadLetteredAt',
         'expiresAt',
+        'history',
         'idempotencyKey',
         'jobId',
         'lastError',
@@ -64,6 +65,8 @@ describe('dead-letter queue', () => {
       reason: 'expired',
       attempts: 0,
       lastError: expect.stringMatching(/^expired: /),
+      // Expired before any worker took it: no attempt reached its destination.
+      history: [],
     });
     expect(await dlq.list({ reason: 'terminal' })).toEqual([]);
     expect((await dlq.counts()).update_ticket).toEqual({ expired: 2, exhausted: 0, terminal: 0, invalid: 0 });

@@ -38,3 +38,36 @@ export async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
   for await (const chunk of stream) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
   return Buffer.concat(chunks).toString('utf8');
 }
+
+/** An attempt as the history keeps it (redis/attempt-history.ts AttemptRecord). */
+interface AttemptRow {
+  attempt: number;
+  startedAt: string;
+  durationMs: number;
+  result: string;
+  destination: string | null;
+  status: number | null;
+  error: string | null;
+}
+
+/** A task's attempts, one line each, oldest first. */
+export function attemptsTable(history: readonly AttemptRow[], indent = '  '): string {
+  if (!history.length) return `${indent}no attempts recorded\n`;
+  const rows = history.map((entry) => ({ ...entry, durationMs: `${entry.durationMs} ms` }));
+  return table(rows, ['attempt', 'startedAt', 'durationMs', 'result', 'destination', 'status', 'error'], 100)
+    .split('\n')
+    .map((line) => (line ? `${indent}${line}` : line))
+    .join('\n');
+}
+
+/** A history in a few words for a list's cell: `retryable_error 503 ×2, terminal_error 400`. */
+export function historySummary(history: readonly AttemptRow[]): string {
+  const runs: { label: string; count: number }[] = [];
+  for (const entry of history) {
+    const label = entry.status === null ? entry.result : `${entry.result} ${entry.status}`;
+    const last = runs.at(-1);
+    if (last?.label === label) last.count += 1;
+    else runs.push({ label, count: 1 });
+  }
+  return runs.map((run) => (run.count > 1 ? `${run.label} ×${run.count}` : run.label)).join(', ') || '-';
+}

@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { conversationOutcomeSchema, OUTCOME_KINDS } from '../contract/conversation-outcome.js';
 import { TASK_STATES } from '../ops/status.js';
 import { DEAD_LETTER_REASONS } from '../redis/dead-letter-queue.js';
+import { ATTEMPT_RESULTS } from '../redis/attempt-history.js';
 import { taskTypes } from '../tasks/catalog.js';
 
 /** Schemas that document a body without being enforced by fastify (the handler checks it). */
@@ -72,6 +73,18 @@ export const batchItemResult = z
 
 export const batchResult = z.object({ results: z.array(batchItemResult) }).meta({ id: 'BatchResult' });
 
+export const attemptRecord = z
+  .object({
+    attempt: z.number().int(),
+    startedAt: isoTime,
+    durationMs: z.number().int(),
+    result: z.enum(ATTEMPT_RESULTS),
+    destination: z.string().nullable(),
+    status: z.number().int().nullable(),
+    error: z.string().nullable().meta({ description: 'scrubbed of e-mail addresses and phone numbers' }),
+  })
+  .meta({ id: 'AttemptRecord', description: 'one attempt of a task (the last 20 are kept, oldest first)' });
+
 export const taskStatus = z
   .object({
     type: taskType,
@@ -84,6 +97,7 @@ export const taskStatus = z
     runAt: isoTime.nullable(),
     expiresAt: isoTime.nullable(),
     finishedAt: isoTime.nullable(),
+    history: z.array(attemptRecord),
   })
   .meta({ id: 'TaskStatus' });
 
@@ -107,6 +121,7 @@ export const deadLetterEntry = z
     createdAt: isoTime.nullable(),
     expiresAt: isoTime.nullable(),
     deadLetteredAt: isoTime.nullable(),
+    history: z.array(attemptRecord),
     payload: z.unknown(),
   })
   .meta({ id: 'DeadLetterEntry' });

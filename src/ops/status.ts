@@ -25,6 +25,7 @@ import { readJobHash, type JobHashView } from '../redis/bullmq-compat.js';
 import type { RedisClient } from '../redis/scripts.js';
 import { deadLetterReasonOf, type DeadLetterReason } from '../redis/dead-letter-queue.js';
 import { isoOrNull, toIso } from '../contract/time.js';
+import { historyOf, type AttemptRecord } from '../redis/attempt-history.js';
 
 export const TASK_STATES = [
   'scheduled',
@@ -50,6 +51,8 @@ export interface TaskStatus {
   runAt: string | null;
   expiresAt: string | null;
   finishedAt: string | null;
+  /** Every attempt (the last 20), oldest first: time, duration, result, destination, status, error. */
+  history: AttemptRecord[];
 }
 
 interface JobSnapshot {
@@ -115,6 +118,7 @@ function toStatus(
     runAt: isoOrNull(data.runAt),
     expiresAt: isoOrNull(data.expiresAt),
     finishedAt: job.fields.finishedOn ? toIso(job.fields.finishedOn) : null,
+    history: historyOf(job.hash),
   };
 }
 

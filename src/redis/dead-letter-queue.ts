@@ -2,7 +2,7 @@
  * The dead-letter queue: whatever could not be done, with the reason.
  *
  * Each task type's dead-letter store is BullMQ's failed set of its queue (same hash
- * slot), with the job kept whole: its data, its attempts, its last error. Jobs get there
+ * slot), with the job kept whole: its data, its attempts and their history, its last error. Jobs get there
  * only through aftercall's own scripts, which take a job out of its list and into the
  * store in one step and record the reason:
  *   expired    its expiresAt passed before it could be delivered (at pickup, by the
@@ -24,6 +24,7 @@ import { purgeDeadLetter, replayDeadLetter, type RedisClient } from './scripts.j
 import { typeKeys } from './keys.js';
 import { taskTypes, type TaskType } from '../tasks/catalog.js';
 import { isoOrNull, toIso } from '../contract/time.js';
+import { historyOf, type AttemptRecord } from './attempt-history.js';
 
 export const DEAD_LETTER_REASONS = ['expired', 'exhausted', 'terminal', 'invalid'] as const;
 export type DeadLetterReason = (typeof DEAD_LETTER_REASONS)[number];
@@ -41,6 +42,8 @@ export interface DeadLetterEntry {
   createdAt: string | null;
   expiresAt: string | null;
   deadLetteredAt: string | null;
+  /** Its attempts, oldest first (the last 20): attempt-history.ts. */
+  history: AttemptRecord[];
   payload: unknown;
 }
 
@@ -112,6 +115,7 @@ export function entryFromJobHash(
     createdAt: isoOrNull(data.createdAt) ?? isoOrNull(fields.timestamp),
     expiresAt: isoOrNull(data.expiresAt),
     deadLetteredAt: isoOrNull(fields.finishedOn),
+    history: historyOf(hash),
     payload,
   };
 }
@@ -153,6 +157,17 @@ export class DeadLetterQueue {
     }
     entries.sort((a, b) => (b.deadLetteredAt ?? '').localeCompare(a.deadLetteredAt ?? ''));
     return entries.slice(0, limit);
+  }
+
+  /** One entry with its history; undefined when the job is not in the dead-letter queue. */
+  async get(type: TaskType, jobId: string): Promise<DeadLetterEntry | undefined> {
+    const keys = typeKeys(this.prefix, type);
+    const [[, hash], [, score]] = (await this.client
+      .pipeline()
+      .hgetall(keys.job(jobId))
+      .zscore(keys.failed, jobId)
+      .exec()) as [[unknown, Record<string, string>], [unknown, string | null]];
+    return score === null ? undefined : entryFromJobHash(type, jobId, hash);
   }
 
   /**

@@ -23,6 +23,7 @@ import { readFileSync } from 'node:fs';
 import type { Cluster, Redis } from 'ioredis';
 import { bullmqScript, type BullmqAddScript } from './bullmq-compat.js';
 import type { TypeKeys } from './keys.js';
+import type { StoredAttempt } from './attempt-history.js';
 
 export type RedisClient = Redis | Cluster;
 type Arg = string | number | Buffer;
@@ -130,6 +131,10 @@ export const SCRIPTS = {
   deadLetterActive: {
     file: 'dead-letter-active-10.lua',
     keys: ['job', 'lock', 'active', 'stalled', 'failed', 'deadLetterCounts', 'expiry', 'retrying', 'events', 'meta'],
+  },
+  recordAttempt: {
+    file: 'record-attempt-2.lua',
+    keys: ['job', 'retrying'],
   },
   replayDeadLetter: {
     file: 'replay-dead-letter-8.lua',
@@ -333,14 +338,40 @@ export function expireJobs(
   return callScript(client, 'expireJobs', scriptKeys(keys, SCRIPTS.expireJobs.keys), [JSON.stringify(options)]);
 }
 
-/** dead-letter-active-10.lua: 0 when dead-lettered, -1 missing, -2 lock not ours, -3 not active. */
+/**
+ * dead-letter-active-10.lua: 0 when dead-lettered, -1 missing, -2 lock not ours, -3 not active.
+ * `entry` (with `limit`) is appended to the job's attempt history in the same call.
+ */
 export function deadLetterActive(
   client: RedisClient,
   keys: TypeKeys,
-  options: { jobId: string; token: string; reason: string; message: string; attempts: number; now: number },
+  options: {
+    jobId: string;
+    token: string;
+    reason: string;
+    message: string;
+    attempts: number;
+    now: number;
+    entry?: StoredAttempt;
+    limit?: number;
+  },
 ): Promise<number> {
   const ids = { jobId: options.jobId };
   return callScript(client, 'deadLetterActive', scriptKeys(keys, SCRIPTS.deadLetterActive.keys, ids), [
+    JSON.stringify(options),
+  ]);
+}
+
+/**
+ * record-attempt-2.lua: appends an attempt to the job's history (the last `limit` kept) and,
+ * with `retryAt`, adds the job to the retrying index. 0 when recorded, -1 when the job is missing.
+ */
+export function recordAttempt(
+  client: RedisClient,
+  keys: TypeKeys,
+  options: { jobId: string; entry: StoredAttempt; limit: number; retryAt?: number },
+): Promise<number> {
+  return callScript(client, 'recordAttempt', scriptKeys(keys, SCRIPTS.recordAttempt.keys, { jobId: options.jobId }), [
     JSON.stringify(options),
   ]);
 }

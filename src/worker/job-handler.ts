@@ -21,6 +21,10 @@
  * once even when processes race. The handler then throws movedOutOfActive (bullmq-compat),
  * which tells BullMQ the job has been moved already and must not be finished again.
  *
+ * Attempt history (redis/attempt-history.ts): every attempt that reached its destination is
+ * recorded with the job, in calls the handler makes anyway: the dead-lettering script, the
+ * retrying-index update, the return value of a success; a postponement costs one call more.
+ *
  * Every outcome is one log line: conversationId, jobId, type, attempt, durationMs,
  * result, and reason and error when it failed. Never the payload.
  */
@@ -30,7 +34,8 @@ import { retryDelay, RetryScheduledError, type RetryPolicy } from './retry-polic
 import { parseJobData } from '../tasks/job-data.js';
 import { movedOutOfActive } from '../redis/bullmq-compat.js';
 import type { TypeKeys } from '../redis/keys.js';
-import { deadLetterActive, type RedisClient } from '../redis/scripts.js';
+import { deadLetterActive, recordAttempt, type RedisClient } from '../redis/scripts.js';
+import { HISTORY_LIMIT, storedAttempt, type StoredAttempt } from '../redis/attempt-history.js';
 import type { DeliveryPort, DeliveryReceipt, DeliveryRequest } from '../contract/delivery-port.js';
 import type { DestinationPolicy } from '../delivery/destination-policy.js';
 import { RetryableDeliveryError, TerminalDeliveryError } from '../delivery/errors.js';
@@ -157,7 +162,10 @@ export function createJobHandler(options: JobHandlerOptions) {
   // Two parameters, not three: BullMQ makes an AbortController for every job of a
   // processor that takes a signal, and nothing here cancels a delivery on BullMQ's behalf
   // (each provider request has its own timeout).
-  return async function handleJob(job: Job, token?: string): Promise<DeliveryReceipt | { superseded: true }> {
+  return async function handleJob(
+    job: Job,
+    token?: string,
+  ): Promise<(DeliveryReceipt & { attempt: StoredAttempt }) | { superseded: true }> {
     const startedAt = clock();
     const jobId = job.id!;
     const attempt = job.attemptsMade + 1;
@@ -198,13 +206,30 @@ export function createJobHandler(options: JobHandlerOptions) {
       options.onOutcome?.(full);
     };
 
+    // Attempt history: this attempt's entry, its error scrubbed of customer data.
+    const historyEntry = (
+      result: AttemptResult,
+      seen: { destination?: string; status?: number; error?: string },
+    ): StoredAttempt =>
+      storedAttempt({
+        attempt,
+        startedAt,
+        durationMs: clock() - startedAt,
+        result,
+        ...(seen.destination !== undefined && { destination: seen.destination }),
+        ...(seen.status !== undefined && { status: seen.status }),
+        ...(seen.error !== undefined && { error: scrubText(seen.error) }),
+      });
+
     const deadLetter = async (
       reason: DeadLetterReason,
       message: string,
       attempts: number,
       calledProvider: boolean,
       attemptResult?: JobOutcomeEvent['attemptResult'],
+      seen: { destination?: string; status?: number } = {},
     ): Promise<never> => {
+      const entry = attemptResult && historyEntry(attemptResult, { ...seen, error: message });
       const code = await deadLetterActive(client, keys, {
         jobId,
         token: token ?? '',
@@ -212,6 +237,7 @@ export function createJobHandler(options: JobHandlerOptions) {
         message: `${reason}: ${message}`,
         attempts,
         now: clock(),
+        ...(entry && { entry, limit: HISTORY_LIMIT }),
       });
       if (code !== 0) {
         // The lock is no longer ours (the job stalled and another worker took it): that
@@ -283,6 +309,10 @@ export function createJobHandler(options: JobHandlerOptions) {
       message: string,
       extra: Partial<JobOutcomeEvent> = {},
     ): Promise<never> => {
+      if (extra.attemptResult) {
+        const entry = historyEntry(extra.attemptResult, { ...extra, destination, error: message });
+        await recordAttempt(client, keys, { jobId, entry, limit: HISTORY_LIMIT });
+      }
       await job.moveToDelayed(Math.max(at, clock()), token);
       report({
         result: 'postponed',
@@ -302,7 +332,7 @@ export function createJobHandler(options: JobHandlerOptions) {
       const gate = await policy.acquire(destination, jobId, deadline);
       const attemptResult: AttemptResult = gate.go || gate.reason === 'rate_limit' ? 'rate_limited' : 'circuit_open';
       if (!gate.go && gate.expire) {
-        return deadLetter('expired', gate.message, job.attemptsMade, false, attemptResult);
+        return deadLetter('expired', gate.message, job.attemptsMade, false, attemptResult, { destination });
       }
       if (!gate.go) return postpone(clock() + gate.waitMs, gate.reason, gate.message, { attemptResult });
       probe = gate.probe;
@@ -322,7 +352,8 @@ export function createJobHandler(options: JobHandlerOptions) {
         ...(destination && { destination }),
         ...(receipt.status !== undefined && { status: receipt.status }),
       });
-      return receipt;
+      // The success's history entry rides in the return value BullMQ stores anyway.
+      return { ...receipt, attempt: historyEntry('success', { destination, status: receipt.status }) };
     } catch (error) {
       const failure = classify(error);
       const seen = {
@@ -353,6 +384,7 @@ export function createJobHandler(options: JobHandlerOptions) {
               job.attemptsMade,
               true,
               'rate_limited',
+              seen,
             );
           }
           return postpone(at, 'rate_limit', `${failure.message}; ${destination} held until ${toIso(until)}`, {
@@ -370,7 +402,9 @@ export function createJobHandler(options: JobHandlerOptions) {
           'configuration error: the provider refused our credentials',
         );
       }
-      if (failure.kind === 'terminal') return deadLetter('terminal', failure.message, attempt, true, 'terminal_error');
+      if (failure.kind === 'terminal') {
+        return deadLetter('terminal', failure.message, attempt, true, 'terminal_error', seen);
+      }
       // The attempts the job was enqueued with (the producer's configuration at the time).
       const maxAttempts = job.opts.attempts || config.attempts;
       if (attempt >= maxAttempts) {
@@ -380,6 +414,7 @@ export function createJobHandler(options: JobHandlerOptions) {
           attempt,
           true,
           'retryable_error',
+          seen,
         );
       }
       const delay = retryDelay(attempt, retryPolicy, failure.retryAfterMs);
@@ -391,9 +426,12 @@ export function createJobHandler(options: JobHandlerOptions) {
           attempt,
           true,
           'retryable_error',
+          seen,
         );
       }
-      await client.zadd(keys.retrying, nextAttemptAt, jobId);
+      // The retrying index (as before) and the attempt's history entry, in one call.
+      const entry = historyEntry('retryable_error', { ...seen, error: failure.message });
+      await recordAttempt(client, keys, { jobId, entry, limit: HISTORY_LIMIT, retryAt: nextAttemptAt });
       report({
         result: 'retrying',
         error: failure.message,

@@ -1,6 +1,7 @@
 /**
  * `aftercall dlq ...`: the dead-letter queue.
- *   list   [--type T] [--reason R] [--limit N] [--json]
+ *   list   [--type T] [--reason R] [--limit N] [--json]   (with each entry's attempts in brief)
+ *   show   --type T --job ID [--json]                     (one entry with every attempt)
  *   replay --type T (--job ID | --all [--reason R]) [--extend DURATION]
  *   purge  --type T (--job ID | --all [--reason R])
  */
@@ -9,12 +10,13 @@ import { createRedisConnection } from '../../redis/connection.js';
 import { taskTypes } from '../../tasks/catalog.js';
 import { choice, duration, integer, required, UsageError } from '../args.js';
 import { defineCommand } from '../command.js';
-import { table } from '../io.js';
+import { attemptsTable, historySummary, table } from '../io.js';
 
 export const command = defineCommand({
   name: 'dlq',
   synopsis: [
     'aftercall dlq list [--type T] [--reason R] [--limit N] [--json]',
+    'aftercall dlq show --type T --job ID [--json]',
     'aftercall dlq replay --type T (--job ID | --all [--reason R]) [--extend DURATION]',
     'aftercall dlq purge --type T (--job ID | --all [--reason R])',
   ],
@@ -32,8 +34,8 @@ terminal, invalid).`,
   positionals: true,
   async run({ values, positionals }, context) {
     const action = positionals[0];
-    if (action !== 'list' && action !== 'replay' && action !== 'purge') {
-      throw new UsageError('expected dlq list, dlq replay or dlq purge');
+    if (action !== 'list' && action !== 'show' && action !== 'replay' && action !== 'purge') {
+      throw new UsageError('expected dlq list, dlq show, dlq replay or dlq purge');
     }
     const reason = choice('reason', values.reason, DEAD_LETTER_REASONS);
     const type = choice('type', values.type, taskTypes);
@@ -50,17 +52,39 @@ terminal, invalid).`,
         else if (!entries.length) io.stdout.write('the dead-letter queue is empty\n');
         else
           io.stdout.write(
-            table(entries as unknown as Record<string, unknown>[], [
-              'type',
-              'reason',
-              'conversationId',
-              'attempts',
-              'deadLetteredAt',
-              'expiresAt',
-              'lastError',
-              'jobId',
-            ]),
+            table(
+              entries.map((entry) => ({ ...entry, history: historySummary(entry.history) })),
+              [
+                'type',
+                'reason',
+                'conversationId',
+                'attempts',
+                'history',
+                'deadLetteredAt',
+                'expiresAt',
+                'lastError',
+                'jobId',
+              ],
+            ),
           );
+        return 0;
+      }
+      if (action === 'show') {
+        const from = required('type', type, `one of ${taskTypes.join(', ')}`);
+        const jobId = required('job', values.job, 'a job id from dlq list');
+        const entry = await dlq.get(from, jobId);
+        if (!entry) {
+          io.stderr.write(`${from} job ${jobId} is not in the dead-letter queue\n`);
+          return 1;
+        }
+        if (values.json) io.stdout.write(`${JSON.stringify(entry, null, 2)}\n`);
+        else {
+          const { history, payload: _payload, ...fields } = entry;
+          const width = Math.max(...Object.keys(fields).map((name) => name.length));
+          for (const [name, value] of Object.entries(fields))
+            io.stdout.write(`${name.padEnd(width)}  ${value ?? '-'}\n`);
+          io.stdout.write(`attempts:\n${attemptsTable(history)}`);
+        }
         return 0;
       }
       const from = required('type', type, `one of ${taskTypes.join(', ')}`);

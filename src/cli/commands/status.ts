@@ -1,9 +1,12 @@
-/** `aftercall status <conversationId> [--json]`: what became of a conversation's tasks. */
+/**
+ * `aftercall status <conversationId> [--json]`: what became of a conversation's tasks, then each
+ * task's attempts (time, duration, result, destination, HTTP status, error); `--json` has them as `history`.
+ */
 import { conversationStatus } from '../../ops/status.js';
 import { createRedisConnection } from '../../redis/connection.js';
 import { UsageError } from '../args.js';
 import { defineCommand } from '../command.js';
-import { table } from '../io.js';
+import { attemptsTable, table } from '../io.js';
 
 export const command = defineCommand({
   name: 'status',
@@ -32,7 +35,11 @@ export const command = defineCommand({
             'finishedAt',
             'deadLetterReason',
             'lastError',
-          ]),
+          ]) +
+            entries
+              .filter((entry) => entry.history.length)
+              .map((entry) => `\n${entry.type} attempts:\n${attemptsTable(entry.history)}`)
+              .join(''),
         );
       return 0;
     } finally {

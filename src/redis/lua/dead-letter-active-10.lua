@@ -21,6 +21,8 @@
       message   the failed reason recorded on the job
       attempts  provider calls made, recorded as attemptsMade
       now       epoch ms
+      entry     optional: the attempt's history entry (attempt-history.ts StoredAttempt)
+      limit     history entries kept (with entry)
 
   Output:
      0  dead-lettered
@@ -44,11 +46,13 @@ local k = {
 local o = cjson.decode(ARGV[1])
 
 --- @include "deadLetter"
+--- @include "appendHistory"
 
 if rcall("EXISTS", k.job) == 0 then return -1 end
 if rcall("GET", k.lock) ~= o.token then return -2 end
 if rcall("LREM", k.active, -1, o.jobId) == 0 then return -3 end
 rcall("DEL", k.lock)
 rcall("SREM", k.stalled, o.jobId)
+if o.entry then appendHistory(k.job, o.entry, o.limit) end
 deadLetter(k, k.job, o.jobId, o.reason, o.message, o.attempts, o.now, "active")
 return 0
