@@ -61,7 +61,7 @@ print(json.dumps(out))
 
 function runPython(env: Record<string, string>): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn('python3', ['-I', '-c', SCRIPT], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('python3', ['-I', '-B', '-c', SCRIPT], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk) => {
@@ -85,7 +85,6 @@ describe.skipIf(!hasPython)('the Python client', () => {
     // spawn, not spawnSync: the server runs in this process and must keep answering.
     const run = await runPython({
       PATH: process.env.PATH ?? '',
-      PYTHONDONTWRITEBYTECODE: '1', // no __pycache__ left in examples/
       EXAMPLES: examples,
       URL: api.url,
       INGEST: TOKENS.ingest,
