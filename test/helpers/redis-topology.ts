@@ -3,7 +3,8 @@
  * in a temporary directory, on free ports, and stopped afterwards:
  *
  * - `startCluster({ masters: 3 })`: a 3-master Redis Cluster (`--cluster-enabled yes` ×3,
- *   then `redis-cli --cluster create ... --cluster-replicas 0`);
+ *   then `redis-cli --cluster create ... --cluster-replicas 0`); `masters: 1` gives a 1-shard
+ *   cluster (one node that takes every slot itself);
  *   `startCluster({ masters: 3, replicas: 1 })`: 3 masters plus a replica each, for failover.
  * - `startSentinelSet()`: a primary, a replica and three Sentinels (`redis-server --sentinel`)
  *   watching it.
@@ -220,6 +221,9 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
           'yes',
           '--cluster-config-file',
           join(dir, 'nodes.conf'),
+          // A node that never met another (a 1-shard cluster) would announce no address at all.
+          '--cluster-announce-ip',
+          HOST,
           '--cluster-node-timeout',
           String(options.nodeTimeoutMs ?? 2_000),
           // A replica takes over however long it was disconnected: tests kill masters on purpose.
@@ -235,19 +239,30 @@ export async function startCluster(options: ClusterOptions = {}): Promise<TestCl
   };
   try {
     await Promise.all(nodes.map((node) => node.start()));
-    const create = spawnSync(
-      'redis-cli',
-      [
-        '--cluster',
-        'create',
-        ...nodes.map((node) => `${HOST}:${node.port}`),
-        '--cluster-replicas',
-        String(replicas),
-        '--cluster-yes',
-      ],
-      { encoding: 'utf8', timeout: 60_000 },
-    );
-    if (create.status !== 0) throw new Error(`redis-cli --cluster create failed: ${create.stdout}${create.stderr}`);
+    if (masters === 1 && replicas === 0) {
+      // `redis-cli --cluster create` wants 3 masters: a 1-shard cluster takes every slot itself.
+      const client = nodes[0]!.connect();
+      try {
+        await client.connect();
+        await client.call('CLUSTER', 'ADDSLOTSRANGE', '0', '16383');
+      } finally {
+        client.disconnect();
+      }
+    } else {
+      const create = spawnSync(
+        'redis-cli',
+        [
+          '--cluster',
+          'create',
+          ...nodes.map((node) => `${HOST}:${node.port}`),
+          '--cluster-replicas',
+          String(replicas),
+          '--cluster-yes',
+        ],
+        { encoding: 'utf8', timeout: 60_000 },
+      );
+      if (create.status !== 0) throw new Error(`redis-cli --cluster create failed: ${create.stdout}${create.stderr}`);
+    }
   } catch (error) {
     await stop();
     throw error;
