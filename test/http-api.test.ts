@@ -2,7 +2,7 @@
  * The HTTP API through real HTTP: every answer the issue names for the outcome, status and
  * dead-letter routes, auth by role, and the refusal to start without API keys.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/environment.js';
@@ -61,6 +61,39 @@ describe('auth', () => {
     });
     expect(result.status).toBe(1);
     expect(result.stderr).toMatch(/API_KEYS: required: aftercall serve refuses to start without API keys/);
+  });
+
+  it('aftercall serve listens, answers, and exits 0 on SIGTERM', async () => {
+    const bin = fileURLToPath(new URL('../bin/aftercall.js', import.meta.url));
+    const child = spawn(process.execPath, [bin, 'serve', '--port', '0', '--host', '127.0.0.1'], {
+      env: {
+        PATH: process.env.PATH,
+        REDIS_URL,
+        AFTERCALL_PREFIX: prefix,
+        LOG_LEVEL: 'silent',
+        API_KEYS: `ingest:${TOKENS.ingest}`,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    try {
+      let stdout = '';
+      const listening = await new Promise<string>((resolve, reject) => {
+        child.stdout!.on('data', (chunk: Buffer) => {
+          stdout += chunk.toString('utf8');
+          const match = /listening on (http:\/\/\S+)/.exec(stdout);
+          if (match) resolve(match[1]!);
+        });
+        child.once('exit', (code) => reject(new Error(`serve exited ${code}`)));
+      });
+      expect((await call(`${listening}/healthz`, 'GET')).status).toBe(200);
+      const answer = await postJson(`${listening}/v1/outcomes`, auth('ingest'), resolvedOutcome('serve-cli-1'));
+      expect(answer.status).toBe(202);
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
   });
 
   it('refuses a malformed API_KEYS naming the pair, not the token', () => {
