@@ -6,6 +6,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Webhook } from 'standardwebhooks';
 import { createProducer, type Producer } from '../src/producer/producer.js';
+import { createDestinationPolicy } from '../src/delivery/destination-policy.js';
 import { createDestinationStore } from '../src/redis/destination-store.js';
 import { DeadLetterQueue } from '../src/redis/dead-letter-queue.js';
 import { conversationStatus } from '../src/ops/status.js';
@@ -346,5 +347,102 @@ describe('signing-secret rotation', () => {
     expect(() => new Webhook(previous).verify(raw, headers)).not.toThrow();
     const stranger = `whsec_${Buffer.from('some-other-secret-0123456789').toString('base64')}`;
     expect(() => new Webhook(stranger).verify(raw, headers)).toThrow();
+  });
+});
+
+describe('trusting a closed destination for a moment (trustClosedMs)', () => {
+  const HOUR = 3_600_000;
+  /** A policy of one worker process, on its own clock, and the script calls Redis ran for it. */
+  async function trusting(name: string, limits?: Record<string, { limit: number; periodMs: number }>) {
+    const prefix = uniquePrefix(name);
+    cleanups.push(() => removePrefix(client, prefix));
+    let now = Date.now();
+    const store = createDestinationStore(client, prefix);
+    const policy = createDestinationPolicy({
+      store,
+      ...(limits && { limits }),
+      defaultHoldMs: 1_000,
+      deliveryTimeoutMs: 1_000,
+      trustClosedMs: 100,
+      clock: () => now,
+    });
+    cleanups.push(() => policy.close());
+    const gate = () => policy.acquire('webhook:update_crm', `job-${Math.random()}`, now + HOUR);
+    return {
+      store,
+      policy,
+      gate,
+      advance: (ms: number) => {
+        now += ms;
+      },
+      now: () => now,
+    };
+  }
+
+  it('skips the round trip while trusted, and sees a state set elsewhere once the trust ends', async () => {
+    const p = await trusting('trust');
+    expect(await p.gate()).toEqual({ go: true, probe: false });
+    // Another process (or an operator) opens the destination.
+    await p.store.set('webhook:update_crm', { action: 'open', now: p.now(), until: 0, reason: 'incident' });
+    // Within the trust window the process does not ask: it goes.
+    p.advance(99);
+    expect(await p.gate()).toEqual({ go: true, probe: false });
+    // Once it has passed, it asks Redis again and waits.
+    p.advance(1);
+    expect(await p.gate()).toMatchObject({ go: false, reason: 'circuit' });
+    // And it keeps asking while the destination is not closed.
+    expect(await p.gate()).toMatchObject({ go: false, reason: 'circuit' });
+  });
+
+  it('ends the trust at once on its own failure report, 429 hold or 410', async () => {
+    const p = await trusting('trust-failure');
+    expect((await p.gate()).go).toBe(true);
+    await p.store.set('webhook:update_crm', { action: 'open', now: p.now(), until: 0, reason: 'incident' });
+    await p.policy.report('webhook:update_crm', 'failure', false);
+    expect(await p.gate()).toMatchObject({ go: false, reason: 'circuit' });
+
+    const q = await trusting('trust-hold');
+    expect((await q.gate()).go).toBe(true);
+    await q.policy.hold('webhook:update_crm', 5_000, 'HTTP 429');
+    expect(await q.gate()).toMatchObject({ go: false, reason: 'circuit' });
+  });
+
+  it('jobs starting while the question is in flight share its answer: one script call for a burst', async () => {
+    const p = await trusting('trust-burst');
+    // The real store, counting the questions the policy asks it.
+    let asked = 0;
+    const counting = {
+      ...p.store,
+      acquire: (...args: Parameters<typeof p.store.acquire>) => {
+        asked += 1;
+        return p.store.acquire(...args);
+      },
+    };
+    const policy = createDestinationPolicy({
+      store: counting,
+      defaultHoldMs: 1_000,
+      deliveryTimeoutMs: 1_000,
+      trustClosedMs: 100,
+    });
+    cleanups.push(() => policy.close());
+    const gates = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => policy.acquire('webhook:update_crm', `job-${i}`, Date.now() + HOUR)),
+    );
+    expect(gates.every((gate) => gate.go)).toBe(true);
+    expect(asked).toBe(1);
+    // Without trust, each job asks.
+    const plain = createDestinationPolicy({ store: counting, defaultHoldMs: 1_000, deliveryTimeoutMs: 1_000 });
+    asked = 0;
+    await Promise.all(
+      Array.from({ length: 5 }, (_, i) => plain.acquire('webhook:update_crm', `job-${i}`, Date.now() + HOUR)),
+    );
+    expect(asked).toBe(5);
+  });
+
+  it('never trusts a destination with a rate limit: every grant is counted in Redis', async () => {
+    const p = await trusting('trust-limit', { 'webhook:update_crm': { limit: 2, periodMs: 60_000 } });
+    expect((await p.gate()).go).toBe(true);
+    expect((await p.gate()).go).toBe(true);
+    expect(await p.gate()).toMatchObject({ go: false, reason: 'rate_limit' });
   });
 });

@@ -25,6 +25,15 @@
  * Retry-After (or the retry base delay); a 410 holds it until an operator closes it.
  * Limits a provider states in its headers (`ratelimit-limit`) are adopted beside the
  * configured one; the lower governs.
+ *
+ * With `trustClosedMs` (the worker: 100 ms, as long as successes may wait to be sent), a
+ * destination that has no rate limit and that this process saw closed less than that long
+ * ago is not asked again: the round trip before every delivery was the largest cost
+ * aftercall added to an I/O-bound job (docs/PERFORMANCE.md). A change made elsewhere (a
+ * circuit another process opened, a 429 hold, an operator's `circuit open`) reaches the
+ * process within that time, and at once through its own reports: a failure, a 429, a 410
+ * and any answer from Redis that is not "closed" end the trust. A destination with a rate
+ * limit asks every time (each grant is counted in Redis).
  */
 import { formatDuration, toIso, type Clock } from '../contract/time.js';
 import type { AcquireReply, DestinationState, DestinationStore } from '../redis/destination-store.js';
@@ -72,6 +81,11 @@ export interface DestinationPolicyOptions {
   pollMs?: number;
   /** How long results may wait before they are sent; default 100 ms. */
   flushMs?: number;
+  /**
+   * How long a destination without rate limits, seen closed, goes without asking Redis
+   * again before a delivery; default 0 (ask every time).
+   */
+  trustClosedMs?: number;
   clock?: Clock;
   random?: () => number;
   onTransition?: (destination: string, to: DestinationState) => void;
@@ -100,12 +114,20 @@ export function createDestinationPolicy(options: DestinationPolicyOptions): Dest
   const random = options.random ?? Math.random;
   const flushMs = options.flushMs ?? 100;
   const pollMs = options.pollMs ?? circuit.cooldownMs;
+  const trustClosedMs = options.trustClosedMs ?? 0;
   const learned = new Map<string, RateLimit>();
+  // Destinations seen closed (no rate limit), until when that is trusted without asking.
+  const closedUntil = new Map<string, number>();
+  // The question in flight for such a destination: whether it answered "closed, go". The
+  // jobs that start meanwhile share it rather than each asking (a closed destination
+  // without limits answers every job alike); any other answer, they ask themselves.
+  const asking = new Map<string, Promise<boolean>>();
   const pending = new Map<string, { calls: number; failures: number }>();
   let timer: NodeJS.Timeout | undefined;
   let inFlight: Promise<void> = Promise.resolve();
 
-  const transitioned = (destination: string, transition: string) => {
+  const transitioned = (destination: string, transition: string, state?: string) => {
+    if (transition || (state !== undefined && state !== 'closed')) closedUntil.delete(destination);
     if (transition) options.onTransition?.(destination, transition as DestinationState);
   };
   const limitsOf = (destination: string): [number, number][] =>
@@ -135,7 +157,7 @@ export function createDestinationPolicy(options: DestinationPolicyOptions): Dest
       cooldownMs: circuit.cooldownMs,
       maxCooldownMs: circuit.maxCooldownMs,
     });
-    transitioned(destination, reply.transition);
+    transitioned(destination, reply.transition, reply.state);
   };
 
   const flush = async () => {
@@ -165,13 +187,18 @@ export function createDestinationPolicy(options: DestinationPolicyOptions): Dest
       const known = learned.get(destination);
       if (!known || known.limit !== stated.limit || known.periodMs !== stated.periodMs) {
         learned.set(destination, { limit: stated.limit, periodMs: stated.periodMs });
+        closedUntil.delete(destination);
       }
     },
     async acquire(destination, jobId, deadline) {
+      const trusted = closedUntil.get(destination);
+      if (trusted !== undefined && clock() < trusted) return { go: true, probe: false };
+      const shared = asking.get(destination);
+      if (shared && (await shared)) return { go: true, probe: false };
       const now = clock();
       const limits = limitsOf(destination);
       const longest = Math.max(0, ...limits.map(([, periodMs]) => periodMs));
-      const reply = await store.acquire(destination, {
+      const asked = store.acquire(destination, {
         now,
         job: jobId,
         limits,
@@ -180,8 +207,22 @@ export function createDestinationPolicy(options: DestinationPolicyOptions): Dest
         probeLeaseMs: options.deliveryTimeoutMs + 5_000,
         pollMs,
       });
+      if (trustClosedMs > 0 && !limits.length && !asking.has(destination)) {
+        const closed = asked.then(
+          (reply) => reply.code === 0 && reply.state === 'closed',
+          () => false,
+        );
+        asking.set(destination, closed);
+        void closed.then(() => {
+          if (asking.get(destination) === closed) asking.delete(destination);
+        });
+      }
+      const reply = await asked;
       void store.register(destination).catch((error) => options.onError?.(error as Error));
-      transitioned(destination, reply.transition);
+      transitioned(destination, reply.transition, reply.state);
+      if (reply.code === 0 && reply.state === 'closed' && !limits.length && trustClosedMs > 0) {
+        closedUntil.set(destination, now + trustClosedMs);
+      }
       switch (reply.code) {
         case 0:
         case 1:
@@ -219,6 +260,7 @@ export function createDestinationPolicy(options: DestinationPolicyOptions): Dest
       }
     },
     async report(destination, result, probe) {
+      if (result === 'failure') closedUntil.delete(destination);
       if (result === 'failure' && !probe) {
         // Failures go at once (with whatever is pending): the circuit must open as soon as
         // the threshold is crossed, not a batch later. Successes wait for the batch.
@@ -248,11 +290,13 @@ export function createDestinationPolicy(options: DestinationPolicyOptions): Dest
     async hold(destination, retryAfterMs, reason) {
       const now = clock();
       const until = now + (retryAfterMs ?? options.defaultHoldMs);
+      closedUntil.delete(destination);
       const reply = await store.set(destination, { action: 'hold', now, until, reason });
       transitioned(destination, reply.transition);
       return until;
     },
     async gone(destination, reason) {
+      closedUntil.delete(destination);
       const reply = await store.set(destination, { action: 'gone', now: clock(), until: 0, reason });
       transitioned(destination, reply.transition);
     },
