@@ -190,12 +190,16 @@ const PER_PROCESS = new Set([
   'aftercall_provider_requests_total',
   'aftercall_provider_request_duration_seconds',
   'aftercall_worker_up',
+  'aftercall_rate_limited_total',
+  'aftercall_destination_waits_total',
+  'aftercall_destination_transitions_total',
 ]);
 const FLEET_WIDE = new Set([
   'aftercall_tasks_created_total',
   'aftercall_queue_jobs',
   'aftercall_dead_letter_jobs',
   'aftercall_queue_workers',
+  'aftercall_destination_state',
 ]);
 const HISTOGRAMS = new Set([
   'aftercall_task_duration_seconds',
@@ -737,6 +741,10 @@ describe('Grafana', () => {
       'sweeper runs',
       'expired by the sweeper',
       'sweep duration',
+      'destination states',
+      'destination waits',
+      '429s received',
+      'destination transitions',
     ]) {
       expect(titles).toContain(topic);
     }

@@ -3,6 +3,12 @@
  * scraping a real worker that processes real jobs, some of which fail. Every panel query
  * and every alert expression must parse and find series; an alert's thresholds are taken
  * off for that (see helpers/promql.ts), so the check does not depend on which alerts fire.
+ *
+ * The destinations see what providers do: update_crm's webhook has a configured rate limit
+ * (CRM_WEBHOOK_RATE_LIMIT=5/s, under the load's pace, so jobs wait for their turn), the
+ * ticket receiver has a real limit of 4 requests a second (429 with ratelimit-* headers
+ * above it), and the callback receiver is down for 10 seconds (503), long enough to open
+ * its circuit; random 429s hold every destination now and then.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -40,6 +46,14 @@ async function query(
 }
 
 const HOUR = 3_600_000;
+/** Every destination series has seen what the workload makes happen. */
+const DESTINATIONS_SEEN = [
+  'max(max_over_time(aftercall_destination_state{destination="webhook:route_callback",state="open"}[5m])) == 1',
+  'sum(aftercall_destination_transitions_total{destination="webhook:route_callback",to="open"}) > 0',
+  'sum(aftercall_rate_limited_total{destination="webhook:update_ticket"}) > 0',
+  'sum(aftercall_destination_waits_total{destination="webhook:update_crm",reason="rate_limit"}) > 0',
+  'sum(aftercall_destination_waits_total{destination="webhook:route_callback",reason="circuit"}) > 0',
+];
 let feeding = true;
 
 beforeAll(async () => {
@@ -55,6 +69,8 @@ beforeAll(async () => {
       rateLimitRate: 0.1,
       retryAfterSeconds: 1,
       terminalRecipients: ['refused@example.com'],
+      // The sandbox names a webhook destination by its path: the ticket receiver is /webhooks/tickets.
+      limits: { 'webhook:tickets': 4 },
     },
   });
   const metricsPort = await freePort();
@@ -62,6 +78,7 @@ beforeAll(async () => {
     config: testConfig(prefix, `${sandbox.url}/webhooks`, {
       WEBHOOK_SECRET: sandbox.webhookSecret,
       SWEEP_INTERVAL: '500ms',
+      CRM_WEBHOOK_RATE_LIMIT: '5/s',
     }),
     concurrency: 5,
     metricsPort,
@@ -91,6 +108,9 @@ beforeAll(async () => {
     }
     await producer.close();
   })();
+  // An outage of the callback receiver while the load runs: its circuit opens, then a probe closes it.
+  // (The fleet's destination webhook:route_callback is the sandbox's /webhooks/callbacks.)
+  sandbox.setFaults({ outages: { 'webhook:callbacks': { durationMs: 10_000 } } });
 
   // Prometheus scraping it every second, with the alert rules loaded.
   const port = await freePort();
@@ -143,8 +163,19 @@ beforeAll(async () => {
     'expired tasks and sweeps to show',
     45_000,
   );
+  await waitUntil(
+    async () => {
+      const missing: string[] = [];
+      for (const expr of DESTINATIONS_SEEN) if (!(await query(expr)).data?.result.length) missing.push(expr);
+      return missing;
+    },
+    (missing) => missing.length === 0,
+    'an open circuit, 429s and waits for a rate limit and a circuit to show (last value: the ones missing)',
+    60_000,
+    250,
+  );
   await new Promise((resolve) => setTimeout(resolve, 4_000));
-}, 120_000);
+}, 180_000);
 
 afterAll(async () => {
   feeding = false;
@@ -205,6 +236,21 @@ describe('dashboard and alert rules against a real Prometheus', () => {
     const loaded = response.data.groups.flatMap((group) => group.rules);
     expect(loaded.length).toBeGreaterThanOrEqual(8);
     expect(loaded.filter((rule) => rule.health !== 'ok').map((rule) => `${rule.name}: ${rule.lastError}`)).toEqual([]);
+  });
+
+  it("shows the destinations' circuits, holds and waits: every new series has data", async () => {
+    // The beforeAll waited for these; each one on its own, for a clear message if one is missing.
+    for (const expr of DESTINATIONS_SEEN) {
+      const answer = await query(expr);
+      expect(answer.status, expr).toBe('success');
+      expect(answer.data!.result, expr).toHaveLength(1);
+    }
+    // One state per destination at a time, in each scrape.
+    const states = await query('sum by (destination) (aftercall_destination_state)');
+    expect(states.data!.result.length).toBeGreaterThanOrEqual(6);
+    for (const series of states.data!.result as { metric: { destination: string }; value: [number, string] }[]) {
+      expect(series.value[1], series.metric.destination).toBe('1');
+    }
   });
 
   it("runs the KEDA ScaledObjects' queries (deploy/kubernetes): one number per worker group", async () => {
