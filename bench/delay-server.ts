@@ -4,7 +4,9 @@
  * Answers every request with 200 {"ok":true} `delayMs` after it has read the request's
  * body. It does not verify signatures. Plain JavaScript once the harness has stripped its
  * types (see worker-process.ts), driven over IPC like the worker: sends {event:'listening',
- * port}; answers mark, report {cpuMs} (CPU ms since the mark) and close.
+ * port}; answers mark, report {cpuMs} (CPU ms since the mark), timings (when each request
+ * carrying an idempotency-key header arrived and was answered, for the latency breakdown)
+ * and close.
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -16,12 +18,19 @@ const send = (message: ChildMessage) => {
   if (process.connected) process.send?.(message);
 };
 
+const now = () => performance.timeOrigin + performance.now();
+// [idempotency-key, arrived, replied] of each request since the mark (the latency breakdown).
+let requests: [string, number, number][] = [];
+
 const server = createServer((request, response) => {
+  const arrived = now();
+  const key = request.headers['idempotency-key'];
   request.resume();
   request.on('end', () => {
     setTimeout(() => {
       response.writeHead(200, { 'content-type': 'application/json', 'content-length': '11' });
       response.end('{"ok":true}');
+      if (typeof key === 'string') requests.push([key, arrived, now()]);
     }, delayMs);
   });
 });
@@ -35,7 +44,10 @@ process.on('message', (message: Command) => {
   const { id, cmd } = message;
   if (cmd === 'mark') {
     markCpu = process.cpuUsage();
+    requests = [];
     send({ reply: id });
+  } else if (cmd === 'timings') {
+    send({ reply: id, requests });
   } else if (cmd === 'report') {
     const cpu = process.cpuUsage(markCpu);
     send({ reply: id, cpuMs: (cpu.user + cpu.system) / 1000 });

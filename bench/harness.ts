@@ -31,8 +31,18 @@ import { createProducer, planOutcome, resolveTaskConfigs, type ConversationOutco
 import { REDIS_URL, removePrefix, WEBHOOK_SECRET } from '../test/helpers/redis.js';
 import { redisServerBinary, startPrivateRedis, type PrivateRedis } from '../test/helpers/redis-server.js';
 import { waitUntil } from '../test/helpers/wait.js';
+import { breakdown, scriptCalls, type LatencyBreakdown } from './latency-breakdown.js';
 import { acrossRounds, alternating, log, type Spread } from './lib.js';
-import type { ChildMessage, Command, Reply, ServerReport, WorkerProcessOptions, WorkerReport } from './protocol.js';
+import type {
+  ChildMessage,
+  Command,
+  Reply,
+  ServerReport,
+  ServerTimings,
+  WorkerProcessOptions,
+  WorkerReport,
+  WorkerTimings,
+} from './protocol.js';
 
 export { WEBHOOK_SECRET };
 export const TYPE = 'update_crm';
@@ -509,6 +519,8 @@ export interface WorkerProcessStart {
   log?: 'file' | 'null';
   sampleEvery?: number;
   gcEvery?: number;
+  /** Keep each job's handler start and end for the latency breakdown (latency-breakdown.ts). */
+  timings?: boolean;
   nodeArgs?: string[];
   /** More environment for the process (ours: loadConfig reads it), e.g. CRM_WEBHOOK_RATE_LIMIT. */
   env?: Record<string, string>;
@@ -527,6 +539,7 @@ export async function startWorkerProcess({
   webhookUrl,
   sampleEvery = 0,
   gcEvery = 0,
+  timings = false,
   log = 'file',
   nodeArgs = [],
   env = {},
@@ -542,7 +555,7 @@ export async function startWorkerProcess({
       stdout = openSync('/dev/null', 'w');
     }
   }
-  const options: WorkerProcessOptions = { side, prefix, concurrency, port, webhookUrl, sampleEvery, gcEvery };
+  const options: WorkerProcessOptions = { side, prefix, concurrency, port, webhookUrl, sampleEvery, gcEvery, timings };
   const child = track(
     spawn(process.execPath, [...nodeArgs, script, JSON.stringify(options)], {
       env: {
@@ -691,6 +704,7 @@ export async function startSide({
         n,
         redisClient: redisCpu ? control.client : undefined,
         delayServer,
+        ...(workerOptions.timings && delayServer && { breakdownOf: `${prefix}:${QUEUE}` }),
         ...options,
       }),
     stop: () => stopAll(workers, enqueuer, control),
@@ -719,6 +733,11 @@ export interface RoundOptions {
   state?: 'completed' | 'failed';
   redisClient?: Redis;
   delayServer?: DelayServer;
+  /**
+   * The queue's key (`<prefix>:<queue>`): put the latency breakdown of the round together
+   * (workers started with `timings`, and a delayServer).
+   */
+  breakdownOf?: string;
   pollMs?: number;
   timeoutMs?: number;
 }
@@ -737,6 +756,8 @@ export interface Round {
     machineBusyMs: number | undefined;
     machineTotalMs: number | undefined;
   };
+  /** With `breakdownOf`: where one job's time went (latency-breakdown.ts). */
+  breakdown?: LatencyBreakdown;
 }
 
 /**
@@ -754,6 +775,7 @@ export async function measureRound({
   state = 'completed',
   redisClient,
   delayServer,
+  breakdownOf,
   pollMs = 20,
   timeoutMs = 600_000,
 }: RoundOptions): Promise<Round> {
@@ -764,6 +786,7 @@ export async function measureRound({
   await Promise.all(workers.map((worker) => worker.request('mark')));
   if (delayServer) await delayServer.request('mark');
   const redisCpu0 = redisClient ? await redisCpuMs(redisClient) : undefined;
+  const scripts0 = breakdownOf ? await scriptCalls(control.client) : 0;
   const harnessCpu0 = process.cpuUsage();
   const machine0 = machineCpuMs();
   const started = now();
@@ -787,7 +810,19 @@ export async function measureRound({
   const server = delayServer ? await delayServer.request<ServerReport>('report') : undefined;
   const redisCpu = redisClient && redisCpu0 !== undefined ? (await redisCpuMs(redisClient)) - redisCpu0 : undefined;
   const seconds = wallMs / 1000;
+  // After the round: the timestamps each process kept, put together.
+  const latency =
+    breakdownOf && delayServer
+      ? await breakdown({
+          workers: await Promise.all(workers.map((worker) => worker.request<WorkerTimings>('timings'))),
+          server: await delayServer.request<ServerTimings>('timings'),
+          client: control.client,
+          queueKey: breakdownOf,
+          scriptCallsDelta: (await scriptCalls(control.client)) - scripts0,
+        })
+      : undefined;
   return {
+    ...(latency && { breakdown: latency }),
     n,
     seconds,
     jobsPerSecond: n / seconds,

@@ -30,6 +30,8 @@ export type Entry<R extends Measured = Measured> = R & {
   seconds?: number;
   /** Kept from an earlier run by a run with --only. */
   fromEarlierRun?: boolean;
+  /** The machine's 1-minute load average when the benchmark started and ended (it is shared). */
+  loadAverage?: [number, number];
 };
 
 export interface Benchmark<R extends Measured = Measured> {

@@ -24,12 +24,18 @@ export interface WorkerProcessOptions {
   sampleEvery: number;
   /** Force a full GC before every this-many-th sample (needs --expose-gc; 0: never). */
   gcEvery: number;
+  /**
+   * Keep each job's handler start and end in memory (epoch ms), for `timings`; sent only
+   * when asked, after a round, so the round itself pays two numbers per job.
+   */
+  timings?: boolean;
 }
 
 export type Command =
   | { id: number; cmd: 'mark' }
   | { id: number; cmd: 'expect'; n: number }
   | { id: number; cmd: 'report' }
+  | { id: number; cmd: 'timings' }
   | { id: number; cmd: 'close' };
 
 export interface Reply {
@@ -43,6 +49,23 @@ export interface WorkerReport extends Reply {
   /** Epoch ms (fractional); absent when no job finished since the mark. */
   lastAt?: number;
   cpuMs: number;
+}
+
+/**
+ * A worker's answer to `timings`: [jobId, handler start, handler end] of every job
+ * finished since the mark (epoch ms, fractional; ours' start is the end less its
+ * durationMs, whole milliseconds).
+ */
+export interface WorkerTimings extends Reply {
+  jobs: [jobId: string, start: number, end: number][];
+}
+
+/**
+ * The delay server's answer to `timings`: [idempotency-key header, request read (its
+ * headers parsed), answer written] of every request since the mark (epoch ms, fractional).
+ */
+export interface ServerTimings extends Reply {
+  requests: [key: string, arrived: number, replied: number][];
 }
 
 /** The delay server's answer to `report`. */
@@ -63,4 +86,4 @@ export type ChildEvent =
   | { event: 'listening'; port: number }
   | ({ event: 'sample' } & MemorySample);
 
-export type ChildMessage = Reply | WorkerReport | ServerReport | ChildEvent;
+export type ChildMessage = Reply | WorkerReport | ServerReport | WorkerTimings | ServerTimings | ChildEvent;

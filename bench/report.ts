@@ -32,9 +32,13 @@ export function verdict(goal: Goal | undefined, text: string): string {
 
 /** Sections kept from an earlier run (a run with --only) say when they were measured. */
 export function measuredAt(entry: Entry): string[] {
-  return entry.fromEarlierRun && entry.ranAt
-    ? [`_Measured in an earlier run, ${entry.ranAt.slice(0, 16).replace('T', ' ')} UTC._`, '']
-    : [];
+  const load = entry.loadAverage
+    ? ` Load average (1 min) ${fmt(entry.loadAverage[0], 1)} at its start, ${fmt(entry.loadAverage[1], 1)} at its end: every figure below was measured under it.`
+    : '';
+  if (entry.fromEarlierRun && entry.ranAt) {
+    return [`_Measured in an earlier run, ${entry.ranAt.slice(0, 16).replace('T', ' ')} UTC.${load}_`, ''];
+  }
+  return load ? [`_${load.trim()}_`, ''] : [];
 }
 
 export interface Failed {

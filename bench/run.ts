@@ -21,6 +21,7 @@
  * section says when it was measured.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { BENCHMARKS } from './benchmarks.js';
 import { machine, type Machine } from './lib.js';
 import { renderReport, type Failed, type Results } from './report.js';
@@ -63,6 +64,8 @@ for (const benchmark of BENCHMARKS) {
   if (only && !only.includes(name)) continue;
   process.stderr.write(`bench: ${name}${quick ? ' (quick)' : ''}\n`);
   const started = performance.now();
+  // The machine is shared: its load average before and after, next to every figure.
+  const loadBefore = loadavg()[0]!;
   try {
     const result = await benchmark.run({ quick });
     // A quick run's sizes are too small for its timings to mean anything: no verdicts.
@@ -72,6 +75,7 @@ for (const benchmark of BENCHMARKS) {
       ...result,
       ranAt: new Date().toISOString(),
       seconds: (performance.now() - started) / 1000,
+      loadAverage: [loadBefore, loadavg()[0]!],
     };
   } catch (error) {
     failures.push(name);

@@ -24,6 +24,7 @@ import {
 } from './harness.js';
 import type { Benchmark, Entry, Goal, Spread } from './lib.js';
 import { fmt, measuredAt, num, pct, plural, range, us, verdict } from './report.js';
+import { claim, CPU_BOUND, reasonParagraph, supported, type Claim } from './reasons.js';
 
 export const CONCURRENCY = 50;
 
@@ -145,17 +146,36 @@ function report(t: Entry<Throughput>): string[] {
       '',
     );
   }
-  if (t.goal.judged && !t.goal.met) {
-    lines.push(
-      `**Why missed.** With a no-op delivery the worker process is the bottleneck, and its throughput is the inverse of its CPU`,
-      `per job: aftercall's worker needs ${fmt(t.cpu.ours.workerMsPerJob / t.cpu.raw.workerMsPerJob)} times raw BullMQ's. Redis is not the`,
-      'difference: processing a job runs the same commands on both sides (see Redis cost per task). The work aftercall adds',
-      'is in its job handler: the log line (a synchronous write per job), the validation of the job data, the metrics, and',
-      'the garbage these leave. With deliveries that take real time (next section) the gap matters much less.',
-      '',
-    );
-  }
+  if (t.goal.judged) lines.push(...reasonParagraph(t.goal.met ? 'Why met.' : 'Why missed.', throughputReasons(t)));
   return lines;
+}
+
+/** The claims that explain the verdict, each tested against this run's figures (reasons.ts). */
+export function throughputReasons(t: Entry<Throughput>): Claim[] {
+  const busy = t.cpu.ours.worker;
+  const cpuRatio = t.cpu.ours.workerMsPerJob / t.cpu.raw.workerMsPerJob;
+  return supported([
+    claim(
+      `With a no-op delivery the worker process is the bottleneck (busy ${pct(busy)} of a core), and its throughput is the inverse of its CPU per job: aftercall's worker needs ${fmt(cpuRatio)} times raw BullMQ's.`,
+      busy >= CPU_BOUND && cpuRatio > 1,
+      `worker busy ${pct(busy)}, CPU per job ${fmt(cpuRatio)}x`,
+    ),
+    claim(
+      `The work aftercall adds is in its job handler: the log line, the validation of the job data, the metrics (timed above), and the garbage these leave.`,
+      cpuRatio > 1,
+      `CPU per job ${fmt(cpuRatio)}x`,
+    ),
+    claim(
+      `Its worker needed ${fmt(cpuRatio)} times raw BullMQ's CPU per job, within what the ${fmt(t.goal.limit)}× goal allows.`,
+      t.ratio >= t.goal.limit,
+      `ratio ${fmt(t.ratio)}`,
+    ),
+    claim(
+      `The worker process was not short of CPU (busy ${pct(busy)} of a core): the rest of the round went waiting, for Redis or for a core the machine's other processes held.`,
+      busy < CPU_BOUND,
+      `worker busy ${pct(busy)}`,
+    ),
+  ]);
 }
 
 export const throughput: Benchmark<Throughput> = {

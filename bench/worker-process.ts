@@ -19,7 +19,8 @@
  *
  * It answers the harness's commands (protocol.ts): mark (reset the count and CPU baseline),
  * expect {n} (reply once n jobs finished since the mark), report (jobs finished since the
- * mark, the last one's finishing time, CPU ms since the mark), close (graceful shutdown,
+ * mark, the last one's finishing time, CPU ms since the mark), timings (each job's handler
+ * start and end since the mark, kept only with `timings`), close (graceful shutdown,
  * then exit). It sends {event:'ready'} once running and {event:'sample'} every
  * `sampleEvery` jobs (after a forced full GC every `gcEvery` jobs, with --expose-gc). It
  * exits when the harness goes away.
@@ -34,7 +35,7 @@ const PACKAGE: string = 'aftercall';
 const { loadConfig, startWorker, TerminalDeliveryError } = (await import(PACKAGE)) as typeof Aftercall;
 
 const options = JSON.parse(process.argv[2] ?? '{}') as WorkerProcessOptions;
-const { side, prefix, concurrency, port, webhookUrl, sampleEvery = 0, gcEvery = 0 } = options;
+const { side, prefix, concurrency, port, webhookUrl, sampleEvery = 0, gcEvery = 0, timings = false } = options;
 const QUEUE_TYPE = 'update_crm';
 const now = () => performance.timeOrigin + performance.now();
 const send = (message: ChildMessage) => {
@@ -47,6 +48,8 @@ let markCount = 0;
 let markCpu = process.cpuUsage();
 let lastAt: number | undefined;
 let expectation: { id: number; n: number } | undefined;
+// [jobId, handler start, handler end] since the mark, when asked for (the latency breakdown).
+let jobTimings: [string, number, number][] = [];
 
 function finished() {
   count += 1;
@@ -93,7 +96,13 @@ if (side === 'ours') {
     sweeper: false,
     metricsPort: 0,
     onOutcome: (event) => {
-      if (event.result === 'completed' || event.result === 'dead_lettered') finished();
+      if (event.result === 'completed' || event.result === 'dead_lettered') {
+        if (timings) {
+          const end = now();
+          jobTimings.push([event.jobId, end - event.durationMs, end]);
+        }
+        finished();
+      }
     },
   });
   await fleet.ready;
@@ -103,13 +112,16 @@ if (side === 'ours') {
   const processor =
     port === 'webhook'
       ? async (job: Job) => {
+          const start = timings ? now() : 0;
           const response = await fetch(webhookUrl!, {
             method: 'POST',
-            headers: { 'content-type': 'application/json' },
+            // The idempotency key, as aftercall's webhook sends it: the receiver's timings name the job.
+            headers: { 'content-type': 'application/json', 'idempotency-key': job.data.idempotencyKey },
             body: JSON.stringify(job.data),
           });
           await response.arrayBuffer();
           if (!response.ok) throw new Error(`HTTP ${response.status}`);
+          if (timings) jobTimings.push([job.id!, start, now()]);
           finished();
           return { status: response.status };
         }
@@ -148,7 +160,10 @@ process.on('message', async (message: Command) => {
       markCount = count;
       markCpu = process.cpuUsage();
       lastAt = undefined;
+      jobTimings = [];
       send({ reply: id });
+    } else if (message.cmd === 'timings') {
+      send({ reply: id, jobs: jobTimings });
     } else if (message.cmd === 'expect') {
       if (count - markCount >= message.n) send({ reply: id });
       else expectation = { id, n: message.n };
