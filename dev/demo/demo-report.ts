@@ -4,6 +4,11 @@
  * every enqueued task's final state, counted per task type (created, completed, retried,
  * dead-lettered by reason, p50/p95 time from its run time to completion), a summary of
  * what the sandbox saw, and the verdict: every task accounted for, or how many are not.
+ *
+ * The provider scenarios (rate-limit, outage) add, to each progress line, every destination's
+ * requests in the last second and its circuit's state (`resend 3/s closed`), and to the summary
+ * a table of what each destination saw (requests, 2xx, 429, 5xx, the most in any second, its
+ * limit) and the line that proves the outcome: nothing exhausted because of the provider.
  */
 import type { Writable } from 'node:stream';
 import { table } from '../../src/cli/io.js';
@@ -12,7 +17,7 @@ import type { DeadLetterReason } from '../../src/redis/dead-letter-queue.js';
 import { type TaskType, taskTypes } from '../../src/tasks/catalog.js';
 import type { Sandbox } from '../sandbox/sandbox.js';
 import type { DemoPlan } from './demo-plan.js';
-import type { DemoTask, Settled } from './demo-run.js';
+import type { DemoTask, DestinationView, Settled } from './demo-run.js';
 
 type Row = { created: number; completed: number; retried: number; durations: number[] } & Record<
   DeadLetterReason,
@@ -42,8 +47,19 @@ const seconds = (ms: number | undefined) => (ms === undefined ? '-' : `${(ms / 1
 export const startLine = (plan: DemoPlan, redis: string): string =>
   `aftercall demo ${plan.runId}: ${plan.outcomes.length} conversations, ${plan.workers} worker processes, ${redis}, key prefix ${plan.prefix}`;
 
-export const sandboxLine = (plan: DemoPlan, sandbox: Sandbox): string =>
-  `sandbox at ${sandbox.url}; fault burst for ${plan.burstSeconds}s: ${Math.round(plan.faultRate * 100)}% of provider requests fail`;
+export const sandboxLine = (plan: DemoPlan, sandbox: Sandbox): string => {
+  if (plan.scenario === 'rate-limit') {
+    const limit = sandbox.faults().limits.resend;
+    return `sandbox at ${sandbox.url}; scenario rate-limit: Resend allows ${limit?.limit} requests per ${(limit?.windowMs ?? 1_000) / 1_000} s, answering 429 above it; no random faults`;
+  }
+  if (plan.scenario === 'outage')
+    return `sandbox at ${sandbox.url}; scenario outage: Resend answers 503 to everything for ${plan.outageSeconds}s from now; no random faults`;
+  return `sandbox at ${sandbox.url}; fault burst for ${plan.burstSeconds}s: ${Math.round(plan.faultRate * 100)}% of provider requests fail`;
+};
+
+/** `resend 3/s closed  twilio 5/s closed  webhook:update_crm 0/s open` */
+export const destinationsLine = (destinations: readonly DestinationView[]): string =>
+  destinations.map((view) => `${view.destination} ${view.perSecond}/s ${view.state}`).join('  ');
 
 export const enqueuedLine = (created: number, conversations: number, ms: number): string =>
   `enqueued ${created} tasks from ${conversations} conversations in ${ms} ms`;
@@ -57,9 +73,10 @@ export function progressPrinter(
   let lastPrinted = 0;
   return {
     update(settled) {
-      const perType = taskTypes
-        .map((type) => `${type} ${settled.byType[type].completed + settled.byType[type].deadLettered}`)
-        .join('  ');
+      const perType =
+        taskTypes
+          .map((type) => `${type} ${settled.byType[type].completed + settled.byType[type].deadLettered}`)
+          .join('  ') + (settled.destinations ? ` | ${destinationsLine(settled.destinations)}` : '');
       if (interactive) stdout.write(`\r${bar(settled.total, created)}  ${perType}   `);
       else if (Date.now() - lastPrinted > 2_000) {
         stdout.write(`${bar(settled.total, created)}  ${perType}\n`);
@@ -147,6 +164,41 @@ export function sandboxSummary(sandbox: Sandbox): string {
     `${deliveries.length} deliveries recorded, ${uniqueKeys} unique idempotency keys`
   );
 }
+
+/** What each destination saw, from the sandbox's side: the provider scenarios' proof that the fleet kept to it. */
+export function destinationsTable(sandbox: Sandbox): string {
+  const { destinations } = sandbox.traffic();
+  return table(
+    Object.entries(destinations)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([destination, traffic]) => ({
+        destination,
+        requests: traffic.requests,
+        '2xx': traffic.ok,
+        '429': traffic.rateLimited,
+        '5xx': traffic.serverErrors,
+        'max in any second':
+          traffic.sliding.windowMs === 1_000 ? traffic.sliding.maxRequests : traffic.maxPerSecond.requests,
+        limit: traffic.limit
+          ? `${traffic.limit.limit}/${traffic.limit.windowMs === 1_000 ? 's' : `${traffic.limit.windowMs}ms`}`
+          : '-',
+        'during outage': traffic.duringOutage,
+      })),
+    ['destination', 'requests', '2xx', '429', '5xx', 'max in any second', 'limit', 'during outage'],
+  );
+}
+
+/** Tasks that used up their attempts: in a provider scenario, the provider's doing. */
+export const exhaustedCount = ({ rows }: Accounting): number =>
+  taskTypes.reduce((sum, type) => sum + rows[type].exhausted, 0);
+
+/** The provider scenarios' verdict: nothing exhausted because of the provider, or how many were. */
+export const providerVerdictLine = (accounting: Accounting): string => {
+  const exhausted = exhaustedCount(accounting);
+  return exhausted > 0
+    ? `${exhausted} tasks exhausted their attempts against the provider`
+    : 'nothing exhausted because of the provider: 0 tasks used up their attempts; waiting for the limit or the circuit used none';
+};
 
 /** The last line: every task accounted for, or how many are not. */
 export const verdictLine = ({ created, unaccounted }: Accounting): string =>

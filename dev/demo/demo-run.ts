@@ -14,6 +14,7 @@ import { conversationStatus, type TaskStatus } from '../../src/ops/status.js';
 import { createProducer, type EnqueuedTask, type Producer } from '../../src/producer/producer.js';
 import { createRedisConnection, describeRedisTarget, describeRedisUrl } from '../../src/redis/connection.js';
 import { DEAD_LETTER_REASONS } from '../../src/redis/dead-letter-queue.js';
+import { createDestinationStore, type DestinationStore } from '../../src/redis/destination-store.js';
 import { readFleetState } from '../../src/redis/fleet-state.js';
 import { typeKeys } from '../../src/redis/keys.js';
 import type { RedisClient } from '../../src/redis/scripts.js';
@@ -26,10 +27,20 @@ const BIN = join(packageRoot(), 'bin', 'aftercall.js');
 /** An enqueued task and its conversation. */
 export type DemoTask = EnqueuedTask & { conversationId: string };
 
-/** How many tasks have settled so far, in all and per type. */
+/** One destination as the progress shows it: its circuit (from Redis) and its rate (from the provider's side). */
+export interface DestinationView {
+  destination: string;
+  /** closed, open, half_open or held. */
+  state: string;
+  /** Requests the sandbox received in the last whole second. */
+  perSecond: number;
+}
+
+/** How many tasks have settled so far, in all and per type; with `destinations`, each destination's rate and state. */
 export interface Settled {
   total: number;
   byType: Record<TaskType, { completed: number; deadLettered: number }>;
+  destinations?: DestinationView[];
 }
 
 export interface Fleet {
@@ -98,6 +109,21 @@ async function removeKeys(client: RedisClient, prefix: string): Promise<void> {
   } while (cursor !== '0');
 }
 
+/** Each destination the fleet has used: its circuit's state, and the requests the sandbox saw in the last whole second. */
+async function destinationViews(store: DestinationStore, sandbox: Sandbox): Promise<DestinationView[]> {
+  const now = Date.now();
+  const lastSecond = new Date(Math.floor(now / 1_000) * 1_000 - 1_000).toISOString();
+  const traffic = sandbox.traffic({ from: Date.parse(lastSecond) }).destinations;
+  const names = await store.list(Object.keys(traffic));
+  return Promise.all(
+    names.map(async (destination) => ({
+      destination,
+      state: (await store.read(destination, now, 30_000)).state,
+      perSecond: traffic[destination]?.seconds.find((second) => second.start === lastSecond)?.requests ?? 0,
+    })),
+  );
+}
+
 async function settled(client: RedisClient, prefix: string): Promise<Settled> {
   const [state, completed] = await Promise.all([
     readFleetState(client, prefix),
@@ -144,10 +170,26 @@ export async function startFleet(plan: DemoPlan, config: AftercallConfig): Promi
   }
   for (const worker of workers) worker.stderr!.on('data', (chunk: Buffer) => errors.push(chunk.toString('utf8')));
   const running = { producer, sandbox };
+  // The provider scenarios show each destination's rate and circuit while the fleet works.
+  const store = plan.scenario === 'burst' ? undefined : createDestinationStore(client, plan.prefix);
+  const progressOf = async (): Promise<Settled> => {
+    const now = await settled(client, plan.prefix);
+    return store ? { ...now, destinations: await destinationViews(store, running.sandbox) } : now;
+  };
 
   return {
     sandbox,
     async enqueue() {
+      if (plan.startFaults) {
+        // Every worker serving first, so the faults meet the fleet at work rather than its start-up.
+        const deadline = Date.now() + 60_000;
+        while (Date.now() < deadline) {
+          const state = await readFleetState(client, plan.prefix);
+          if (taskTypes.every((type) => state.workers[type] >= plan.workers)) break;
+          await new Promise((resolve) => setTimeout(resolve, 200));
+        }
+        running.sandbox.setFaults(plan.startFaults);
+      }
       const tasks: DemoTask[] = [];
       for (const outcome of plan.outcomes) {
         const result = await running.producer.conversationEnded(outcome);
@@ -158,10 +200,10 @@ export async function startFleet(plan: DemoPlan, config: AftercallConfig): Promi
     },
     async waitUntilSettled(created, onProgress) {
       const deadline = Date.now() + plan.timeoutSeconds * 1_000;
-      let now = await settled(client, plan.prefix);
+      let now = await progressOf();
       while (now.total < created && Date.now() < deadline && workers.some((worker) => worker.exitCode === null)) {
         await new Promise((resolve) => setTimeout(resolve, 250));
-        now = await settled(client, plan.prefix);
+        now = await progressOf();
         onProgress(now);
       }
       return now;

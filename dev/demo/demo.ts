@@ -14,6 +14,13 @@
  * It works under a key prefix of its own and removes its keys at the end (--keep keeps
  * them for `aftercall status` and `aftercall dlq list` with AFTERCALL_PREFIX set).
  *
+ * --scenario rate-limit and --scenario outage replace the burst with a provider that behaves
+ * like one: Resend at a standing limit of 3 requests per second (the fleet configured with
+ * it), or Resend down for --outage-seconds (default 25). The progress shows each
+ * destination's requests per second and circuit state; the summary adds what each
+ * destination saw and the verdict "nothing exhausted because of the provider" (exit code 1
+ * when something was).
+ *
  * This module wires three others: demo-plan.ts (options, load, faults, worker environment),
  * demo-run.ts (Redis, sandbox, workers, enqueue, wait, clean up) and demo-report.ts (what
  * is printed).
@@ -26,8 +33,11 @@ import { startFleet } from './demo-run.js';
 import {
   account,
   accountingTable,
+  destinationsTable,
   enqueuedLine,
+  exhaustedCount,
   progressPrinter,
+  providerVerdictLine,
   sandboxLine,
   sandboxSummary,
   startLine,
@@ -36,7 +46,7 @@ import {
 
 export const command = defineCommand({
   name: 'demo',
-  synopsis: ['aftercall demo [--conversations N] [--help]'],
+  synopsis: ['aftercall demo [--scenario burst|rate-limit|outage] [--conversations N] [--help]'],
   summary: `The whole fleet on one machine with only Redis: a provider sandbox, two worker
 processes and a synthetic voice-agent load; ends with a table per task type.`,
   help: DEMO_HELP,
@@ -63,8 +73,15 @@ processes and a synthetic voice-agent load; ends with a table per task type.`,
       context.io.stdout.write(accountingTable(accounting));
       out('');
       out(sandboxSummary(fleet.sandbox));
+      const scenario = plan.scenario !== 'burst';
+      if (scenario) {
+        out('');
+        context.io.stdout.write(destinationsTable(fleet.sandbox));
+        out('');
+        out(providerVerdictLine(accounting));
+      }
       out(verdictLine(accounting));
-      if (accounting.unaccounted > 0) {
+      if (accounting.unaccounted > 0 || (scenario && exhaustedCount(accounting) > 0)) {
         const errors = fleet.workerErrors();
         if (errors) context.io.stderr.write(errors);
         return 1;
