@@ -25,7 +25,7 @@ import { resolveTaskConfigs } from '../src/tasks/catalog.js';
 import { planOutcome } from '../src/tasks/plan.js';
 import { apiEnv, auth, call, startApi, type TestApi } from './helpers/api-server.js';
 import { BIN } from './helpers/child-worker.js';
-import { keysWithPrefix, redis, REDIS_URL, removePrefix, uniquePrefix } from './helpers/redis.js';
+import { keysWithPrefix, redis, removePrefix, TEST_REDIS, uniquePrefix } from './helpers/redis.js';
 
 const RETELL_KEY = 'key_retell_test_0123456789abcdef';
 const ELEVENLABS_SECRET = 'wsec_elevenlabs_test_0123456789abcdef';
@@ -48,7 +48,7 @@ const scratch = mkdtempSync(join(tmpdir(), 'aftercall-platforms-'));
 
 beforeAll(async () => {
   // The fixtures' calls ended in the past: the producer's clock is set to just after each.
-  producer = createProducer({ redisUrl: REDIS_URL, prefix, clock: () => now });
+  producer = createProducer({ redis: TEST_REDIS, prefix, clock: () => now });
   api = await startApi(
     prefix,
     { RETELL_API_KEY: RETELL_KEY, ELEVENLABS_WEBHOOK_SECRET: ELEVENLABS_SECRET, VAPI_WEBHOOK_SECRET: VAPI_SECRET },

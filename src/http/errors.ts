@@ -14,6 +14,8 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { OutcomeValidationError, type FieldIssue } from '../contract/validation-error.js';
 import { EnqueueError, RedisUnavailableError } from '../producer/producer.js';
+import { whenReady } from '../redis/connection.js';
+import type { RedisClient } from '../redis/scripts.js';
 import { scrubText } from '../worker/logger.js';
 
 export const RETRY_AFTER_SECONDS = 2;
@@ -30,14 +32,25 @@ export class RequestValidationError extends Error {
   }
 }
 
-/** Runs a Redis read or admin call; whatever Redis throws becomes RedisUnavailableError (503). */
-export async function redisCall<T>(call: () => Promise<T>): Promise<T> {
-  try {
-    return await call();
-  } catch (error) {
-    if (error instanceof RedisUnavailableError) throw error;
-    throw new RedisUnavailableError(`Redis did not answer: ${(error as Error).message}`, { cause: error });
-  }
+/** Runs a Redis call for a request: waits for the connection, and turns any Redis failure into RedisUnavailableError (503). */
+export type RedisCall = <T>(call: () => Promise<T>) => Promise<T>;
+
+/**
+ * A RedisCall on the server's connection. The connection does not queue commands while it
+ * is not ready (a request must not hang), so each call first waits for it, at most
+ * `timeoutMs`, as the producer does: a request right after start-up or a reconnection
+ * waits briefly instead of failing.
+ */
+export function redisCaller(client: RedisClient, timeoutMs: number): RedisCall {
+  return async (call) => {
+    try {
+      await whenReady(client, timeoutMs);
+      return await call();
+    } catch (error) {
+      if (error instanceof RedisUnavailableError) throw error;
+      throw new RedisUnavailableError(`Redis did not answer: ${(error as Error).message}`, { cause: error });
+    }
+  };
 }
 
 const JSON_ERRORS = new Set(['FST_ERR_CTP_INVALID_JSON_BODY', 'FST_ERR_CTP_EMPTY_JSON_BODY']);

@@ -26,7 +26,7 @@ import { RejectedEventStore } from '../redis/rejected-events.js';
 import type { RedisClient } from '../redis/scripts.js';
 import { createLogger, type Logger } from '../worker/logger.js';
 import { authHook } from './auth.js';
-import { errorHandler, RequestValidationError } from './errors.js';
+import { errorHandler, redisCaller, RequestValidationError } from './errors.js';
 import { httpMetrics, serverRegistry } from './metrics.js';
 import { finishDocument } from './openapi.js';
 import { createIngest, type Ingest } from './platforms/ingest.js';
@@ -98,11 +98,13 @@ export async function buildApiServer(options: ApiServerOptions): Promise<ApiServ
       name: 'aftercall-api',
     });
   const store = new RejectedEventStore(redis, config.prefix);
+  const redisCall = redisCaller(redis, config.producerTimeoutMs);
   const ingest = createIngest({
     producer,
     store,
     mapping,
     clock,
+    redisCall,
     onRejected: (platform) => httpMetrics.rejected.inc({ platform }),
   });
 
@@ -167,9 +169,9 @@ export async function buildApiServer(options: ApiServerOptions): Promise<ApiServ
 
   await app.register(operationRoutes, { redis, registry: serverRegistry, openapi: document });
   await app.register(outcomeRoutes, { producer });
-  await app.register(conversationRoutes, { redis, keyPrefix: config.prefix });
-  await app.register(deadLetterRoutes, { redis, keyPrefix: config.prefix, clock });
-  await app.register(rejectedRoutes, { store, ingest });
+  await app.register(conversationRoutes, { redis, keyPrefix: config.prefix, redisCall });
+  await app.register(deadLetterRoutes, { redis, keyPrefix: config.prefix, clock, redisCall });
+  await app.register(rejectedRoutes, { store, ingest, redisCall });
   await app.register(platformRoutes, { http, ingest, clock });
 
   let closed = false;

@@ -7,7 +7,7 @@ import { loadConfig } from '../../src/config/environment.js';
 import { loadHttpConfig } from '../../src/http/environment.js';
 import { buildApiServer, type ApiServer, type ApiServerOptions } from '../../src/http/server.js';
 import { createLogger } from '../../src/worker/logger.js';
-import { REDIS_URL } from './redis.js';
+import { REDIS_ENV } from './redis.js';
 
 export const TOKENS = {
   ingest: 'tok-ingest-0123456789abcdef',
@@ -23,7 +23,7 @@ export const auth = (role: keyof typeof TOKENS) => ({ authorization: `Bearer ${T
 
 export function apiEnv(prefix: string, extra: Record<string, string> = {}): Record<string, string> {
   return {
-    REDIS_URL,
+    ...REDIS_ENV,
     AFTERCALL_PREFIX: prefix,
     API_KEYS,
     HTTP_PORT: '0',

@@ -35,6 +35,8 @@ export interface IngestOptions {
   producer: Producer;
   store: RejectedEventStore;
   mapping: PlatformMapping;
+  /** Wraps each call to the store (the server's: wait for the connection, Redis failures as 503); default: as is. */
+  redisCall?: <T>(call: () => Promise<T>) => Promise<T>;
   /** Called once per rejected event (the metric). */
   onRejected?(platform: PlatformName): void;
   clock?: () => number;
@@ -59,6 +61,7 @@ export interface Ingest {
 
 export function createIngest(options: IngestOptions): Ingest {
   const clock = options.clock ?? Date.now;
+  const stored = options.redisCall ?? (<T>(call: () => Promise<T>) => call());
 
   async function attempt(platform: PlatformName, payload: unknown): Promise<IngestResult> {
     const mapped = mapCall(platform, PLATFORMS[platform].callOf(payload), options.mapping);
@@ -85,16 +88,18 @@ export function createIngest(options: IngestOptions): Ingest {
     if (result.accepted) return result;
     // Without a call id the event is kept under a digest of its bytes: a repeat is still one entry.
     const id = result.id || `${platform}:sha256-${createHash('sha256').update(raw).digest('hex').slice(0, 32)}`;
-    await options.store.add({ id, platform, reason: result.reason, issues: result.issues, payload: raw, now: clock() });
+    await stored(() =>
+      options.store.add({ id, platform, reason: result.reason, issues: result.issues, payload: raw, now: clock() }),
+    );
     options.onRejected?.(platform);
     return { ...result, id };
   }
 
   async function replay(selection: { ids?: string[]; all?: boolean; dryRun?: boolean }): Promise<ReplayResult> {
-    const ids = selection.all ? await options.store.ids() : (selection.ids ?? []);
+    const ids = selection.all ? await stored(() => options.store.ids()) : (selection.ids ?? []);
     const outcome: ReplayResult = { replayed: [], rejected: [], missing: [] };
     for (const id of ids) {
-      const event = await options.store.get(id);
+      const event = await stored(() => options.store.get(id));
       if (!event || !Object.hasOwn(PLATFORMS, event.platform)) {
         outcome.missing.push(id);
         continue;
@@ -125,10 +130,10 @@ export function createIngest(options: IngestOptions): Ingest {
       }
       const result = await attempt(platform, payload);
       if (result.accepted) {
-        await options.store.remove(id);
+        await stored(() => options.store.remove(id));
         outcome.replayed.push(id);
       } else {
-        await options.store.update(id, result.reason, result.issues);
+        await stored(() => options.store.update(id, result.reason, result.issues));
         outcome.rejected.push({ id, reason: result.reason });
       }
     }

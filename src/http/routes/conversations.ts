@@ -4,14 +4,15 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { conversationStatus } from '../../ops/status.js';
 import type { RedisClient } from '../../redis/scripts.js';
-import { redisCall } from '../errors.js';
+import type { RedisCall } from '../errors.js';
 import { conversationParams, taskStatus } from '../schemas.js';
 import { errorResponses, json } from './responses.js';
 
-export const conversationRoutes: FastifyPluginAsync<{ redis: RedisClient; keyPrefix: string }> = async (
-  app,
-  options,
-) => {
+export const conversationRoutes: FastifyPluginAsync<{
+  redis: RedisClient;
+  keyPrefix: string;
+  redisCall: RedisCall;
+}> = async (app, options) => {
   app.withTypeProvider<ZodTypeProvider>().get(
     '/v1/conversations/:conversationId/tasks',
     {
@@ -25,6 +26,6 @@ export const conversationRoutes: FastifyPluginAsync<{ redis: RedisClient; keyPre
       },
     },
     async (request) =>
-      redisCall(() => conversationStatus(options.redis, options.keyPrefix, request.params.conversationId)),
+      options.redisCall(() => conversationStatus(options.redis, options.keyPrefix, request.params.conversationId)),
   );
 };

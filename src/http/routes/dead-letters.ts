@@ -13,7 +13,7 @@ import { parseDuration } from '../../contract/time.js';
 import { DeadLetterQueue } from '../../redis/dead-letter-queue.js';
 import type { RedisClient } from '../../redis/scripts.js';
 import type { TaskType } from '../../tasks/catalog.js';
-import { redisCall } from '../errors.js';
+import type { RedisCall } from '../errors.js';
 import { deadLetterAction, deadLetterActionResult, deadLetterPage, deadLetterQuery } from '../schemas.js';
 import { errorResponses, json } from './responses.js';
 
@@ -21,6 +21,7 @@ export const deadLetterRoutes: FastifyPluginAsync<{
   redis: RedisClient;
   keyPrefix: string;
   clock: () => number;
+  redisCall: RedisCall;
 }> = async (app, options) => {
   const dlq = new DeadLetterQueue(options.redis, options.keyPrefix);
   const api = app.withTypeProvider<ZodTypeProvider>();
@@ -40,7 +41,7 @@ export const deadLetterRoutes: FastifyPluginAsync<{
     async (request) => {
       const { type, reason, limit, cursor } = request.query;
       const offset = Number(cursor ?? 0);
-      const entries = await redisCall(() =>
+      const entries = await options.redisCall(() =>
         dlq.list({ ...(type && { types: [type as TaskType] }), ...(reason && { reason }), limit: offset + limit + 1 }),
       );
       return {
@@ -72,7 +73,7 @@ export const deadLetterRoutes: FastifyPluginAsync<{
       async (request) => {
         const { type, jobId, reason, extend, dryRun = false } = request.body;
         const extendMs = extend === undefined ? undefined : parseDuration(extend);
-        const entries = await redisCall(() =>
+        const entries = await options.redisCall(() =>
           dlq.list({ types: [type as TaskType], ...(reason && { reason }), limit: Number.MAX_SAFE_INTEGER }),
         );
         const selected = entries.map((entry) => entry.jobId).filter((id) => jobId === undefined || id === jobId);

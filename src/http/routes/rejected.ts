@@ -8,15 +8,16 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { RejectedEventStore } from '../../redis/rejected-events.js';
-import { redisCall } from '../errors.js';
+import type { RedisCall } from '../errors.js';
 import type { Ingest } from '../platforms/ingest.js';
 import { rejectedPage, rejectedPurgeResult, rejectedQuery, rejectedReplay, rejectedReplayResult } from '../schemas.js';
 import { errorResponses, json } from './responses.js';
 
-export const rejectedRoutes: FastifyPluginAsync<{ store: RejectedEventStore; ingest: Ingest }> = async (
-  app,
-  options,
-) => {
+export const rejectedRoutes: FastifyPluginAsync<{
+  store: RejectedEventStore;
+  ingest: Ingest;
+  redisCall: RedisCall;
+}> = async (app, options) => {
   const api = app.withTypeProvider<ZodTypeProvider>();
   api.get(
     '/v1/platforms/rejected',
@@ -32,7 +33,7 @@ export const rejectedRoutes: FastifyPluginAsync<{ store: RejectedEventStore; ing
     },
     async (request) => {
       const { platform, limit, cursor } = request.query;
-      return redisCall(() =>
+      return options.redisCall(() =>
         options.store.list({ limit, ...(cursor !== undefined && { cursor }), ...(platform && { platform }) }),
       );
     },
@@ -55,7 +56,9 @@ export const rejectedRoutes: FastifyPluginAsync<{ store: RejectedEventStore; ing
     },
     async (request) => {
       const { ids, all, dryRun = false } = request.body;
-      const result = await redisCall(() => options.ingest.replay({ ...(ids && { ids }), ...(all && { all }), dryRun }));
+      const result = await options.redisCall(() =>
+        options.ingest.replay({ ...(ids && { ids }), ...(all && { all }), dryRun }),
+      );
       return { dryRun, ...result };
     },
   );
@@ -77,12 +80,12 @@ export const rejectedRoutes: FastifyPluginAsync<{ store: RejectedEventStore; ing
     },
     async (request) => {
       const { ids, all, dryRun = false } = request.body;
-      const selected = all ? await redisCall(() => options.store.ids()) : (ids ?? []);
+      const selected = all ? await options.redisCall(() => options.store.ids()) : (ids ?? []);
       const result = { dryRun, purged: [] as string[], missing: [] as string[] };
       for (const id of selected) {
         const present = dryRun
-          ? (await redisCall(() => options.store.get(id))) !== undefined
-          : await redisCall(() => options.store.remove(id));
+          ? (await options.redisCall(() => options.store.get(id))) !== undefined
+          : await options.redisCall(() => options.store.remove(id));
         if (present) result.purged.push(id);
         else result.missing.push(id);
       }
