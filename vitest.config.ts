@@ -14,6 +14,7 @@ export const CLUSTER_SUITES = [
   'test/metrics.test.ts',
   'test/cli.test.ts',
   'test/reliability/duplicate-producers.test.ts',
+  'test/platforms.test.ts',
 ];
 
 export default defineConfig({
