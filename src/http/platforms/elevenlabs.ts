@@ -21,6 +21,7 @@ export const elevenlabs: PlatformReceiver = {
   name: 'elevenlabs',
   endEvent: 'post_call_transcription',
   configured: (config) => config.elevenlabs.secret !== undefined,
+  configuredBy: 'ELEVENLABS_WEBHOOK_SECRET',
   verify(request, config, now) {
     const secret = config.elevenlabs.secret;
     const value = header(request, 'elevenlabs-signature');

@@ -41,6 +41,8 @@ export interface PlatformReceiver {
   endEvent: string;
   /** Whether the platform's secret is configured (without it the route answers 404). */
   configured(config: HttpConfig): boolean;
+  /** The variables that configure it, for the 404's message: `RETELL_API_KEY`. */
+  configuredBy: string;
   /** Checks the request's credential against the raw body bytes. */
   verify(request: SignedRequest, config: HttpConfig, now: number): Verification;
   /** The event type of a verified payload. */

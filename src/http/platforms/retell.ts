@@ -19,6 +19,7 @@ export const retell: PlatformReceiver = {
   name: 'retell',
   endEvent: 'call_analyzed',
   configured: (config) => config.retell.apiKey !== undefined,
+  configuredBy: 'RETELL_API_KEY',
   verify(request, config, now) {
     const apiKey = config.retell.apiKey;
     const value = header(request, 'x-retell-signature');

@@ -45,6 +45,7 @@ export const vapi: PlatformReceiver = {
   name: 'vapi',
   endEvent: 'end-of-call-report',
   configured: (config) => config.vapi.secret !== undefined || config.vapi.hmacSecret !== undefined,
+  configuredBy: 'VAPI_WEBHOOK_SECRET or VAPI_HMAC_SECRET',
   verify(request, config, now) {
     const { secret, hmacSecret, signatureHeader, timestampHeader } = config.vapi;
     if (!secret && !hmacSecret) return { ok: false, reason: 'Vapi is not configured' };

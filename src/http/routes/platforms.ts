@@ -18,12 +18,6 @@ import { PLATFORMS } from '../platforms/ingest.js';
 import { ignoredAnswer, platformAnswer, platformBody } from '../schemas.js';
 import { errorResponses, json } from './responses.js';
 
-const SECRET_VARIABLE: Record<string, string> = {
-  vapi: 'VAPI_WEBHOOK_SECRET or VAPI_HMAC_SECRET',
-  retell: 'RETELL_API_KEY',
-  elevenlabs: 'ELEVENLABS_WEBHOOK_SECRET',
-};
-
 export const platformRoutes: FastifyPluginAsync<{ http: HttpConfig; ingest: Ingest; clock: () => number }> = async (
   app,
   options,
@@ -51,7 +45,7 @@ export const platformRoutes: FastifyPluginAsync<{ http: HttpConfig; ingest: Inge
         if (!receiver.configured(options.http)) {
           return reply.code(404).send({
             error: 'not_found',
-            message: `${receiver.name} is not configured: set ${SECRET_VARIABLE[receiver.name]}`,
+            message: `${receiver.name} is not configured: set ${receiver.configuredBy}`,
           });
         }
         const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
