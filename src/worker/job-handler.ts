@@ -39,7 +39,7 @@ import { HISTORY_LIMIT, storedAttempt, type StoredAttempt } from '../redis/attem
 import type { DeliveryPort, DeliveryReceipt, DeliveryRequest } from '../contract/delivery-port.js';
 import type { DestinationPolicy } from '../delivery/destination-policy.js';
 import { RetryableDeliveryError, TerminalDeliveryError } from '../delivery/errors.js';
-import type { AnyTaskDefinition, TaskConfig } from '../tasks/catalog.js';
+import type { AnyTaskDefinition, TaskConfig, TaskType } from '../tasks/catalog.js';
 import { formatDuration, toIso, type Clock } from '../contract/time.js';
 import type { DeadLetterReason } from '../redis/dead-letter-queue.js';
 
@@ -78,6 +78,8 @@ export interface JobOutcomeEvent {
   waitUntil?: number;
   /** The HTTP status of the provider's answer, where there was one. */
   status?: number;
+  /** The conversation's anchor task type (job data), where its follow-up is counted down. */
+  anchor?: TaskType;
 }
 
 export interface JobHandlerOptions {
@@ -172,6 +174,7 @@ export function createJobHandler(options: JobHandlerOptions) {
     const parsed = parseJobData(definition, job.data);
     const conversationId = parsed.ok ? parsed.data.conversationId : parsed.envelope.conversationId;
     const dueAt = parsed.ok ? Math.max(parsed.data.createdAt, parsed.data.runAt) : undefined;
+    const anchor = parsed.ok ? parsed.data.anchor : undefined;
     if (job.attemptsMade > 0) {
       // Back from a retry: no longer waiting for one (the gauge of retrying jobs).
       await client.zrem(keys.retrying, jobId);
@@ -187,6 +190,7 @@ export function createJobHandler(options: JobHandlerOptions) {
         durationMs: clock() - startedAt,
         ...(conversationId !== undefined && { conversationId }),
         ...(dueAt !== undefined && { dueAt }),
+        ...(anchor !== undefined && { anchor }),
         ...event,
       };
       const level = full.result === 'dead_lettered' ? 'warn' : 'info';
@@ -394,7 +398,17 @@ export function createJobHandler(options: JobHandlerOptions) {
           });
         }
         if (failure.gone) await policy.gone(destination, failure.message);
-        await policy.report(destination, failure.kind === 'retryable' ? 'failure' : 'neutral', probe);
+        const state = await policy.report(destination, failure.kind === 'retryable' ? 'failure' : 'neutral', probe);
+        if (failure.kind === 'retryable' && (state === 'open' || state === 'half_open')) {
+          // The destination is down: this failure opened its circuit, failed its probe, or came
+          // while it was open. It is the destination's, not the task's: the job waits for the
+          // next probe, using no attempt.
+          return postpone(clock() + Math.floor(random() * 250), 'circuit', `${failure.message}; ${destination} is ${state}`, {
+            calledProvider: true,
+            attemptResult: 'circuit_open',
+            ...seen,
+          });
+        }
       }
       if (failure.configuration) {
         logger.error(
