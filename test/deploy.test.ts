@@ -200,6 +200,8 @@ const FLEET_WIDE = new Set([
   'aftercall_dead_letter_jobs',
   'aftercall_queue_workers',
   'aftercall_destination_state',
+  'aftercall_conversations_total',
+  'aftercall_conversations_settled_total',
 ]);
 const HISTOGRAMS = new Set([
   'aftercall_task_duration_seconds',

@@ -6,7 +6,8 @@ import { sweepExpiredJobs } from '../src/worker/expiry-sweeper.js';
 import { startWorker } from '../src/worker/worker.js';
 import { createProducer } from '../src/producer/producer.js';
 import { DeadLetterQueue } from '../src/redis/dead-letter-queue.js';
-import { queueName } from '../src/redis/keys.js';
+import { queueName, typeKeys } from '../src/redis/keys.js';
+import { settleConversations } from '../src/redis/scripts.js';
 import { conversationStatus } from '../src/ops/status.js';
 import { startChildWorker, type ChildWorker } from './helpers/child-worker.js';
 import { bookedOutcome, resolvedOutcome } from './helpers/outcomes.js';
@@ -98,6 +99,10 @@ describe('expiry sweeper', () => {
     try {
       // once on an empty prefix first: connecting and loading the script are not the sweep's cost
       await sweepExpiredJobs(counted, { prefix: fresh('sweep-cost-warm-up'), now, batchSize: 50 });
+      await settleConversations(counted, typeKeys(fresh('sweep-cost-warm-up'), 'update_crm'), {
+        items: [],
+        ttl: 1_000,
+      });
       let from = proxy.chunks.length;
       const result = await sweepExpiredJobs(counted, { prefix, now: now + HOUR, batchSize: 50 });
       expect(result.expired.update_crm).toBe(0);
@@ -107,8 +112,9 @@ describe('expiry sweeper', () => {
       from = proxy.chunks.length;
       const expired = await sweepExpiredJobs(counted, { prefix, now: now + 5 * HOUR, batchSize: 50 });
       expect(expired.expired.update_crm).toBe(300);
-      // and one more per batch of 50 expired jobs
-      expect(proxy.commands(from)).toEqual(Array(5 + 300 / 50).fill('EVALSHA'));
+      // and one more per batch of 50 expired jobs, and one counting their conversations' follow-ups
+      // down (one per anchor type: update_crm's for all of them; conversation-settlement.ts)
+      expect(proxy.commands(from)).toEqual(Array(5 + 300 / 50 + 1).fill('EVALSHA'));
       expect(expired.calls).toBe(5 + 300 / 50);
     } finally {
       counted.disconnect();

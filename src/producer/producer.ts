@@ -41,7 +41,8 @@ import {
   DEFAULT_REDIS_URL,
 } from '../config/defaults.js';
 import { BACKOFF_STRATEGY, bullmqAddCommand, Queue } from '../redis/bullmq-compat.js';
-import { defineScripts, enqueueTask, settleScope, type RedisClient } from '../redis/scripts.js';
+import { defineScripts, enqueueTask, settleScope, type RedisClient, type SettleOptions } from '../redis/scripts.js';
+import { SETTLE_TTL_MS } from '../redis/conversation-settlement.js';
 import {
   resolveTaskConfigs,
   taskTypes,
@@ -157,7 +158,7 @@ export function createProducer(options: ProducerOptions = {}): Producer {
   });
   const recordTtl = (expiresAt: number, now: number) => Math.max(expiresAt, now) - now + dedupeWindowMs;
 
-  async function enqueue(plan: Plan, now: number): Promise<EnqueueResult> {
+  async function enqueue(plan: Plan, now: number, outcome: ConversationOutcome): Promise<EnqueueResult> {
     await whenReady(client, timeoutMs);
     // One command per task, all written to the connection before any reply is awaited: one
     // round trip. (Plain commands rather than an ioredis pipeline: a pipeline object per
@@ -165,11 +166,24 @@ export function createProducer(options: ProducerOptions = {}): Producer {
     // command goes to the shard of its type's slot.
     const conversation = encodeKeyPart(plan.conversationId);
     const pending: Promise<Entry | undefined>[] = [];
+    // Conversation metrics (redis/conversation-settlement.ts): the first task is the anchor; its
+    // enqueue counts the conversation and starts the countdown of the tasks workers will finish.
+    const anchor = plan.tasks[0];
+    const settle: SettleOptions | undefined = anchor && {
+      outcome: outcome.outcome,
+      sentiment: outcome.sentiment ?? 'unknown',
+      tasks: plan.tasks.filter((task) => !task.expired).length,
+      partial: plan.tasks.some((task) => task.expired),
+      ttl: Math.max(...plan.tasks.map((task) => task.expiresAt), now) - now + SETTLE_TTL_MS,
+    };
     for (const task of plan.tasks) {
       const keys = keysByType.get(task.type)!;
-      const add = bullmqAddCommand(queues.get(task.type)!, task.type, task.data, jobOptions(task, now), task.jobId);
+      const data = { ...task.data, anchor: anchor!.type };
+      const add = bullmqAddCommand(queues.get(task.type)!, task.type, data, jobOptions(task, now), task.jobId);
       const reply = enqueueTask(client, add, keys, {
         jobId: task.jobId,
+        conversation,
+        ...(task === anchor && settle && { settle }),
         expiresAt: task.expiresAt,
         runAt: task.runAt,
         now,
@@ -283,12 +297,12 @@ export function createProducer(options: ProducerOptions = {}): Producer {
     try {
       let result: EnqueueResult;
       if (commandsAreBounded) {
-        result = await enqueue(plan, now);
+        result = await enqueue(plan, now, outcome);
       } else {
         const deadline = new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(unavailable(`did not answer within ${timeoutMs} ms`)), timeoutMs);
         });
-        result = await Promise.race([enqueue(plan, now), deadline]);
+        result = await Promise.race([enqueue(plan, now, outcome), deadline]);
       }
       producerMetrics.outcomes.inc({ result: 'accepted' });
       for (const task of result.tasks) producerMetrics.tasks.inc({ type: task.type, created: String(task.created) });

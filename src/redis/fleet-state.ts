@@ -1,6 +1,7 @@
 /**
  * The fleet-wide state, read from Redis: tasks created (a counter the producers keep in
- * Redis), queue depth by state, dead-letter depth by reason, and the number of BullMQ
+ * Redis), conversations by outcome and sentiment and their settled follow-ups
+ * (conversation-settlement.ts), queue depth by state, dead-letter depth by reason, and the number of BullMQ
  * workers per queue. One pipelined round trip per type (each in its own slot), all sent
  * at once, plus CLIENT LIST on every primary (each of a cluster's masters), whatever the queue
  * sizes (counters and list lengths only).
@@ -11,6 +12,7 @@ import type { Redis } from 'ioredis';
 import { primaries, primaryFor } from './connection.js';
 import { queueName, typeKeys } from './keys.js';
 import type { RedisClient } from './scripts.js';
+import { addConversationCounts, emptyConversationCounts, type ConversationCounts } from './conversation-settlement.js';
 import { taskTypes, type TaskType } from '../tasks/catalog.js';
 
 export const QUEUE_STATES = ['waiting', 'delayed', 'active', 'retrying'] as const;
@@ -20,6 +22,8 @@ export interface FleetState {
   jobs: Record<TaskType, Record<(typeof QUEUE_STATES)[number], number>>;
   deadLetters: Record<TaskType, Record<DeadLetterReason, number>>;
   workers: Record<TaskType, number>;
+  /** Conversations by outcome and sentiment, and settled follow-ups, summed over the anchor types. */
+  conversations: ConversationCounts;
 }
 
 /** Reads the fleet-wide state: one pipeline per type (its own slot) and one CLIENT LIST, all at once. */
@@ -34,30 +38,37 @@ export async function readFleetState(client: RedisClient, prefix: string): Promi
         .zcard(keys.delayed)
         .llen(keys.active)
         .zcard(keys.retrying)
-        .hget(keys.stats, 'created')
+        .hgetall(keys.stats)
         .zcard(keys.failed)
         .hgetall(keys.deadLetterCounts)
         .exec();
     }),
   );
   const [replies, clientLists] = await Promise.all([perType, clientNamesByPrimary(client)]);
-  const state: FleetState = { created: {}, jobs: {}, deadLetters: {}, workers: {} } as FleetState;
+  const state = {
+    created: {},
+    jobs: {},
+    deadLetters: {},
+    workers: {},
+    conversations: emptyConversationCounts(),
+  } as FleetState;
   taskTypes.forEach((type, index) => {
     const values = (replies[index] ?? []).map(([error, value]) => {
       if (error) throw error;
       return value;
     });
-    const [wait, paused, delayed, active, retrying, created, failed, counts] = values as [
+    const [wait, paused, delayed, active, retrying, stats, failed, counts] = values as [
       number,
       number,
       number,
       number,
       number,
-      string | null,
+      Record<string, string>,
       number,
       Record<string, string>,
     ];
-    state.created[type] = Number(created ?? 0);
+    state.created[type] = Number(stats.created ?? 0);
+    addConversationCounts(state.conversations, stats);
     state.jobs[type] = {
       waiting: wait + paused,
       delayed: Math.max(0, delayed - retrying),

@@ -14,7 +14,8 @@
  *   aftercall:{send_email}:expiry                           expiry index: jobId by expiresAt
  *   aftercall:{send_email}:retrying                         jobs waiting for a retry (for metrics)
  *   aftercall:{send_email}:dead-letter-counts               dead-letter depth by reason
- *   aftercall:{send_email}:stats                            counters kept in Redis (created)
+ *   aftercall:{send_email}:stats                            counters kept in Redis (created, conversations, settled)
+ *   aftercall:{update_crm}:settle:<convId>                  a conversation's follow-up countdown (its anchor type's slot)
  *   aftercall:{schedule_reminder}:scope:<bookingId>         the booking's current reminder
  *   aftercall:{schedule_reminder}:conversation:<convId>     the reminder a conversation created
  *   aftercall:{schedule_reminder}:sms-ledger:<key>          what Twilio was sent for a task (twilio.ts)
@@ -55,6 +56,8 @@ export interface TypeKeys {
   /** What a conversation record's key starts with: `<base>conversation:`. */
   conversationPrefix: string;
   smsLedger(idempotencyKey: string): string;
+  /** What a conversation's follow-up countdown key starts with: `<base>settle:` (plus the encoded id). */
+  settlePrefix: string;
 }
 
 export function typeKeys(prefix: string, type: string): TypeKeys {
@@ -83,6 +86,7 @@ export function typeKeys(prefix: string, type: string): TypeKeys {
     conversation: (conversationId) => `${base}conversation:${encodeKeyPart(conversationId)}`,
     conversationPrefix: `${base}conversation:`,
     smsLedger: (idempotencyKey) => `${base}sms-ledger:${encodeKeyPart(idempotencyKey)}`,
+    settlePrefix: `${base}settle:`,
   };
 }
 

@@ -49,7 +49,9 @@ export type ScriptKey =
   | 'expiry'
   | 'retrying'
   | 'deadLetterCounts'
-  | 'stats';
+  | 'stats'
+  | 'settle'
+  | 'settlePrefix';
 
 interface ScriptSpec {
   file: string;
@@ -63,7 +65,7 @@ interface ScriptSpec {
  * What an enqueue passes after BullMQ's KEYS: ENQUEUE_KEYS always; ENQUEUE_TAKE_KEYS too for a task
  * already expired or scoped (taking a job out of its queue); ENQUEUE_SCOPE_KEYS too for a scoped one.
  */
-export const ENQUEUE_KEYS = ['job', 'expiry', 'stats'] as const satisfies readonly ScriptKey[];
+export const ENQUEUE_KEYS = ['job', 'expiry', 'stats', 'settle'] as const satisfies readonly ScriptKey[];
 export const ENQUEUE_TAKE_KEYS = [
   'wait',
   'paused',
@@ -132,6 +134,10 @@ export const SCRIPTS = {
     file: 'dead-letter-active-10.lua',
     keys: ['job', 'lock', 'active', 'stalled', 'failed', 'deadLetterCounts', 'expiry', 'retrying', 'events', 'meta'],
   },
+  settleConversations: {
+    file: 'settle-conversations-2.lua',
+    keys: ['stats', 'settlePrefix'],
+  },
   recordAttempt: {
     file: 'record-attempt-2.lua',
     keys: ['job', 'retrying'],
@@ -180,6 +186,8 @@ export function scriptKey(keys: TypeKeys, key: ScriptKey, ids: KeyIds = {}): str
       return keys.conversationPrefix + need(ids.conversation, 'a conversation id', key);
     case 'jobPrefix':
       return keys.base;
+    case 'settle':
+      return keys.settlePrefix + need(ids.conversation, 'a conversation id', key);
     default:
       return keys[key];
   }
@@ -278,6 +286,22 @@ export interface EnqueueOptions {
   /** The failed reason recorded when expired (sent only then). */
   message?: string;
   scope?: ScopeOptions & { id: string; idempotencyKey: string };
+  /** Encoded conversation id (encodeKeyPart): names the conversation's follow-up countdown. */
+  conversation: string;
+  /** Only for the conversation's anchor task: count the conversation and start its countdown. */
+  settle?: SettleOptions;
+}
+
+/** conversation-settlement.ts: what the anchor task's enqueue counts. */
+export interface SettleOptions {
+  outcome: string;
+  sentiment: string;
+  /** The conversation's tasks a worker will finish (not those dead-lettered at once). */
+  tasks: number;
+  /** Some task was dead-lettered already (expired when enqueued). */
+  partial: boolean;
+  /** How long the countdown lives (ms). */
+  ttl: number;
 }
 
 export interface ScopeOptions {
@@ -297,11 +321,11 @@ export function enqueueTask(
   keys: TypeKeys,
   options: EnqueueOptions,
 ): Promise<unknown[]> {
-  const ids = { jobId: options.jobId, scopeId: options.scope?.id, conversation: options.scope?.conversation };
+  const ids = { jobId: options.jobId, scopeId: options.scope?.id, conversation: options.conversation };
   const ours = scriptKeys(keys, ENQUEUE_KEYS, ids);
   if (options.expired || options.scope) ours.push(...scriptKeys(keys, ENQUEUE_TAKE_KEYS, ids));
   if (options.scope) ours.push(...scriptKeys(keys, ENQUEUE_SCOPE_KEYS, ids));
-  const { scope, ...rest } = options;
+  const { scope, conversation: _conversation, ...rest } = options;
   const packed = scope
     ? {
         ...rest,
@@ -329,12 +353,15 @@ export function settleScope(
   ]);
 }
 
-/** expire-jobs-12.lua: one batch of the sweep. Resolves to [expired, dropped, deferred, remaining]. */
+/**
+ * expire-jobs-12.lua: one batch of the sweep. Resolves to [expired, dropped, deferred, remaining,
+ * finished]: finished lists the dead-lettered jobs' anchors and conversation ids, flat (anchor, id, ...).
+ */
 export function expireJobs(
   client: RedisClient,
   keys: TypeKeys,
   options: { now: number; message: string; limit: number; recheckAt: number },
-): Promise<[number, number, number, number]> {
+): Promise<[number, number, number, number, string[]]> {
   return callScript(client, 'expireJobs', scriptKeys(keys, SCRIPTS.expireJobs.keys), [JSON.stringify(options)]);
 }
 
@@ -372,6 +399,20 @@ export function recordAttempt(
   options: { jobId: string; entry: StoredAttempt; limit: number; retryAt?: number },
 ): Promise<number> {
   return callScript(client, 'recordAttempt', scriptKeys(keys, SCRIPTS.recordAttempt.keys, { jobId: options.jobId }), [
+    JSON.stringify(options),
+  ]);
+}
+
+/**
+ * settle-conversations-2.lua: counts finished tasks down on their conversations' countdowns,
+ * for conversations whose anchor is `keys`' type. Resolves to the number of conversations settled.
+ */
+export function settleConversations(
+  client: RedisClient,
+  keys: TypeKeys,
+  options: { items: [conversation: string, completed: 0 | 1][]; ttl: number },
+): Promise<number> {
+  return callScript(client, 'settleConversations', scriptKeys(keys, SCRIPTS.settleConversations.keys), [
     JSON.stringify(options),
   ]);
 }

@@ -19,6 +19,8 @@ export interface TaskJobData<Payload = unknown> {
   expiresAt: number;
   /** The scope a scoped task belongs to (a reminder's booking id). */
   scopeId?: string;
+  /** The conversation's anchor task type, where its follow-up is counted down (redis/conversation-settlement.ts). */
+  anchor?: TaskType;
   payload: Payload;
 }
 
@@ -32,6 +34,7 @@ export const jobEnvelopeSchema = z.object({
   runAt: epochMs,
   expiresAt: epochMs,
   scopeId: z.string().optional(),
+  anchor: z.enum(taskTypes as [TaskType, ...TaskType[]]).optional(),
   payload: z.unknown(),
 });
 

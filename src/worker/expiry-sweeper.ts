@@ -20,6 +20,9 @@ import type { Logger } from './logger.js';
 import { MAINTENANCE_QUEUE, queueName, typeKeys } from '../redis/keys.js';
 import { expireJobs, type RedisClient } from '../redis/scripts.js';
 import { taskTypes, type TaskType } from '../tasks/catalog.js';
+import { ConversationSettler } from '../redis/conversation-settlement.js';
+
+const isTaskType = (value: string): value is TaskType => (taskTypes as readonly string[]).includes(value);
 import { systemClock, type Clock } from '../contract/time.js';
 
 export const SWEEP_SCHEDULER_ID = 'expiry-sweep';
@@ -60,6 +63,7 @@ export async function sweepExpiredJobs(client: RedisClient, options: SweepOption
   const recheckAt = now + (options.recheckAfterMs ?? 5_000);
   const result: SweepResult = { expired: {} as Record<TaskType, number>, dropped: 0, calls: 0, durationMs: 0 };
   const types = options.types ?? taskTypes;
+  const settler = new ConversationSettler(client, options.prefix);
   await Promise.all(
     types.map(async (type) => {
       const keys = typeKeys(options.prefix, type);
@@ -67,7 +71,7 @@ export async function sweepExpiredJobs(client: RedisClient, options: SweepOption
       // Every entry a batch reads is dropped, dead-lettered or moved past `now`, so the
       // loop ends; the cap only guards against a bug turning it into a busy loop.
       for (let batch = 0; batch < 100_000; batch += 1) {
-        const [batchExpired, dropped, , remaining] = await expireJobs(client, keys, {
+        const [batchExpired, dropped, , remaining, finished] = await expireJobs(client, keys, {
           now,
           message: SWEEP_MESSAGE,
           limit: batchSize,
@@ -75,12 +79,19 @@ export async function sweepExpiredJobs(client: RedisClient, options: SweepOption
         });
         result.calls += 1;
         expired += batchExpired;
+        // Their conversations' follow-up countdowns (conversation metrics): counted down as dead-lettered.
+        const pairs = finished ?? [];
+        for (let at = 0; at + 1 < pairs.length; at += 2) {
+          const anchor = pairs[at]!;
+          if (isTaskType(anchor)) settler.finished(anchor, pairs[at + 1]!, false);
+        }
         result.dropped += dropped;
         if (remaining === 0) break;
       }
       result.expired[type] = expired;
     }),
   );
+  await settler.flush();
   result.durationMs = performance.now() - started;
   return result;
 }

@@ -23,6 +23,7 @@ import type { SweepResult } from './expiry-sweeper.js';
 import type { JobOutcomeEvent } from './job-handler.js';
 import { DEAD_LETTER_REASONS } from '../redis/dead-letter-queue.js';
 import { QUEUE_STATES, readFleetState, type FleetState } from '../redis/fleet-state.js';
+import { SETTLED_RESULTS } from '../redis/conversation-settlement.js';
 import type { RedisClient } from '../redis/scripts.js';
 import { taskTypes, type TaskType } from '../tasks/catalog.js';
 import { DESTINATION_STATES, type DestinationState, type DestinationStatus } from '../redis/destination-store.js';
@@ -169,6 +170,52 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
       }
     },
   });
+  /**
+   * A counter kept in Redis, exported as a Prometheus counter: each scrape adds what Redis
+   * gained since the last; a value below the last one (Redis lost it) is a counter reset.
+   */
+  const redisCounter = <L extends string>(
+    name: string,
+    help: string,
+    labelNames: readonly L[],
+    read: (state: FleetState) => [Record<L, string>, number][],
+  ) => {
+    let last = new Map<string, number>();
+    new Counter({
+      name,
+      help,
+      labelNames,
+      registers,
+      async collect() {
+        const rows = read(await fleet());
+        const key = (labels: Record<L, string>) => labelNames.map((label) => labels[label]).join('\u0000');
+        if (rows.some(([labels, value]) => value < (last.get(key(labels)) ?? 0))) {
+          this.reset();
+          last = new Map();
+        }
+        for (const [labels, value] of rows) {
+          this.inc(labels as Partial<Record<L, string | number>>, value - (last.get(key(labels)) ?? 0));
+          last.set(key(labels), value);
+        }
+      },
+    });
+  };
+  redisCounter(
+    'aftercall_conversations_total',
+    'Conversations whose outcomes created tasks, by outcome and sentiment (unknown when not given); counted by the producers in Redis, read at scrape time (fleet-wide: aggregate with max).',
+    ['outcome', 'sentiment'],
+    (state) =>
+      Object.entries(state.conversations.conversations).map(([key, value]) => {
+        const [outcome = '', sentiment = 'unknown'] = key.split(':');
+        return [{ outcome, sentiment }, value];
+      }),
+  );
+  redisCounter(
+    'aftercall_conversations_settled_total',
+    'Conversations whose follow-up settled: complete (every task completed) or partial (some dead-lettered); kept in Redis, read at scrape time (fleet-wide: aggregate with max).',
+    ['result'],
+    (state) => SETTLED_RESULTS.map((result) => [{ result }, state.conversations.settled[result]]),
+  );
   new Gauge({
     name: 'aftercall_queue_jobs',
     help: 'Jobs by type and state (waiting, delayed, active, retrying); fleet-wide: aggregate with max.',

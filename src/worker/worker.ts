@@ -32,8 +32,12 @@ import { backoffStrategy } from './retry-policy.js';
 import { createRedisConnection, describeRedisTarget } from '../redis/connection.js';
 import { queueName, typeKeys } from '../redis/keys.js';
 import { defineScripts } from '../redis/scripts.js';
+import { ConversationSettler } from '../redis/conversation-settlement.js';
 import { resolveTaskConfigs, taskDefinition, taskTypes, type TaskType } from '../tasks/catalog.js';
 import { systemClock, type Clock } from '../contract/time.js';
+
+/** Job results that finish a task for its conversation's countdown (replaced counts as done). */
+const FINISHED = new Set<JobOutcomeEvent['result']>(['completed', 'dead_lettered', 'superseded']);
 
 /** After the grace period: how long cancelled jobs get to go back to the queue before a forced close. */
 const CANCEL_GRACE_MS = 5_000;
@@ -79,6 +83,10 @@ export async function startWorker(options: WorkerProcessOptions): Promise<FleetW
   const name = `${hostname()}:${process.pid}`;
   const client = createRedisConnection('worker', { redis: config.redis, name: `aftercall-worker:${name}` });
   const metrics = createWorkerMetrics({ client, prefix: config.prefix, clock, types: enabledTypes });
+  // Conversation metrics: finished tasks counted down on their conversations, in batches.
+  const settler = new ConversationSettler(client, config.prefix, {
+    onError: (error) => logger.warn({ error: scrubText((error as Error).message) }, 'conversation countdown failed'),
+  });
   let port: DeliveryRouter;
   try {
     // Throws ConfigError naming each variable a served type's channels need.
@@ -136,6 +144,9 @@ export async function startWorker(options: WorkerProcessOptions): Promise<FleetW
       logger,
       onOutcome: (event) => {
         metrics.onJobOutcome(event);
+        if (event.anchor && event.conversationId && FINISHED.has(event.result)) {
+          settler.finished(event.anchor, event.conversationId, event.result !== 'dead_lettered');
+        }
         options.onOutcome?.(event);
       },
     });
@@ -157,6 +168,8 @@ export async function startWorker(options: WorkerProcessOptions): Promise<FleetW
       // handler (Redis lost mid-job), which BullMQ retries while attempts remain.
       if (job && error.name !== 'RetryScheduledError') {
         const final = job.finishedOn !== undefined;
+        const data = job.data as { anchor?: TaskType; conversationId?: string } | undefined;
+        if (final && data?.anchor && data.conversationId) settler.finished(data.anchor, data.conversationId, false);
         logger.warn(
           {
             type,
@@ -244,6 +257,7 @@ export async function startWorker(options: WorkerProcessOptions): Promise<FleetW
           await Promise.all(workers.map((worker) => worker.close(true)));
         }
       }
+      await settler.flush();
       await policy.close();
       await sweeper?.close();
       await server?.close();

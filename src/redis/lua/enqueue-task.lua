@@ -3,6 +3,8 @@
   delayed; see src/redis/bullmq-compat.ts), plus what aftercall keeps beside the job, in
   the task type's slot:
   - the expiry-index entry, and the type's `created` counter;
+  - for the conversation's anchor task (its first; conversation-settlement.ts): the
+    conversation counted by outcome and sentiment, and its follow-up countdown started;
   - for a task already expired when planned: the move into the dead-letter store with
     reason `expired`, before any worker can see it;
   - for a scoped task (a reminder): its booking's record (includes/claimScope.lua), which
@@ -10,31 +12,32 @@
   A job whose id exists already (a repeated outcome) is left as it is.
 
   The key count varies (no number in the file name): n = BULLMQ_ADD_KEYS, the embedded
-  add script's (9 standard, 6 delayed), then 3 KEYS for every task, 10 more for a task
+  add script's (9 standard, 6 delayed), then 4 KEYS for every task, 10 more for a task
   that is already expired or scoped (to take a job out of its queue), and 4 more for a
-  scoped task. Most tasks send n + 3.
+  scoped task. Most tasks send n + 4.
 
   Input:
     KEYS[1..n]  BullMQ's add script's own (wait, meta, marker, ...), as BullMQ computes them
     KEYS[n+1]   the job (hash)
     KEYS[n+2]   expiry index
-    KEYS[n+3]   stats hash (the `created` counter)
+    KEYS[n+3]   stats hash (the `created` counter; conversations and settled counts)
+    KEYS[n+4]   this conversation's follow-up countdown (used by the anchor task only)
     only for a task already expired or scoped:
-    KEYS[n+4]   wait list
-    KEYS[n+5]   paused list
-    KEYS[n+6]   delayed set
-    KEYS[n+7]   prioritized set
-    KEYS[n+8]   active list
-    KEYS[n+9]   failed set: the dead-letter store
-    KEYS[n+10]  dead-letter counts by reason
-    KEYS[n+11]  retrying set
-    KEYS[n+12]  events stream
-    KEYS[n+13]  meta hash
+    KEYS[n+5]   wait list
+    KEYS[n+6]   paused list
+    KEYS[n+7]   delayed set
+    KEYS[n+8]   prioritized set
+    KEYS[n+9]   active list
+    KEYS[n+10]  failed set: the dead-letter store
+    KEYS[n+11]  dead-letter counts by reason
+    KEYS[n+12]  retrying set
+    KEYS[n+13]  events stream
+    KEYS[n+14]  meta hash
     only for a scoped task:
-    KEYS[n+14]  the scope record (hash: jobId, version, conversation)
-    KEYS[n+15]  this conversation's record
-    KEYS[n+16]  job key prefix: for the scope's previous task (its id is read here)
-    KEYS[n+17]  conversation record prefix: for the previous task's conversation
+    KEYS[n+15]  the scope record (hash: jobId, version, conversation)
+    KEYS[n+16]  this conversation's record
+    KEYS[n+17]  job key prefix: for the scope's previous task (its id is read here)
+    KEYS[n+18]  conversation record prefix: for the previous task's conversation
     ARGV[1..3]  BullMQ's add script's own: packed arguments, job data, packed options
     ARGV[4]     JSON options:
       jobId
@@ -45,6 +48,9 @@
       message    the failed reason recorded then
       scope      only for a scoped task: { action = replace|cancel, version (ms),
                  conversation (encoded id), idempotencyKey, ttl (ms of its records) }
+      settle     only for the anchor task: { outcome, sentiment, tasks (the conversation's
+                 tasks a worker will finish), partial (some already dead-lettered),
+                 ttl (ms the countdown lives) }
 
   Output:
     { "created" }
@@ -61,20 +67,21 @@ local k = {
   job = KEYS[n + 1],
   expiry = KEYS[n + 2],
   stats = KEYS[n + 3],
-  wait = KEYS[n + 4],
-  paused = KEYS[n + 5],
-  delayed = KEYS[n + 6],
-  prioritized = KEYS[n + 7],
-  active = KEYS[n + 8],
-  failed = KEYS[n + 9],
-  deadLetterCounts = KEYS[n + 10],
-  retrying = KEYS[n + 11],
-  events = KEYS[n + 12],
-  meta = KEYS[n + 13],
-  scope = KEYS[n + 14],
-  conversation = KEYS[n + 15],
-  jobPrefix = KEYS[n + 16],
-  conversationPrefix = KEYS[n + 17],
+  settle = KEYS[n + 4],
+  wait = KEYS[n + 5],
+  paused = KEYS[n + 6],
+  delayed = KEYS[n + 7],
+  prioritized = KEYS[n + 8],
+  active = KEYS[n + 9],
+  failed = KEYS[n + 10],
+  deadLetterCounts = KEYS[n + 11],
+  retrying = KEYS[n + 12],
+  events = KEYS[n + 13],
+  meta = KEYS[n + 14],
+  scope = KEYS[n + 15],
+  conversation = KEYS[n + 16],
+  jobPrefix = KEYS[n + 17],
+  conversationPrefix = KEYS[n + 18],
 }
 local o = cjson.decode(ARGV[4])
 
@@ -82,6 +89,7 @@ local o = cjson.decode(ARGV[4])
 --- @include "claimScope"
 --- @include "takePending"
 --- @include "deadLetter"
+--- @include "settleConversation"
 
 local existed = rcall("EXISTS", k.job) == 1
 
@@ -98,6 +106,15 @@ local added = bullmqAdd()
 if type(added) == "number" and added < 0 then return { "error", added } end
 rcall("ZADD", k.expiry, o.expiresAt, o.jobId)
 rcall("HINCRBY", k.stats, "created", 1)
+if o.settle then
+  local s = o.settle
+  rcall("HINCRBY", k.stats, "conversations:" .. s.outcome .. ":" .. s.sentiment, 1)
+  rcall("HINCRBY", k.settle, "remaining", s.tasks)
+  if s.partial then rcall("HSET", k.settle, "partial", 1) end
+  rcall("HSET", k.settle, "init", 1)
+  rcall("PEXPIRE", k.settle, s.ttl)
+  settleIfDone(k.settle, k.stats)
+end
 if o.expired then
   local prev = takePending(k, k.job, o.jobId, 1)
   if prev then deadLetter(k, k.job, o.jobId, "expired", o.message, 0, o.now, prev) end

@@ -35,8 +35,11 @@
       recheckAt  epoch ms: when to look again at a candidate not touched now
 
   Output:
-    { expired, dropped, deferred, remaining }: remaining is the number of index entries
-    still due, so the caller knows whether to run another batch.
+    { expired, dropped, deferred, remaining, finished }: remaining is the number of index
+    entries still due, so the caller knows whether to run another batch; finished lists the
+    dead-lettered jobs' anchors and conversations ({ anchor, conversationId, ... }, for jobs
+    whose data names an anchor), whose countdowns the caller counts down in the anchors'
+    slots (src/redis/conversation-settlement.ts).
 ]]
 local rcall = redis.call
 local k = {
@@ -60,6 +63,7 @@ local o = cjson.decode(ARGV[1])
 --- @include "deadLetter"
 
 local expired, dropped, deferred = 0, 0, 0
+local finished = {}
 for _, jobId in ipairs(rcall("ZRANGEBYSCORE", k.expiry, "-inf", o.now, "LIMIT", 0, o.limit)) do
   local jobKey = k.jobPrefix .. jobId
   local state = rcall("HMGET", jobKey, BULLMQ.finishedOn, BULLMQ.attemptsMade)
@@ -71,6 +75,11 @@ for _, jobId in ipairs(rcall("ZRANGEBYSCORE", k.expiry, "-inf", o.now, "LIMIT", 
     if prev then
       deadLetter(k, jobKey, jobId, "expired", o.message, tonumber(state[2] or "0"), o.now, prev)
       expired = expired + 1
+      local ok, data = pcall(cjson.decode, rcall("HGET", jobKey, BULLMQ.data) or "null")
+      if ok and type(data) == "table" and type(data.anchor) == "string" and type(data.conversationId) == "string" then
+        finished[#finished + 1] = data.anchor
+        finished[#finished + 1] = data.conversationId
+      end
     else
       rcall("ZADD", k.expiry, o.recheckAt, jobId)
       deferred = deferred + 1
@@ -78,4 +87,4 @@ for _, jobId in ipairs(rcall("ZRANGEBYSCORE", k.expiry, "-inf", o.now, "LIMIT", 
   end
 end
 
-return { expired, dropped, deferred, rcall("ZCOUNT", k.expiry, "-inf", o.now) }
+return { expired, dropped, deferred, rcall("ZCOUNT", k.expiry, "-inf", o.now), finished }
