@@ -134,21 +134,42 @@ describe('fleet-wide rate limit', () => {
       await removePrefix(client, prefix);
     });
     await Promise.all(workers.map((worker) => worker.waitForLog((line) => line.msg === 'worker started')));
+    // The limiter's decisions, read from Redis as they are made: each grant stays in the
+    // destination's grant log for a window after it is made, so polling every 100 ms sees all.
+    const grants = new Map<string, number>();
+    const grantsKey = `${prefix}:{dest:webhook:update_crm}:grants`;
+    let watching = true;
+    const watcher = (async () => {
+      while (watching) {
+        const entries = await client.zrange(grantsKey, 0, -1, 'WITHSCORES');
+        for (let i = 0; i < entries.length; i += 2) grants.set(entries[i]!, Number(entries[i + 1]));
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    })();
     const ids = Array.from({ length: 24 }, (_, i) => `${prefix}-c${i}`);
     await Promise.all(ids.map((id) => producer.conversationEnded(resolvedOutcome(id))));
     const f = { prefix } as Fleet;
     const states = await settledAll(f, ids);
+    watching = false;
+    await watcher;
     expect(states.every((state) => state === 'completed')).toBe(true);
     expect(deliveredOnce(f).size).toBe(24);
-    // What the destination saw, by the arrival of each request's headers. The limiter grants
-    // at most 4 in any 1,020 ms (the limit's second plus a 20 ms margin). The way from a grant
-    // to the receiver varies by up to some 150 ms on this 2-core machine under load (three
-    // workers, Redis, this test), so the window checked here is 800 ms; and over the whole
-    // run the rate stays under the limit: 24 requests at 4/s span at least 5 s after the first.
+    // Granted: 24, never more than 4 in any second, across the three processes.
+    expect(grants.size).toBe(24);
+    const granted = [...grants.values()].sort((a, b) => a - b);
+    let most = 0;
+    for (let k = 0, m = 0; k < granted.length; k++) {
+      while (granted[k]! - granted[m]! >= 1_000) m++;
+      most = Math.max(most, k - m + 1);
+    }
+    expect(most).toBeLessThanOrEqual(4);
+    // What the destination saw: over the run the rate stays under the limit (24 requests at
+    // 4/s span at least 5 s after the first). Arrival times within a second also carry the way
+    // from grant to receiver, which a loaded 2-core machine stretches by hundreds of
+    // milliseconds: the benchmark and the chaos run report the provider's strict per-second view.
     const arrivals = crmOf(f)
       .map((receipt) => receipt.arrivedAt)
       .sort((a, b) => a - b);
-    expect(maxInWindow(crmOf(f), 800)).toBeLessThanOrEqual(4);
     expect(arrivals.at(-1)! - arrivals[0]!).toBeGreaterThanOrEqual(5 * 1_000 - 200);
     const lines = workers.flatMap((worker) => worker.logs);
     // Jobs waited for the limit without spending their single attempt: none was dead-lettered.

@@ -98,7 +98,11 @@ export interface DestinationPolicy {
   /** A limit the provider stated (headers), adopted beside the configured one. */
   learn(destination: string, stated: RateLimit | undefined): void;
   acquire(destination: string, jobId: string, deadline: number): Promise<Gate>;
-  report(destination: string, result: DeliveryResult, probe: boolean): Promise<void>;
+  /**
+   * Records a delivery's result. A failure or a probe's result is sent at once and resolves
+   * with the destination's state after it (a successes' batch resolves with undefined).
+   */
+  report(destination: string, result: DeliveryResult, probe: boolean): Promise<DestinationState | undefined>;
   /** A 429: holds the destination fleet-wide; resolves with the end of the hold. */
   hold(destination: string, retryAfterMs: number | undefined, reason: string): Promise<number>;
   gone(destination: string, reason: string): Promise<void>;
@@ -145,7 +149,12 @@ export function createDestinationPolicy(options: DestinationPolicyOptions): Dest
     return `destination ${destination} unavailable${since} (circuit ${reply.state}${reply.reason ? `: ${reply.reason}` : ''}${probe})`;
   };
 
-  const send = async (destination: string, calls: number, failures: number, probe?: 'success' | 'failure') => {
+  const send = async (
+    destination: string,
+    calls: number,
+    failures: number,
+    probe?: 'success' | 'failure',
+  ): Promise<DestinationState> => {
     const reply = await store.record(destination, {
       now: clock(),
       calls,
@@ -158,6 +167,7 @@ export function createDestinationPolicy(options: DestinationPolicyOptions): Dest
       maxCooldownMs: circuit.maxCooldownMs,
     });
     transitioned(destination, reply.transition, reply.state);
+    return reply.state;
   };
 
   const flush = async () => {
@@ -266,19 +276,18 @@ export function createDestinationPolicy(options: DestinationPolicyOptions): Dest
         // the threshold is crossed, not a batch later. Successes wait for the batch.
         const counts = pending.get(destination) ?? { calls: 0, failures: 0 };
         pending.delete(destination);
-        await send(destination, counts.calls + 1, counts.failures + 1).catch((error) =>
-          options.onError?.(error as Error),
-        );
-        return;
+        return send(destination, counts.calls + 1, counts.failures + 1).catch((error) => {
+          options.onError?.(error as Error);
+          return undefined;
+        });
       }
       if (probe) {
-        await send(
+        return send(
           destination,
           result === 'neutral' ? 0 : 1,
           result === 'failure' ? 1 : 0,
           result === 'failure' ? 'failure' : 'success',
         );
-        return;
       }
       const counts = pending.get(destination) ?? { calls: 0, failures: 0 };
       counts.calls += 1;
@@ -286,6 +295,7 @@ export function createDestinationPolicy(options: DestinationPolicyOptions): Dest
       pending.set(destination, counts);
       timer ??= setTimeout(() => void flush(), flushMs);
       timer.unref?.();
+      return undefined;
     },
     async hold(destination, retryAfterMs, reason) {
       const now = clock();
