@@ -35,7 +35,15 @@ import { parseJobData } from '../tasks/job-data.js';
 import { movedOutOfActive } from '../redis/bullmq-compat.js';
 import type { TypeKeys } from '../redis/keys.js';
 import { deadLetterActive, recordAttempt, type RedisClient } from '../redis/scripts.js';
-import { HISTORY_LIMIT, storedAttempt, type StoredAttempt } from '../redis/attempt-history.js';
+import {
+  HISTORY_FIELD,
+  HISTORY_LIMIT,
+  historyOf,
+  storedAttempt,
+  type StoredAttempt,
+} from '../redis/attempt-history.js';
+import { context, SpanKind, trace } from '@opentelemetry/api';
+import { contextFrom, linksTo, recordError, tracer, type StoredTraceContext } from '../contract/tracing.js';
 import type { DeliveryPort, DeliveryReceipt, DeliveryRequest } from '../contract/delivery-port.js';
 import type { DestinationPolicy } from '../delivery/destination-policy.js';
 import { RetryableDeliveryError, TerminalDeliveryError } from '../delivery/errors.js';
@@ -164,7 +172,43 @@ export function createJobHandler(options: JobHandlerOptions) {
   // Two parameters, not three: BullMQ makes an AbortController for every job of a
   // processor that takes a signal, and nothing here cancels a delivery on BullMQ's behalf
   // (each provider request has its own timeout).
-  return async function handleJob(
+  // Tracing (contract/tracing.ts): one span per attempt, `aftercall.deliver <type>`, continuing the
+  // trace the producer stored on the job and linked to the task's earlier attempts.
+  const spanName = `aftercall.deliver ${definition.type}`;
+  async function handleJob(job: Job, token?: string): ReturnType<typeof attemptJob> {
+    const stored = (job.data as { trace?: StoredTraceContext } | undefined)?.trace;
+    let links: ReturnType<typeof linksTo> = [];
+    if (stored && job.attemptsMade > 0) {
+      // A traced retry: its earlier attempts' span ids are in the history (one read, traced retries only).
+      const earlier = historyOf({ [HISTORY_FIELD]: (await client.hget(keys.job(job.id!), HISTORY_FIELD)) ?? '[]' });
+      links = linksTo(
+        stored.traceparent.split('-')[1],
+        earlier.flatMap((entry) => entry.spanId ?? []),
+      );
+    }
+    const span = tracer().startSpan(
+      spanName,
+      {
+        kind: SpanKind.CONSUMER,
+        links,
+        attributes: {
+          'messaging.system': 'bullmq',
+          'messaging.destination.name': definition.type,
+          'messaging.message.id': job.id!,
+          'aftercall.attempt': job.attemptsMade + 1,
+        },
+      },
+      contextFrom(stored),
+    );
+    try {
+      return await context.with(trace.setSpan(contextFrom(stored), span), () => attemptJob(job, token));
+    } finally {
+      span.end();
+    }
+  }
+  return handleJob;
+
+  async function attemptJob(
     job: Job,
     token?: string,
   ): Promise<(DeliveryReceipt & { attempt: StoredAttempt }) | { superseded: true }> {
@@ -207,9 +251,25 @@ export function createJobHandler(options: JobHandlerOptions) {
         },
         `job ${full.result}`,
       );
+      const span = trace.getActiveSpan();
+      if (span) {
+        span.setAttributes({
+          'aftercall.result': full.result,
+          ...(full.conversationId !== undefined && { 'aftercall.conversation_id': full.conversationId }),
+          ...(full.reason && { 'aftercall.dead_letter_reason': full.reason }),
+          ...(full.destination && { 'aftercall.destination': full.destination }),
+        });
+        if (full.error && (full.result === 'retrying' || full.result === 'dead_lettered')) {
+          recordError(span, new Error(scrubText(full.error)));
+        }
+      }
       options.onOutcome?.(full);
     };
 
+    const spanId = () => {
+      const span = trace.getActiveSpan()?.spanContext();
+      return span && trace.isSpanContextValid(span) ? span.spanId : undefined;
+    };
     // Attempt history: this attempt's entry, its error scrubbed of customer data.
     const historyEntry = (
       result: AttemptResult,
@@ -223,6 +283,7 @@ export function createJobHandler(options: JobHandlerOptions) {
         ...(seen.destination !== undefined && { destination: seen.destination }),
         ...(seen.status !== undefined && { status: seen.status }),
         ...(seen.error !== undefined && { error: scrubText(seen.error) }),
+        ...(spanId() && { spanId: spanId() }),
       });
 
     const deadLetter = async (
@@ -403,11 +464,16 @@ export function createJobHandler(options: JobHandlerOptions) {
           // The destination is down: this failure opened its circuit, failed its probe, or came
           // while it was open. It is the destination's, not the task's: the job waits for the
           // next probe, using no attempt.
-          return postpone(clock() + Math.floor(random() * 250), 'circuit', `${failure.message}; ${destination} is ${state}`, {
-            calledProvider: true,
-            attemptResult: 'circuit_open',
-            ...seen,
-          });
+          return postpone(
+            clock() + Math.floor(random() * 250),
+            'circuit',
+            `${failure.message}; ${destination} is ${state}`,
+            {
+              calledProvider: true,
+              attemptResult: 'circuit_open',
+              ...seen,
+            },
+          );
         }
       }
       if (failure.configuration) {
@@ -455,5 +521,5 @@ export function createJobHandler(options: JobHandlerOptions) {
       });
       throw new RetryScheduledError(failure.message, delay);
     }
-  };
+  }
 }
