@@ -82,6 +82,7 @@ export const attemptRecord = z
     destination: z.string().nullable(),
     status: z.number().int().nullable(),
     error: z.string().nullable().meta({ description: 'scrubbed of e-mail addresses and phone numbers' }),
+    spanId: z.string().optional().meta({ description: "the attempt's span id, when it was traced" }),
   })
   .meta({ id: 'AttemptRecord', description: 'one attempt of a task (the last 20 are kept, oldest first)' });
 

@@ -43,6 +43,8 @@ import {
 import { BACKOFF_STRATEGY, bullmqAddCommand, Queue } from '../redis/bullmq-compat.js';
 import { defineScripts, enqueueTask, settleScope, type RedisClient, type SettleOptions } from '../redis/scripts.js';
 import { SETTLE_TTL_MS } from '../redis/conversation-settlement.js';
+import { context, SpanKind, trace } from '@opentelemetry/api';
+import { recordError, traceContextOf, tracer, type StoredTraceContext } from '../contract/tracing.js';
 import {
   resolveTaskConfigs,
   taskTypes,
@@ -158,7 +160,12 @@ export function createProducer(options: ProducerOptions = {}): Producer {
   });
   const recordTtl = (expiresAt: number, now: number) => Math.max(expiresAt, now) - now + dedupeWindowMs;
 
-  async function enqueue(plan: Plan, now: number, outcome: ConversationOutcome): Promise<EnqueueResult> {
+  async function enqueue(
+    plan: Plan,
+    now: number,
+    outcome: ConversationOutcome,
+    traceContext?: StoredTraceContext,
+  ): Promise<EnqueueResult> {
     await whenReady(client, timeoutMs);
     // One command per task, all written to the connection before any reply is awaited: one
     // round trip. (Plain commands rather than an ioredis pipeline: a pipeline object per
@@ -178,7 +185,7 @@ export function createProducer(options: ProducerOptions = {}): Producer {
     };
     for (const task of plan.tasks) {
       const keys = keysByType.get(task.type)!;
-      const data = { ...task.data, anchor: anchor!.type };
+      const data = { ...task.data, anchor: anchor!.type, ...(traceContext && { trace: traceContext }) };
       const add = bullmqAddCommand(queues.get(task.type)!, task.type, data, jobOptions(task, now), task.jobId);
       const reply = enqueueTask(client, add, keys, {
         jobId: task.jobId,
@@ -294,21 +301,30 @@ export function createProducer(options: ProducerOptions = {}): Producer {
     const now = clock();
     const plan = planOutcome(outcome, taskConfigs, now);
     let timer: NodeJS.Timeout | undefined;
+    // Inside an active trace: a span of its own, whose context every job stores (contract/tracing.ts).
+    const span = trace.getActiveSpan()
+      ? tracer().startSpan('aftercall.enqueue', {
+          kind: SpanKind.PRODUCER,
+          attributes: { 'aftercall.conversation_id': outcome.conversationId, 'aftercall.tasks': plan.tasks.length },
+        })
+      : undefined;
+    const traceContext = span && traceContextOf(trace.setSpan(context.active(), span));
     try {
       let result: EnqueueResult;
       if (commandsAreBounded) {
-        result = await enqueue(plan, now, outcome);
+        result = await enqueue(plan, now, outcome, traceContext);
       } else {
         const deadline = new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(unavailable(`did not answer within ${timeoutMs} ms`)), timeoutMs);
         });
-        result = await Promise.race([enqueue(plan, now, outcome), deadline]);
+        result = await Promise.race([enqueue(plan, now, outcome, traceContext), deadline]);
       }
       producerMetrics.outcomes.inc({ result: 'accepted' });
       for (const task of result.tasks) producerMetrics.tasks.inc({ type: task.type, created: String(task.created) });
       producerMetrics.duration.observe((performance.now() - started) / 1000);
       return result;
     } catch (error) {
+      if (span) recordError(span, error);
       producerMetrics.outcomes.inc({ result: 'unavailable' });
       if (error instanceof RedisUnavailableError || error instanceof EnqueueError) throw error;
       const message = (error as Error).message;
@@ -318,6 +334,7 @@ export function createProducer(options: ProducerOptions = {}): Producer {
       );
     } finally {
       clearTimeout(timer);
+      span?.end();
     }
   }
 

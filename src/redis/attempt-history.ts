@@ -57,6 +57,8 @@ export interface StoredAttempt {
   s?: number;
   /** Error text, scrubbed. */
   e?: string;
+  /** The attempt's span id (tracing), so a retry's span links to it. */
+  sp?: string;
 }
 
 /** One entry as shown (status, dead letters, API). */
@@ -68,6 +70,8 @@ export interface AttemptRecord {
   destination: string | null;
   status: number | null;
   error: string | null;
+  /** The attempt's span id, when it was traced. */
+  spanId?: string;
 }
 
 export function storedAttempt(entry: {
@@ -78,6 +82,7 @@ export function storedAttempt(entry: {
   destination?: string;
   status?: number;
   error?: string;
+  spanId?: string;
 }): StoredAttempt {
   return {
     n: entry.attempt,
@@ -87,6 +92,7 @@ export function storedAttempt(entry: {
     ...(entry.destination !== undefined && { d: entry.destination }),
     ...(entry.status !== undefined && { s: entry.status }),
     ...(entry.error !== undefined && { e: entry.error.slice(0, HISTORY_ERROR_CHARS) }),
+    ...(entry.spanId !== undefined && { sp: entry.spanId }),
   };
 }
 
@@ -103,6 +109,7 @@ function toRecord(value: unknown): AttemptRecord | undefined {
     destination: typeof entry.d === 'string' ? entry.d : null,
     status: typeof entry.s === 'number' ? entry.s : null,
     error: typeof entry.e === 'string' ? entry.e : null,
+    ...(typeof entry.sp === 'string' && { spanId: entry.sp }),
   };
 }
 

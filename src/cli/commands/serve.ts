@@ -3,6 +3,7 @@
  * or SIGINT, then a clean close (requests in flight finish; new ones get 503). Without
  * API_KEYS it refuses to start, saying so (exit 1).
  */
+import { startTracing } from '../tracing.js';
 import { loadHttpConfig } from '../../http/environment.js';
 import { buildApiServer } from '../../http/server.js';
 import { createLogger } from '../../worker/logger.js';
@@ -22,6 +23,8 @@ Vapi, Retell and ElevenLabs (/v1/platforms/*). Stateless; needs API_KEYS.`,
     if (port !== undefined) http.port = port;
     if (values.host) http.host = values.host;
     const logger = createLogger({ level: config.logLevel, name: 'aftercall-api' });
+    // OpenTelemetry: the Node SDK with OTLP export when OTEL_EXPORTER_OTLP_ENDPOINT is set (cli/tracing.ts).
+    const tracing = await startTracing(context.io.env, 'aftercall-api');
     const server = await buildApiServer({ config, http, logger });
     let url: string;
     try {
@@ -43,7 +46,10 @@ Vapi, Retell and ElevenLabs (/v1/platforms/*). Stateless; needs API_KEYS.`,
         process.off('SIGTERM', onTerm);
         process.off('SIGINT', onInt);
         context.signal?.removeEventListener('abort', onAbort);
-        void server.close().then(resolve);
+        void server
+          .close()
+          .then(() => tracing.shutdown())
+          .then(resolve);
       };
       const onTerm = () => stop('SIGTERM');
       const onInt = () => stop('SIGINT');

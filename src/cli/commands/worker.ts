@@ -5,6 +5,7 @@
 import { taskTypes } from '../../tasks/catalog.js';
 import { createLogger } from '../../worker/logger.js';
 import { startWorker } from '../../worker/worker.js';
+import { startTracing } from '../tracing.js';
 import { choiceList, integer } from '../args.js';
 import { defineCommand } from '../command.js';
 
@@ -19,6 +20,8 @@ Concurrency is per queue. Stops cleanly on SIGTERM/SIGINT.`,
     const concurrency = integer('concurrency', values.concurrency, { min: 1, max: 1000 });
     const config = context.config();
     const logger = createLogger({ level: config.logLevel });
+    // OpenTelemetry: the Node SDK with OTLP export when OTEL_EXPORTER_OTLP_ENDPOINT is set (cli/tracing.ts).
+    const tracing = await startTracing(context.io.env, 'aftercall-worker');
     const worker = await startWorker({
       config,
       logger,
@@ -43,6 +46,7 @@ Concurrency is per queue. Stops cleanly on SIGTERM/SIGINT.`,
       if (context.signal?.aborted) onAbort();
       else context.signal?.addEventListener('abort', onAbort, { once: true });
     });
+    await tracing.shutdown();
     logger.flush();
     return 0;
   },

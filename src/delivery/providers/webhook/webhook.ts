@@ -21,6 +21,7 @@
  * fetch costs about three times the CPU per request, which a worker delivering hundreds
  * of webhooks a second feels.
  */
+import { clientRequestSpan } from '../../../contract/tracing.js';
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { Webhook } from 'standardwebhooks';
@@ -136,19 +137,24 @@ export function createWebhookDelivery(options: WebhookDeliveryOptions): Delivery
       const started = performance.now();
       let response: { status: number; headers: IncomingHttpHeaders };
       try {
-        response = await post(
-          new URL(url),
-          {
-            'content-type': 'application/json',
-            'user-agent': 'aftercall',
-            'webhook-id': id,
-            'webhook-timestamp': String(Math.floor(sentAt.getTime() / 1000)),
-            'webhook-signature': signers.map((signer) => signer.sign(id, sentAt, body)).join(' '),
-            'idempotency-key': id,
-          },
-          body,
-          timeoutMs,
-          signal,
+        // A client span (contract/tracing.ts); the request carries its traceparent.
+        const target = new URL(url);
+        response = await clientRequestSpan('POST', target, (traceHeaders) =>
+          post(
+            target,
+            {
+              'content-type': 'application/json',
+              'user-agent': 'aftercall',
+              'webhook-id': id,
+              'webhook-timestamp': String(Math.floor(sentAt.getTime() / 1000)),
+              'webhook-signature': signers.map((signer) => signer.sign(id, sentAt, body)).join(' '),
+              'idempotency-key': id,
+              ...traceHeaders,
+            },
+            body,
+            timeoutMs,
+            signal,
+          ),
         );
       } catch (error) {
         const cause = error as Error;

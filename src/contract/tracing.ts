@@ -1,0 +1,124 @@
+/**
+ * Tracing, on @opentelemetry/api only: no SDK is loaded or required by the library. Without
+ * an SDK registered (the voice agent's, or the one `aftercall worker` / `aftercall serve`
+ * start when OTEL_EXPORTER_OTLP_ENDPOINT is set: cli/tracing.ts), every call here is the
+ * API's no-op and costs next to nothing.
+ *
+ * The trace goes from the call to the provider:
+ *   producer   `conversationEnded` inside an active trace stores the W3C trace context
+ *              (`traceparent`, `tracestate`) of its span `aftercall.enqueue` on each job (job
+ *              data `trace`);
+ *   worker     one span per attempt, `aftercall.deliver <type>` (kind consumer), the job's
+ *              stored context as parent, linked to the task's earlier attempts (their span ids
+ *              are kept in the attempt history), errors recorded;
+ *   provider   the HTTP request as a child span (kind client, HTTP client semantic
+ *              conventions), and webhook requests carry `traceparent`.
+ * The context is written and read here (not through the global propagator), so a job
+ * carries it whichever propagator an application registers.
+ */
+import {
+  context,
+  type Context,
+  type Link,
+  ROOT_CONTEXT,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type TraceState,
+  createTraceState,
+} from '@opentelemetry/api';
+
+export const TRACER_NAME = 'aftercall';
+export const tracer = () => trace.getTracer(TRACER_NAME);
+
+/** The W3C trace context a job carries. */
+export interface StoredTraceContext {
+  traceparent: string;
+  tracestate?: string;
+}
+
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+
+/** The `traceparent` (and `tracestate`) of a span context; undefined when it is not valid. */
+export function traceContextOf(ctx: Context = context.active()): StoredTraceContext | undefined {
+  const span = trace.getSpanContext(ctx);
+  if (!span || !trace.isSpanContextValid(span)) return undefined;
+  const flags = (span.traceFlags & 0xff).toString(16).padStart(2, '0');
+  const state = span.traceState?.serialize();
+  return { traceparent: `00-${span.traceId}-${span.spanId}-${flags}`, ...(state && { tracestate: state }) };
+}
+
+/** A context whose remote parent is the stored trace context; the root context when there is none. */
+export function contextFrom(stored: StoredTraceContext | undefined): Context {
+  const match = stored && TRACEPARENT.exec(stored.traceparent);
+  if (!match) return ROOT_CONTEXT;
+  let traceState: TraceState | undefined;
+  if (stored.tracestate) traceState = createTraceState(stored.tracestate);
+  return trace.setSpanContext(ROOT_CONTEXT, {
+    traceId: match[1]!,
+    spanId: match[2]!,
+    traceFlags: Number.parseInt(match[3]!, 16),
+    isRemote: true,
+    ...(traceState && { traceState }),
+  });
+}
+
+/** Links to earlier attempts of a task, from their span ids (same trace). */
+export function linksTo(traceId: string | undefined, spanIds: readonly string[]): Link[] {
+  if (!traceId) return [];
+  return spanIds
+    .filter((spanId) => /^[0-9a-f]{16}$/.test(spanId))
+    .map((spanId) => ({
+      context: { traceId, spanId, traceFlags: 1, isRemote: true },
+      attributes: { 'aftercall.link': 'earlier_attempt' },
+    }));
+}
+
+/** Records an error on a span: an exception event and the error status. */
+export function recordError(span: Span, error: unknown, message?: string): void {
+  span.recordException(error instanceof Error ? error : new Error(String(error)));
+  span.setStatus({ code: SpanStatusCode.ERROR, message: message ?? (error as Error)?.message ?? String(error) });
+}
+
+/**
+ * Runs an HTTP request as a client span (HTTP client semantic conventions: span name the
+ * method, http.request.method, url.full, server.address, server.port,
+ * http.response.status_code, error.type). `send` receives the headers to add (traceparent).
+ */
+export async function clientRequestSpan<T extends { status: number }>(
+  method: string,
+  url: URL,
+  send: (headers: Record<string, string>) => Promise<T>,
+): Promise<T> {
+  const span = tracer().startSpan(method, {
+    kind: SpanKind.CLIENT,
+    attributes: {
+      'http.request.method': method,
+      'url.full': `${url.origin}${url.pathname}`,
+      'server.address': url.hostname,
+      'server.port': Number(url.port || (url.protocol === 'https:' ? 443 : 80)),
+    },
+  });
+  const headers: Record<string, string> = {};
+  const stored = traceContextOf(trace.setSpan(context.active(), span));
+  if (stored) {
+    headers.traceparent = stored.traceparent;
+    if (stored.tracestate) headers.tracestate = stored.tracestate;
+  }
+  try {
+    const response = await send(headers);
+    span.setAttribute('http.response.status_code', response.status);
+    if (response.status >= 400) {
+      span.setAttribute('error.type', String(response.status));
+      span.setStatus({ code: SpanStatusCode.ERROR });
+    }
+    return response;
+  } catch (error) {
+    span.setAttribute('error.type', (error as Error)?.name ?? 'Error');
+    recordError(span, error);
+    throw error;
+  } finally {
+    span.end();
+  }
+}
