@@ -116,6 +116,10 @@ describe('reliability: provider outage under load', () => {
           beforeExpiryMs: Date.parse(entry.expiresAt!) - Date.parse(entry.deadLetteredAt!),
         }),
       );
+      const closedAt = transitions.find(
+        (transition) => transition.state === 'closed' && transition.at >= outageEnd,
+      )?.at;
+      const exhausted = await new DeadLetterQueue(client, prefix).list({ reason: 'exhausted', limit: 100 });
       const details = {
         outageMs,
         cooldownMs,
@@ -142,6 +146,12 @@ describe('reliability: provider outage under load', () => {
             }
           : null,
         sampleExpiredError: expired[0]?.lastError ?? null,
+        // How long the circuit stayed open after Resend was back: the cooldown in force then (doubling after each failed probe).
+        closedAfterRecoveryMs: closedAt === undefined ? null : closedAt - outageEnd,
+        exhausted: exhausted.map(
+          (entry) =>
+            `${entry.type} dead-lettered ${((Date.parse(entry.deadLetteredAt!) - outageStart) / 1_000).toFixed(1)} s into the outage: ${entry.lastError}`,
+        ),
       };
       report('9. Provider outage under load', accounting, details);
       console.log(`provider outage: ${JSON.stringify(details)}`);
