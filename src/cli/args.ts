@@ -87,6 +87,32 @@ export function duration(option: string, text: string | undefined): number | und
 }
 
 /** One of `allowed`. */
+/**
+ * A point in time: ISO-8601 with an offset (`2026-12-01T09:00:00Z`), or a duration meaning that
+ * long before `now` (`2h`: two hours ago). Epoch ms.
+ */
+export function pointInTime(option: string, text: string | undefined, now: number): number | undefined {
+  if (text === undefined) return undefined;
+  if (/^\d{4}-\d{2}-\d{2}T[\d:.]+(Z|[+-]\d{2}:\d{2})$/.test(text) && Number.isFinite(Date.parse(text))) {
+    return Date.parse(text);
+  }
+  const ago = /^\d/.test(text) && !text.includes('T') ? safeDuration(option, text) : undefined;
+  if (ago === undefined) {
+    throw new UsageError(
+      `--${option}: expected an ISO-8601 time with offset (2026-12-01T09:00:00Z) or a duration ago (30m, 2h, 1d); got ${JSON.stringify(text)}`,
+    );
+  }
+  return now - ago;
+}
+
+function safeDuration(option: string, text: string): number | undefined {
+  try {
+    return duration(option, text);
+  } catch {
+    return undefined;
+  }
+}
+
 export function choice<T extends string>(
   option: string,
   text: string | undefined,

@@ -50,6 +50,10 @@ export interface DeadLetterEntry {
 export interface ListOptions {
   types?: readonly TaskType[];
   reason?: DeadLetterReason;
+  /** Dead-lettered at or after this time (epoch ms). */
+  since?: number;
+  /** Dead-lettered at or before this time (epoch ms). */
+  until?: number;
   /** At most this many entries, newest first; default 1000. */
   limit?: number;
 }
@@ -134,9 +138,20 @@ export class DeadLetterQueue {
   async list(options: ListOptions = {}): Promise<DeadLetterEntry[]> {
     const limit = options.limit ?? 1000;
     const types = this.types(options.types);
+    // The store's scores are the times of dead-lettering: a time range is a range of scores.
+    const count = options.reason ? -1 : limit;
     const ids = await Promise.all(
       types.map((type) =>
-        this.client.zrevrange(typeKeys(this.prefix, type).failed, 0, options.reason ? -1 : limit - 1),
+        options.since === undefined && options.until === undefined
+          ? this.client.zrevrange(typeKeys(this.prefix, type).failed, 0, count < 0 ? -1 : count - 1)
+          : this.client.zrevrangebyscore(
+              typeKeys(this.prefix, type).failed,
+              options.until ?? '+inf',
+              options.since ?? '-inf',
+              'LIMIT',
+              0,
+              count,
+            ),
       ),
     );
     const entries: DeadLetterEntry[] = [];

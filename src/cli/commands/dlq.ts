@@ -1,24 +1,28 @@
 /**
  * `aftercall dlq ...`: the dead-letter queue.
- *   list   [--type T] [--reason R] [--limit N] [--json]   (with each entry's attempts in brief)
- *   show   --type T --job ID [--json]                     (one entry with every attempt)
- *   replay --type T (--job ID | --all [--reason R]) [--extend DURATION]
- *   purge  --type T (--job ID | --all [--reason R])
+ *   list   [--type T] [--reason R] [--since T] [--until T] [--limit N] [--json]   (attempts in brief)
+ *   show   --type T --job ID [--json]                                         (every attempt)
+ *   replay --type T (--job ID | --all [--reason R] [--since T] [--until T]) [--extend DURATION] [--dry-run]
+ *   purge  --type T (--job ID | --all [--reason R] [--since T] [--until T]) [--dry-run]
+ * Selectors (the HTTP API's too): type, reason, and a time range of dead-lettering (--since,
+ * --until: ISO-8601 with offset, or a duration ago). --dry-run counts what would be touched
+ * (and, for a replay, how many have expired and need --extend) and changes nothing. An entry
+ * whose expiry has passed is never replayed without a new one (--extend).
  */
 import { DEAD_LETTER_REASONS, DeadLetterQueue } from '../../redis/dead-letter-queue.js';
 import { createRedisConnection } from '../../redis/connection.js';
 import { taskTypes } from '../../tasks/catalog.js';
-import { choice, duration, integer, required, UsageError } from '../args.js';
+import { choice, duration, integer, pointInTime, required, UsageError } from '../args.js';
 import { defineCommand } from '../command.js';
 import { attemptsTable, historySummary, table } from '../io.js';
 
 export const command = defineCommand({
   name: 'dlq',
   synopsis: [
-    'aftercall dlq list [--type T] [--reason R] [--limit N] [--json]',
+    'aftercall dlq list [--type T] [--reason R] [--since TIME] [--until TIME] [--limit N] [--json]',
     'aftercall dlq show --type T --job ID [--json]',
-    'aftercall dlq replay --type T (--job ID | --all [--reason R]) [--extend DURATION]',
-    'aftercall dlq purge --type T (--job ID | --all [--reason R])',
+    'aftercall dlq replay --type T (--job ID | --all [--reason R] [--since TIME] [--until TIME]) [--extend DURATION] [--dry-run]',
+    'aftercall dlq purge --type T (--job ID | --all [--reason R] [--since TIME] [--until TIME]) [--dry-run]',
   ],
   summary: `Inspect, replay or delete dead-lettered tasks (reasons: expired, exhausted,
 terminal, invalid).`,
@@ -29,6 +33,9 @@ terminal, invalid).`,
     all: { type: 'boolean' },
     limit: { type: 'string' },
     extend: { type: 'string' },
+    since: { type: 'string' },
+    until: { type: 'string' },
+    'dry-run': { type: 'boolean' },
     json: { type: 'boolean' },
   },
   positionals: true,
@@ -41,13 +48,20 @@ terminal, invalid).`,
     const type = choice('type', values.type, taskTypes);
     const limit = integer('limit', values.limit, { min: 1 }) ?? 1000;
     const extendMs = duration('extend', values.extend);
+    const now = Date.now();
+    const since = pointInTime('since', values.since, now);
+    const until = pointInTime('until', values.until, now);
+    if (since !== undefined && until !== undefined && since > until) {
+      throw new UsageError('--since: expected a time before --until');
+    }
+    const range = { ...(since !== undefined && { since }), ...(until !== undefined && { until }) };
     const config = context.config();
     const { io } = context;
     const client = createRedisConnection('worker', { redis: config.redis, name: 'aftercall-dlq' });
     const dlq = new DeadLetterQueue(client, config.prefix);
     try {
       if (action === 'list') {
-        const entries = await dlq.list({ ...(type && { types: [type] }), ...(reason && { reason }), limit });
+        const entries = await dlq.list({ ...(type && { types: [type] }), ...(reason && { reason }), ...range, limit });
         if (values.json) io.stdout.write(`${JSON.stringify(entries, null, 2)}\n`);
         else if (!entries.length) io.stdout.write('the dead-letter queue is empty\n');
         else
@@ -89,11 +103,26 @@ terminal, invalid).`,
       }
       const from = required('type', type, `one of ${taskTypes.join(', ')}`);
       if (!values.job === !values.all) throw new UsageError('give either --job ID or --all');
-      const jobIds = values.job
-        ? [values.job]
-        : (await dlq.list({ types: [from], ...(reason && { reason }), limit: Number.MAX_SAFE_INTEGER })).map(
-            (entry) => entry.jobId,
+      if (values.job && (reason || since !== undefined || until !== undefined)) {
+        throw new UsageError('--reason, --since and --until select entries for --all, not for --job');
+      }
+      const selected = values.job
+        ? [await dlq.get(from, values.job)].filter((entry) => entry !== undefined)
+        : await dlq.list({ types: [from], ...(reason && { reason }), ...range, limit: Number.MAX_SAFE_INTEGER });
+      const jobIds = values.job ? [values.job] : selected.map((entry) => entry.jobId);
+      if (values['dry-run']) {
+        const stale = selected.filter((entry) => !entry.expiresAt || Date.parse(entry.expiresAt) <= now).length;
+        const verb = action === 'replay' ? 'replay' : 'purge';
+        io.stdout.write(`dry run: would ${verb} ${selected.length} ${from} entries\n`);
+        if (action === 'replay' && stale) {
+          io.stdout.write(
+            extendMs === undefined
+              ? `${stale} of them have expired and will not be replayed without --extend\n`
+              : `${stale} of them have expired and get a new expiry in ${values.extend}\n`,
           );
+        }
+        return 0;
+      }
       let done = 0;
       let failed = 0;
       for (const jobId of jobIds) {
