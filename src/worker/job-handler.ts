@@ -88,6 +88,8 @@ export interface JobOutcomeEvent {
   status?: number;
   /** The conversation's anchor task type (job data), where its follow-up is counted down. */
   anchor?: TaskType;
+  /** The conversation's only task: finishing it settles the conversation. */
+  solo?: boolean;
 }
 
 export interface JobHandlerOptions {
@@ -219,6 +221,7 @@ export function createJobHandler(options: JobHandlerOptions) {
     const conversationId = parsed.ok ? parsed.data.conversationId : parsed.envelope.conversationId;
     const dueAt = parsed.ok ? Math.max(parsed.data.createdAt, parsed.data.runAt) : undefined;
     const anchor = parsed.ok ? parsed.data.anchor : undefined;
+    const solo = parsed.ok && parsed.data.solo === true;
     if (job.attemptsMade > 0) {
       // Back from a retry: no longer waiting for one (the gauge of retrying jobs).
       await client.zrem(keys.retrying, jobId);
@@ -235,6 +238,7 @@ export function createJobHandler(options: JobHandlerOptions) {
         ...(conversationId !== undefined && { conversationId }),
         ...(dueAt !== undefined && { dueAt }),
         ...(anchor !== undefined && { anchor }),
+        ...(solo && { solo }),
         ...event,
       };
       const level = full.result === 'dead_lettered' ? 'warn' : 'info';
