@@ -181,11 +181,17 @@ export function createProducer(options: ProducerOptions = {}): Producer {
       sentiment: outcome.sentiment ?? 'unknown',
       tasks: plan.tasks.filter((task) => !task.expired).length,
       partial: plan.tasks.some((task) => task.expired),
+      solo: plan.tasks.length === 1 && !plan.tasks[0]!.expired,
       ttl: Math.max(...plan.tasks.map((task) => task.expiresAt), now) - now + SETTLE_TTL_MS,
     };
     for (const task of plan.tasks) {
       const keys = keysByType.get(task.type)!;
-      const data = { ...task.data, anchor: anchor!.type, ...(traceContext && { trace: traceContext }) };
+      const data = {
+        ...task.data,
+        anchor: anchor!.type,
+        ...(settle?.solo && { solo: true }),
+        ...(traceContext && { trace: traceContext }),
+      };
       const add = bullmqAddCommand(queues.get(task.type)!, task.type, data, jobOptions(task, now), task.jobId);
       const reply = enqueueTask(client, add, keys, {
         jobId: task.jobId,

@@ -18,7 +18,11 @@
  *     flush interval, 1 s by default), so a task costs no Redis round trip of its own;
  *   - the countdown reaching zero (after the producer's increment: another type's worker may
  *     finish first) deletes it and counts `settled:complete` or `settled:partial` in the same
- *     script (includes/settleConversation.lua).
+ *     script (includes/settleConversation.lua);
+ *   - a conversation with one task (job data `solo`) has no countdown: the worker's batch
+ *     counts it settled directly. Per task, a countdown costs one command inside a script, a
+ *     settlement three, the producer's side four (one for a solo task): measured by the
+ *     redis-cost benchmark.
  * Workers export the counters, summed over the anchor types, as
  * aftercall_conversations_total{outcome,sentiment} and aftercall_conversations_settled_total{result}.
  *
@@ -72,7 +76,7 @@ export const emptyConversationCounts = (): ConversationCounts => ({
  * synchronous and costs no I/O; `flush` sends one script call per anchor type.
  */
 export class ConversationSettler {
-  private pending = new Map<TaskType, [string, 0 | 1][]>();
+  private pending = new Map<TaskType, [string, 0 | 1, 0 | 1][]>();
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
 
@@ -82,11 +86,14 @@ export class ConversationSettler {
     private readonly options: { flushMs?: number; onError?: (error: unknown) => void } = {},
   ) {}
 
-  /** A task of `conversationId`, anchored at `anchor`, finished: completed (or replaced), or not. */
-  finished(anchor: TaskType, conversationId: string, completed: boolean): void {
+  /**
+   * A task of `conversationId`, anchored at `anchor`, finished: completed (or replaced), or not.
+   * `solo`: it was the conversation's only task (no countdown; this settles it).
+   */
+  finished(anchor: TaskType, conversationId: string, completed: boolean, solo = false): void {
     let items = this.pending.get(anchor);
     if (!items) this.pending.set(anchor, (items = []));
-    items.push([encodeKeyPart(conversationId), completed ? 1 : 0]);
+    items.push([encodeKeyPart(conversationId), completed ? 1 : 0, solo ? 1 : 0]);
     this.timer ??= setTimeout(() => void this.flush(), this.options.flushMs ?? SETTLE_FLUSH_MS).unref();
   }
 

@@ -300,6 +300,8 @@ export interface SettleOptions {
   tasks: number;
   /** Some task was dead-lettered already (expired when enqueued). */
   partial: boolean;
+  /** The anchor is the conversation's only task: no countdown, its worker settles it. */
+  solo: boolean;
   /** How long the countdown lives (ms). */
   ttl: number;
 }
@@ -355,7 +357,7 @@ export function settleScope(
 
 /**
  * expire-jobs-12.lua: one batch of the sweep. Resolves to [expired, dropped, deferred, remaining,
- * finished]: finished lists the dead-lettered jobs' anchors and conversation ids, flat (anchor, id, ...).
+ * finished]: finished lists the dead-lettered jobs' anchors, conversation ids and solo flags, flat (anchor, id, '1'|'0', ...).
  */
 export function expireJobs(
   client: RedisClient,
@@ -410,7 +412,7 @@ export function recordAttempt(
 export function settleConversations(
   client: RedisClient,
   keys: TypeKeys,
-  options: { items: [conversation: string, completed: 0 | 1][]; ttl: number },
+  options: { items: [conversation: string, completed: 0 | 1, solo: 0 | 1][]; ttl: number },
 ): Promise<number> {
   return callScript(client, 'settleConversations', scriptKeys(keys, SCRIPTS.settleConversations.keys), [
     JSON.stringify(options),

@@ -21,6 +21,8 @@ export interface TaskJobData<Payload = unknown> {
   scopeId?: string;
   /** The conversation's anchor task type, where its follow-up is counted down (redis/conversation-settlement.ts). */
   anchor?: TaskType;
+  /** The conversation's only task: finishing it settles the conversation (no countdown). */
+  solo?: true;
   /** The W3C trace context of the producer's span, when it was called inside a trace (contract/tracing.ts). */
   trace?: { traceparent: string; tracestate?: string };
   payload: Payload;
@@ -37,6 +39,7 @@ export const jobEnvelopeSchema = z.object({
   expiresAt: epochMs,
   scopeId: z.string().optional(),
   anchor: z.enum(taskTypes as [TaskType, ...TaskType[]]).optional(),
+  solo: z.literal(true).optional(),
   trace: z.object({ traceparent: z.string().max(100), tracestate: z.string().max(512).optional() }).optional(),
   payload: z.unknown(),
 });

@@ -81,9 +81,9 @@ export async function sweepExpiredJobs(client: RedisClient, options: SweepOption
         expired += batchExpired;
         // Their conversations' follow-up countdowns (conversation metrics): counted down as dead-lettered.
         const pairs = finished ?? [];
-        for (let at = 0; at + 1 < pairs.length; at += 2) {
+        for (let at = 0; at + 2 < pairs.length; at += 3) {
           const anchor = pairs[at]!;
-          if (isTaskType(anchor)) settler.finished(anchor, pairs[at + 1]!, false);
+          if (isTaskType(anchor)) settler.finished(anchor, pairs[at + 1]!, false, pairs[at + 2] === '1');
         }
         result.dropped += dropped;
         if (remaining === 0) break;

@@ -145,7 +145,7 @@ export async function startWorker(options: WorkerProcessOptions): Promise<FleetW
       onOutcome: (event) => {
         metrics.onJobOutcome(event);
         if (event.anchor && event.conversationId && FINISHED.has(event.result)) {
-          settler.finished(event.anchor, event.conversationId, event.result !== 'dead_lettered');
+          settler.finished(event.anchor, event.conversationId, event.result !== 'dead_lettered', event.solo);
         }
         options.onOutcome?.(event);
       },
@@ -168,8 +168,10 @@ export async function startWorker(options: WorkerProcessOptions): Promise<FleetW
       // handler (Redis lost mid-job), which BullMQ retries while attempts remain.
       if (job && error.name !== 'RetryScheduledError') {
         const final = job.finishedOn !== undefined;
-        const data = job.data as { anchor?: TaskType; conversationId?: string } | undefined;
-        if (final && data?.anchor && data.conversationId) settler.finished(data.anchor, data.conversationId, false);
+        const data = job.data as { anchor?: TaskType; conversationId?: string; solo?: boolean } | undefined;
+        if (final && data?.anchor && data.conversationId) {
+          settler.finished(data.anchor, data.conversationId, false, data.solo === true);
+        }
         logger.warn(
           {
             type,

@@ -50,7 +50,7 @@
                  conversation (encoded id), idempotencyKey, ttl (ms of its records) }
       settle     only for the anchor task: { outcome, sentiment, tasks (the conversation's
                  tasks a worker will finish), partial (some already dead-lettered),
-                 ttl (ms the countdown lives) }
+                 solo (the anchor is the only task: no countdown), ttl (ms the countdown lives) }
 
   Output:
     { "created" }
@@ -109,11 +109,16 @@ rcall("HINCRBY", k.stats, "created", 1)
 if o.settle then
   local s = o.settle
   rcall("HINCRBY", k.stats, "conversations:" .. s.outcome .. ":" .. s.sentiment, 1)
-  rcall("HINCRBY", k.settle, "remaining", s.tasks)
-  if s.partial then rcall("HSET", k.settle, "partial", 1) end
-  rcall("HSET", k.settle, "init", 1)
-  rcall("PEXPIRE", k.settle, s.ttl)
-  settleIfDone(k.settle, k.stats)
+  if s.tasks == 0 then
+    -- every task was dead-lettered at enqueue: settled now
+    rcall("HINCRBY", k.stats, "settled:partial", 1)
+  elseif not s.solo then
+    -- a solo task (the conversation's only one) needs no countdown: its worker settles it
+    local remaining = rcall("HINCRBY", k.settle, "remaining", s.tasks)
+    if s.partial then rcall("HSET", k.settle, "init", 1, "partial", 1) else rcall("HSET", k.settle, "init", 1) end
+    rcall("PEXPIRE", k.settle, s.ttl)
+    if remaining <= 0 then settleIfDone(k.settle, k.stats, s.ttl) end
+  end
 end
 if o.expired then
   local prev = takePending(k, k.job, o.jobId, 1)

@@ -37,7 +37,8 @@
   Output:
     { expired, dropped, deferred, remaining, finished }: remaining is the number of index
     entries still due, so the caller knows whether to run another batch; finished lists the
-    dead-lettered jobs' anchors and conversations ({ anchor, conversationId, ... }, for jobs
+    dead-lettered jobs' anchors and conversations ({ anchor, conversationId, solo, ... }, solo
+    "1" for a conversation's only task, for jobs
     whose data names an anchor), whose countdowns the caller counts down in the anchors'
     slots (src/redis/conversation-settlement.ts).
 ]]
@@ -79,6 +80,7 @@ for _, jobId in ipairs(rcall("ZRANGEBYSCORE", k.expiry, "-inf", o.now, "LIMIT", 
       if ok and type(data) == "table" and type(data.anchor) == "string" and type(data.conversationId) == "string" then
         finished[#finished + 1] = data.anchor
         finished[#finished + 1] = data.conversationId
+        finished[#finished + 1] = data.solo == true and "1" or "0"
       end
     else
       rcall("ZADD", k.expiry, o.recheckAt, jobId)

@@ -9,7 +9,8 @@
     KEYS[2]  countdown key prefix: `<base>settle:`; a countdown is this plus the encoded
              conversation id
     ARGV[1]  JSON options:
-      items  [[encoded conversation id, 1 when the task completed | 0 when dead-lettered], ...]
+      items  [[encoded conversation id, 1 when the task completed | 0 when dead-lettered,
+             1 when the task was its conversation's only one (no countdown: settled now)], ...]
       ttl    ms a countdown created by a decrement lives, should the producer's never come
 
   Output:
@@ -26,10 +27,18 @@ local o = cjson.decode(ARGV[1])
 
 local settled = 0
 for _, item in ipairs(o.items) do
-  local key = k.settlePrefix .. item[1]
-  local remaining = rcall("HINCRBY", key, "remaining", -1)
-  if item[2] == 0 then rcall("HSET", key, "partial", 1) end
-  if rcall("PTTL", key) < 0 then rcall("PEXPIRE", key, o.ttl) end
-  if remaining <= 0 and settleIfDone(key, k.stats) then settled = settled + 1 end
+  if item[3] == 1 then
+    if item[2] == 1 then
+      rcall("HINCRBY", k.stats, "settled:complete", 1)
+    else
+      rcall("HINCRBY", k.stats, "settled:partial", 1)
+    end
+    settled = settled + 1
+  else
+    local key = k.settlePrefix .. item[1]
+    local remaining = rcall("HINCRBY", key, "remaining", -1)
+    if item[2] == 0 then rcall("HSET", key, "partial", 1) end
+    if remaining <= 0 and settleIfDone(key, k.stats, o.ttl) then settled = settled + 1 end
+  end
 end
 return settled

@@ -2,18 +2,22 @@
   A conversation's follow-up countdown (src/redis/conversation-settlement.ts): a hash in the
   slot of the conversation's anchor task type with `remaining` (tasks not yet finished),
   `init` (set once the producer has counted the tasks in) and `partial` (some task was
-  dead-lettered). When `remaining` reaches 0 after `init`, the conversation has settled:
-  the hash goes and the anchor type's stats hash counts `settled:complete` or
-  `settled:partial` (and this returns true). Decrements may arrive before the producer's increment (another type's
-  worker can finish first); `init` keeps them from settling early.
+  dead-lettered). Called when `remaining` has reached 0: if the producer's count is in
+  (`init`), the conversation has settled: the hash goes and the anchor type's stats hash
+  counts `settled:complete` or `settled:partial`, and this returns true. Without `init`
+  (a decrement arrived before the producer's increment) the countdown is kept, with a TTL.
 ]]
-local function settleIfDone(settleKey, stats)
-  if rcall("HGET", settleKey, "init") ~= "1" then return false end
-  local remaining = tonumber(rcall("HGET", settleKey, "remaining") or "0")
-  if remaining > 0 then return false end
-  local result = "complete"
-  if rcall("HGET", settleKey, "partial") == "1" then result = "partial" end
+local function settleIfDone(settleKey, stats, ttl)
+  local fields = rcall("HMGET", settleKey, "init", "partial")
+  if fields[1] ~= "1" then
+    rcall("PEXPIRE", settleKey, ttl)
+    return false
+  end
   rcall("DEL", settleKey)
-  rcall("HINCRBY", stats, "settled:" .. result, 1)
+  if fields[2] == "1" then
+    rcall("HINCRBY", stats, "settled:partial", 1)
+  else
+    rcall("HINCRBY", stats, "settled:complete", 1)
+  end
   return true
 end
