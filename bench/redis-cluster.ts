@@ -16,7 +16,8 @@ import { Redis } from 'ioredis';
 import type { DeliveryPort } from '../src/contract/delivery-port.js';
 import { loadConfig } from '../src/config/environment.js';
 import { createProducer, type ConversationOutcome } from '../src/index.js';
-import type { RedisTarget } from '../src/redis/connection.js';
+import { createRedisConnection, type RedisTarget } from '../src/redis/connection.js';
+import { readFleetState } from '../src/redis/fleet-state.js';
 import { taskTypes, type TaskType } from '../src/tasks/catalog.js';
 import { startWorker } from '../src/worker/worker.js';
 import { bookedOutcome } from '../test/helpers/outcomes.js';
@@ -105,7 +106,18 @@ async function fleetRun(server: Server, conversations: number, types: readonly T
       if (event.result === 'completed' && ++done >= tasks) finished();
     },
   });
-  await Promise.race([drained, new Promise((resolve) => setTimeout(resolve, 120_000))]);
+  // Drained: every immediate task completed, or nothing waiting or active any more (a task
+  // left scheduled is not throughput), or two minutes.
+  const ops = createRedisConnection('worker', { redis: config.redis });
+  const idle = (async () => {
+    for (;;) {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      const state = await readFleetState(ops, prefix);
+      if (done > 0 && types.every((type) => state.jobs[type].waiting + state.jobs[type].active === 0)) return;
+    }
+  })();
+  await Promise.race([drained, idle, new Promise((resolve) => setTimeout(resolve, 120_000))]);
+  ops.disconnect();
   const seconds = (performance.now() - started) / 1000;
   await worker.close();
   await producer.close();
