@@ -1,5 +1,5 @@
 /**
- * Bulk replay and purge by selector in the CLI: type, reason and a time range of
+ * Bulk replay and purge by selector in the CLI and the HTTP API: type, reason and a time range of
  * dead-lettering (--since/--until, ISO-8601 or a duration ago), --dry-run counting first and
  * changing nothing, and a stale entry never replayed without a new expiry (--extend).
  *
@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../src/cli/main.js';
 import { createProducer } from '../src/producer/producer.js';
 import { DeadLetterQueue } from '../src/redis/dead-letter-queue.js';
+import { auth, call, startApi } from './helpers/api-server.js';
 import { resolvedOutcome } from './helpers/outcomes.js';
 import { redis, removePrefix, TEST_REDIS, testEnv, uniquePrefix } from './helpers/redis.js';
 
@@ -86,6 +87,42 @@ describe('dlq selectors', () => {
     expect(purge.stdout).toBe('dry run: would purge 2 update_ticket entries\n');
     expect(await crmIds()).toEqual(['new-1', 'old-1', 'old-2']);
     expect((await dlq.counts()).update_ticket.expired).toBe(3);
+  });
+
+  it('takes the same selectors in the HTTP API: dry run counts, read is refused the action', async () => {
+    const api = await startApi(prefix);
+    try {
+      const since = new Date(Date.now() - HOUR).toISOString();
+      const page = await call(
+        `${api.url}/v1/dead-letters?type=update_crm&since=${encodeURIComponent(since)}`,
+        'GET',
+        auth('read'),
+      );
+      expect(page.status).toBe(200);
+      expect(page.body.items.map((e: { conversationId: string }) => e.conversationId)).toEqual(['new-1']);
+      const body = JSON.stringify({ type: 'update_crm', all: true, until: since, dryRun: true });
+      const json = { 'content-type': 'application/json' };
+      const dry = await call(`${api.url}/v1/dead-letters/replay`, 'POST', { ...auth('admin'), ...json }, body);
+      expect(dry.status).toBe(200);
+      expect(dry.body).toMatchObject({ action: 'replay', dryRun: true, matched: 2, done: 0, expired: 2 });
+      const refused = await call(`${api.url}/v1/dead-letters/replay`, 'POST', { ...auth('read'), ...json }, body);
+      expect(refused.status).toBe(403);
+      const bad = await call(`${api.url}/v1/dead-letters?since=yesterday`, 'GET', auth('read'));
+      expect(bad.status).toBe(400);
+      expect(JSON.stringify(bad.body)).toContain('since');
+      // A replay without extend refuses the expired entries and replays nothing.
+      const stale = await call(
+        `${api.url}/v1/dead-letters/replay`,
+        'POST',
+        { ...auth('admin'), ...json },
+        JSON.stringify({ type: 'update_crm', all: true, since }),
+      );
+      expect(stale.body).toMatchObject({ matched: 1, done: 0, expired: 1 });
+      expect(stale.body.failed[0].error).toMatch(/give it a new expiry/);
+      expect(await crmIds()).toEqual(['new-1', 'old-1', 'old-2']);
+    } finally {
+      await api.close();
+    }
   });
 
   it('never replays a stale entry without a new expiry', async () => {

@@ -140,9 +140,18 @@ const cursor = z
   .regex(/^\d{1,9}$/, { error: 'expected the nextCursor of a previous page' })
   .optional();
 
+/** A selector's time bound: ISO-8601 with an offset. */
+const timeBound = (description: string) =>
+  z.iso
+    .datetime({ offset: true, error: 'expected an ISO-8601 date-time with offset, e.g. 2026-12-01T09:00:00Z' })
+    .optional()
+    .meta({ description });
+
 export const deadLetterQuery = z.strictObject({
   type: taskType.optional(),
   reason: z.enum(DEAD_LETTER_REASONS).optional(),
+  since: timeBound('dead-lettered at or after this time'),
+  until: timeBound('dead-lettered at or before this time'),
   limit: limit(100, 1000),
   cursor,
 });
@@ -157,6 +166,8 @@ export const deadLetterAction = z
     jobId: z.string().min(1).optional().meta({ description: 'one entry; or give all: true' }),
     all: z.boolean().optional().meta({ description: 'every entry of the type (with reason: those of that reason)' }),
     reason: z.enum(DEAD_LETTER_REASONS).optional(),
+    since: timeBound('with all: entries dead-lettered at or after this time'),
+    until: timeBound('with all: entries dead-lettered at or before this time'),
     extend: z
       .string()
       .regex(/^\d+(\.\d+)?(ms|s|m|h|d)?$/, { error: 'expected a duration such as 30m or 2h' })
@@ -173,6 +184,10 @@ export const deadLetterActionResult = z
     dryRun: z.boolean(),
     matched: z.number().int().meta({ description: 'entries selected' }),
     done: z.number().int().meta({ description: 'entries replayed or purged (0 on a dry run)' }),
+    expired: z
+      .number()
+      .int()
+      .meta({ description: 'replay: selected entries whose expiry has passed; replayed only with extend' }),
     failed: z.array(z.object({ jobId: z.string(), error: z.string() })),
   })
   .meta({ id: 'DeadLetterActionResult' });

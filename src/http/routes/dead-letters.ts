@@ -3,9 +3,10 @@
  *   GET  /v1/dead-letters?type=&reason=&limit=&cursor=   (read)  newest first, a page at a time
  *   POST /v1/dead-letters/replay                          (admin) back to the queue, fresh attempts
  *   POST /v1/dead-letters/purge                           (admin) deleted for good
- * The actions take the CLI's selectors: `type`, and `jobId` or `all: true` (with `reason`),
- * `extend` (replay: a new expiry that far from now), and `dryRun`, which counts what would
- * be acted on and changes nothing.
+ * The actions take the CLI's selectors: `type`, and `jobId` or `all: true` (with `reason`,
+ * and a time range of dead-lettering: `since`, `until`), `extend` (replay: a new expiry that
+ * far from now), and `dryRun`, which counts what would be acted on (and how many have
+ * expired) and changes nothing. An expired entry is never replayed without `extend`.
  */
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
@@ -39,10 +40,16 @@ export const deadLetterRoutes: FastifyPluginAsync<{
       },
     },
     async (request) => {
-      const { type, reason, limit, cursor } = request.query;
+      const { type, reason, limit, cursor, since, until } = request.query;
       const offset = Number(cursor ?? 0);
       const entries = await options.redisCall(() =>
-        dlq.list({ ...(type && { types: [type as TaskType] }), ...(reason && { reason }), limit: offset + limit + 1 }),
+        dlq.list({
+          ...(type && { types: [type as TaskType] }),
+          ...(reason && { reason }),
+          ...(since && { since: Date.parse(since) }),
+          ...(until && { until: Date.parse(until) }),
+          limit: offset + limit + 1,
+        }),
       );
       return {
         items: entries.slice(offset, offset + limit),
@@ -71,17 +78,29 @@ export const deadLetterRoutes: FastifyPluginAsync<{
         },
       },
       async (request) => {
-        const { type, jobId, reason, extend, dryRun = false } = request.body;
+        const { type, jobId, reason, since, until, extend, dryRun = false } = request.body;
         const extendMs = extend === undefined ? undefined : parseDuration(extend);
         const entries = await options.redisCall(() =>
-          dlq.list({ types: [type as TaskType], ...(reason && { reason }), limit: Number.MAX_SAFE_INTEGER }),
+          dlq.list({
+            types: [type as TaskType],
+            ...(reason && { reason }),
+            ...(since && { since: Date.parse(since) }),
+            ...(until && { until: Date.parse(until) }),
+            limit: Number.MAX_SAFE_INTEGER,
+          }),
         );
-        const selected = entries.map((entry) => entry.jobId).filter((id) => jobId === undefined || id === jobId);
+        const chosen = entries.filter((entry) => jobId === undefined || entry.jobId === jobId);
+        const selected = chosen.map((entry) => entry.jobId);
+        const now = options.clock();
         const result = {
           action,
           dryRun,
           matched: selected.length,
           done: 0,
+          expired:
+            action === 'replay'
+              ? chosen.filter((entry) => !entry.expiresAt || Date.parse(entry.expiresAt) <= now).length
+              : 0,
           failed: [] as { jobId: string; error: string }[],
         };
         if (jobId !== undefined && !selected.length)
