@@ -141,7 +141,7 @@ describe('fleet-wide rate limit', () => {
     let watching = true;
     const watcher = (async () => {
       while (watching) {
-        const entries = await client.zrange(grantsKey, 0, -1, 'WITHSCORES');
+        const entries = await client.zrange(grantsKey, '0', '-1', 'WITHSCORES');
         for (let i = 0; i < entries.length; i += 2) grants.set(entries[i]!, Number(entries[i + 1]));
         await new Promise((resolve) => setTimeout(resolve, 100));
       }

@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process';
 import { Job, Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDestinationStore } from '../src/redis/destination-store.js';
 import type { JobOutcomeEvent } from '../src/worker/job-handler.js';
 import { burstFaults } from '../dev/demo/demo-plan.js';
 import { createProducer } from '../src/producer/producer.js';
@@ -132,7 +133,7 @@ describe('native providers through the sandbox', () => {
     ).toHaveLength(1);
   });
 
-  it("honours a 429's Retry-After: the retry is scheduled that far out (read from Redis)", async () => {
+  it("honours a 429's Retry-After: Resend is held fleet-wide that long and the job waits, using no attempt (read from Redis)", async () => {
     // 30 s, so the job is still waiting when the test reads Redis; it is then promoted.
     sandbox.setFaults({ rateLimitRate: 1, retryAfterSeconds: 30 });
     let jobId: string;
@@ -147,13 +148,26 @@ describe('native providers through the sandbox', () => {
     } finally {
       sandbox.setFaults({ rateLimitRate: 0 });
     }
-    // the delay BullMQ was given: the Retry-After, not the 50 ms backoff
-    expect(await client.hget(keys.job(jobId), 'delay')).toBe('30000');
-    expect(await client.hget(keys.job(jobId), 'atm')).toBe('1');
+    // The wait BullMQ was given: the Retry-After (plus under 250 ms of spread), not the 50 ms
+    // backoff; and the 429 used no attempt.
+    const delay = Number(await client.hget(keys.job(jobId), 'delay'));
+    expect(delay).toBeGreaterThan(29_000);
+    expect(delay).toBeLessThanOrEqual(30_250);
+    expect(Number((await client.hget(keys.job(jobId), 'atm')) ?? 0)).toBe(0);
+    // The whole fleet holds Resend until then.
+    const store = createDestinationStore(client, prefix);
+    const held = await store.read('resend', Date.now(), 30_000);
+    expect(held.state).toBe('held');
+    expect(held.until - Date.now()).toBeGreaterThan(25_000);
+    // An operator ends the holds (the sandbox answered every destination 429, and the later
+    // tests send to them too), and the job goes now.
+    for (const destination of await store.list()) {
+      await store.set(destination, { action: 'close', now: Date.now(), until: 0, reason: '' });
+    }
     const job = await Job.fromId(emailQueue, jobId);
     await job!.promote();
     await settled('n-429', 'send_email');
-    expect(await statusOf('n-429', 'send_email')).toMatchObject({ state: 'completed', attempts: 2 });
+    expect(await statusOf('n-429', 'send_email')).toMatchObject({ state: 'completed', attempts: 1 });
     expect(
       sandbox.deliveries({ provider: 'resend' }).filter((delivery) => delivery.to === 'limited@example.com'),
     ).toHaveLength(1);
@@ -167,6 +181,7 @@ describe('native providers through the sandbox', () => {
       );
       await settled('n-refused', 'send_email');
       await settled('n-refused', 'schedule_reminder');
+      await settled('n-refused', 'update_crm');
     } finally {
       sandbox.setFaults({ terminalRecipients: [] });
     }

@@ -11,7 +11,7 @@
  *   <prefix>:{dest:<name>}:grants   zset: sends granted, by the time they were granted (the rate limit)
  *   <prefix>:{dest:<name>}:queue    zset: each waiting job's expected turn
  *   <prefix>:{dest:<name>}:stats    hash: c:<second> calls, f:<second> failures (the circuit's window)
- *   <prefix>:destinations           set: every destination the fleet has used (for `circuit list`)
+ *   <prefix>:{destinations}         set: every destination the fleet has used (for `circuit list`)
  */
 import { readFileSync } from 'node:fs';
 import type { RedisClient } from './scripts.js';
@@ -27,7 +27,7 @@ export function destinationKeys(prefix: string, destination: string): [string, s
   return [`${base}state`, `${base}grants`, `${base}stats`, `${base}queue`];
 }
 
-export const destinationsKey = (prefix: string) => `${prefix}:destinations`;
+export const destinationsKey = (prefix: string) => `${prefix}:{destinations}`;
 
 export interface DestinationStatus {
   destination: string;

@@ -1,8 +1,10 @@
 --[[
   Records the outcomes of deliveries to a destination (a process sends them in small
   batches) and moves its circuit: closed -> open when the failure ratio over the window
-  crosses the threshold; the probe's result moves half_open -> closed or back to open
-  with a doubled cooldown.
+  crosses the threshold, or when the last minCalls calls in a row failed (a busy
+  destination that goes down would otherwise need as many failures as it had successes
+  in the window, and tasks would spend their attempts meanwhile); the probe's result moves
+  half_open -> closed or back to open with a doubled cooldown.
 
   Input:
     KEYS[1] state hash   <prefix>:{dest:<name>}:state
@@ -14,6 +16,9 @@
       now, calls, failures   this batch (failures: retryable failures: 5xx, timeouts, network)
       probe                  "success" | "failure" | absent
       windowMs, minCalls, ratio, cooldownMs, maxCooldownMs   the circuit's settings
+
+  State hash field `streak`: failures in a row (a batch with a success restarts it at the
+  batch's failures, which are sent as they happen and so come after its successes).
 
   Output: { state, transition, calls in window, failures in window }
     `transition` is the state this call moved the destination to, or "".
@@ -41,6 +46,10 @@ for i = 1, #fields, 2 do
   end
 end
 
+local streak = tonumber(redis.call('HGET', stateKey, 'streak') or '0')
+if o.calls > o.failures then streak = o.failures else streak = streak + o.failures end
+redis.call('HSET', stateKey, 'streak', streak)
+
 local state = redis.call('HGET', stateKey, 'state') or 'closed'
 local transition = ''
 local function move(to, untilValue, why)
@@ -50,7 +59,7 @@ end
 
 if state == 'half_open' and o.probe == 'success' then
   move('closed', 0, '')
-  redis.call('HDEL', stateKey, 'cooldown', 'probeUntil')
+  redis.call('HDEL', stateKey, 'cooldown', 'probeUntil', 'streak')
   redis.call('DEL', statsKey)
   calls, failures = 0, 0
 elseif state == 'half_open' and o.probe == 'failure' then
@@ -58,7 +67,10 @@ elseif state == 'half_open' and o.probe == 'failure' then
   redis.call('HSET', stateKey, 'cooldown', cooldown)
   move('open', now + cooldown, 'the probe failed')
 elseif state == 'closed' and calls >= o.minCalls and failures >= o.ratio * calls then
-  redis.call('HSET', stateKey, 'cooldown', o.cooldownMs)
+  redis.call('HSET', stateKey, 'cooldown', o.cooldownMs, 'streak', 0)
   move('open', now + o.cooldownMs, failures .. ' of ' .. calls .. ' calls failed within ' .. o.windowMs .. ' ms')
+elseif state == 'closed' and streak >= o.minCalls then
+  redis.call('HSET', stateKey, 'cooldown', o.cooldownMs, 'streak', 0)
+  move('open', now + o.cooldownMs, streak .. ' calls in a row failed')
 end
 return { state, transition, calls, failures }

@@ -45,7 +45,7 @@ elseif o.action == 'open' then
   return move('open', o['until'], o.reason, true)
 elseif o.action == 'close' then
   redis.call('DEL', statsKey, grantsKey, queueKey)
-  redis.call('HDEL', stateKey, 'cooldown', 'probeUntil')
+  redis.call('HDEL', stateKey, 'cooldown', 'probeUntil', 'streak')
   if state == 'closed' then
     redis.call('HDEL', stateKey, 'manual')
     return { state, '' }
