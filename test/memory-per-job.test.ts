@@ -13,6 +13,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createProducer } from '../src/producer/producer.js';
+import { SETTLE_FLUSH_MS } from '../src/redis/conversation-settlement.js';
 import { startWorker } from '../src/worker/worker.js';
 import { redis, REDIS_URL, removePrefix, testConfig, uniquePrefix } from './helpers/redis.js';
 import { waitUntil } from './helpers/wait.js';
@@ -74,9 +75,14 @@ describe('memory per job', () => {
     try {
       await worker.ready;
       await run(1_500); // warm: code compiled, pools and caches filled
+      // Finished tasks wait up to SETTLE_FLUSH_MS to be counted down in one batch per
+      // conversation anchor: let each batch go before reading, so a buffer is not read as a leak.
+      const settle = () => new Promise((resolve) => setTimeout(resolve, SETTLE_FLUSH_MS + 500));
+      await settle();
       const before = retainedHeap();
       const jobs = 6_000;
       await run(jobs);
+      await settle();
       const after = retainedHeap();
       const perJob = (after - before) / jobs;
       console.log(
