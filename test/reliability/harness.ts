@@ -230,24 +230,29 @@ interface TaskState {
 
 async function taskStates(client: Redis, prefix: string, tasks: AcceptedTask[]): Promise<Map<string, TaskState>> {
   const states = new Map<string, TaskState>();
-  for (let start = 0; start < tasks.length; start += 500) {
-    const batch = tasks.slice(start, start + 500);
-    const pipeline = client.pipeline();
-    for (const task of batch) {
-      const keys = typeKeys(prefix, task.type);
-      pipeline.hmget(keys.job(task.jobId), 'finishedOn', 'deadLetterReason', 'data');
-      pipeline.zscore(keys.failed, task.jobId);
-    }
-    const replies = (await pipeline.exec()) ?? [];
-    batch.forEach((task, index) => {
-      const [finishedOn, reason, data] = replies[index * 2]![1] as (string | null)[];
-      const failed = replies[index * 2 + 1]![1] as string | null;
-      states.set(`${task.type}/${task.jobId}`, {
-        exists: data !== null,
-        finished: finishedOn !== null,
-        deadLetterReason: failed !== null ? (reason ?? 'exhausted') : null,
+  // One pipeline per type: a type's keys share one slot, which a cluster's pipeline needs.
+  const byType = new Map<string, AcceptedTask[]>();
+  for (const task of tasks) byType.set(task.type, [...(byType.get(task.type) ?? []), task]);
+  for (const typeTasks of byType.values()) {
+    for (let start = 0; start < typeTasks.length; start += 500) {
+      const batch = typeTasks.slice(start, start + 500);
+      const pipeline = client.pipeline();
+      for (const task of batch) {
+        const keys = typeKeys(prefix, task.type);
+        pipeline.hmget(keys.job(task.jobId), 'finishedOn', 'deadLetterReason', 'data');
+        pipeline.zscore(keys.failed, task.jobId);
+      }
+      const replies = (await pipeline.exec()) ?? [];
+      batch.forEach((task, index) => {
+        const [finishedOn, reason, data] = replies[index * 2]![1] as (string | null)[];
+        const failed = replies[index * 2 + 1]![1] as string | null;
+        states.set(`${task.type}/${task.jobId}`, {
+          exists: data !== null,
+          finished: finishedOn !== null,
+          deadLetterReason: failed !== null ? (reason ?? 'exhausted') : null,
+        });
       });
-    });
+    }
   }
   return states;
 }
