@@ -218,15 +218,22 @@ function destinationIssue(field: string, name: string, allowAny: boolean): Field
   };
 }
 
-function mergeLimits(
-  current: Record<string, RateLimitConfig>,
+/**
+ * Merges a per-destination change (`limits` or `outages`): a bad destination name or value
+ * is reported under its field path and skipped, `null` removes an entry, a `null` change
+ * removes them all. `parse` turns one value into an entry, or pushes its issues.
+ */
+function mergeByDestination<T>(
+  field: 'limits' | 'outages',
+  current: Record<string, T>,
   change: Record<string, unknown> | null,
   issues: FieldIssue[],
-): Record<string, RateLimitConfig> {
+  parse: (name: string, value: unknown) => T | undefined,
+): Record<string, T> {
   if (change === null) return {};
   const merged = { ...current };
   for (const [name, value] of Object.entries(change)) {
-    const wrongName = destinationIssue('limits', name, true);
+    const wrongName = destinationIssue(field, name, field === 'limits');
     if (wrongName) {
       issues.push(wrongName);
       continue;
@@ -235,17 +242,27 @@ function mergeLimits(
       delete merged[name];
       continue;
     }
+    const entry = parse(name, value);
+    if (entry !== undefined) merged[name] = entry;
+  }
+  return merged;
+}
+
+function mergeLimits(
+  current: Record<string, RateLimitConfig>,
+  change: Record<string, unknown> | null,
+  issues: FieldIssue[],
+): Record<string, RateLimitConfig> {
+  return mergeByDestination('limits', current, change, issues, (name, value) => {
     const parsed = typeof value === 'object' ? limitObject.safeParse(value) : limitCount.safeParse(value);
     if (!parsed.success) {
       issues.push(...under(`limits.${name}`, toFieldIssues(parsed.error.issues)));
-      continue;
+      return undefined;
     }
-    merged[name] =
-      typeof parsed.data === 'number'
-        ? { limit: parsed.data, windowMs: 1_000 }
-        : { limit: parsed.data.limit, windowMs: parsed.data.windowMs ?? 1_000 };
-  }
-  return merged;
+    return typeof parsed.data === 'number'
+      ? { limit: parsed.data, windowMs: 1_000 }
+      : { limit: parsed.data.limit, windowMs: parsed.data.windowMs ?? 1_000 };
+  });
 }
 
 function mergeOutages(
@@ -254,36 +271,24 @@ function mergeOutages(
   now: number,
   issues: FieldIssue[],
 ): Record<string, OutageConfig> {
-  if (change === null) return {};
-  const merged = { ...current };
-  for (const [name, value] of Object.entries(change)) {
-    const wrongName = destinationIssue('outages', name, false);
-    if (wrongName) {
-      issues.push(wrongName);
-      continue;
-    }
-    if (value === null) {
-      delete merged[name];
-      continue;
-    }
+  return mergeByDestination('outages', current, change, issues, (name, value) => {
     const parsed = outageObject.safeParse(value);
     if (!parsed.success) {
       issues.push(...under(`outages.${name}`, toFieldIssues(parsed.error.issues)));
-      continue;
+      return undefined;
     }
     const { durationMs, until } = parsed.data;
     if (durationMs !== undefined && until !== undefined && until !== null) {
       issues.push({ path: `outages.${name}`, message: 'expected durationMs or until, not both' });
-      continue;
+      return undefined;
     }
     const end = durationMs !== undefined ? now + durationMs : until ? Date.parse(until) : null;
     if (end !== null && end <= now) {
       issues.push({ path: `outages.${name}.until`, message: 'expected a time after now' });
-      continue;
+      return undefined;
     }
-    merged[name] = { since: new Date(now).toISOString(), until: end === null ? null : new Date(end).toISOString() };
-  }
-  return merged;
+    return { since: new Date(now).toISOString(), until: end === null ? null : new Date(end).toISOString() };
+  });
 }
 
 /** The outages still in force at `now` (an outage past its `until` is over). */
