@@ -4,6 +4,7 @@
  * a real HTTP receiver on loopback playing the provider.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
 import { Webhook } from 'standardwebhooks';
 import { createProducer, type Producer } from '../src/producer/producer.js';
 import { createDestinationPolicy } from '../src/delivery/destination-policy.js';
@@ -14,6 +15,7 @@ import { startWorker, type FleetWorker } from '../src/worker/worker.js';
 import type { JobOutcomeEvent } from '../src/worker/job-handler.js';
 import { resolvedOutcome } from './helpers/outcomes.js';
 import { startChildWorker } from './helpers/child-worker.js';
+import { startPrivateRedis } from './helpers/redis-server.js';
 import { redis, REDIS_URL, removePrefix, testConfig, testEnv, uniquePrefix, WEBHOOK_SECRET } from './helpers/redis.js';
 import { waitUntil } from './helpers/wait.js';
 import { startReceiver, type Receipt, type WebhookReceiver } from './helpers/webhook-receiver.js';
@@ -94,12 +96,12 @@ const deliveredOnce = (f: Fleet) =>
       .map((r) => r.body.idempotencyKey),
   );
 
-async function settledAll(f: Fleet, ids: string[], timeoutMs = 30_000) {
+async function settledAll(f: Fleet, ids: string[], timeoutMs = 30_000, on: Redis = client) {
   return waitUntil(
     async () =>
       (
         await Promise.all(
-          ids.map(async (id) => (await conversationStatus(client, f.prefix, id)).find((t) => t.type === 'update_crm')),
+          ids.map(async (id) => (await conversationStatus(on, f.prefix, id)).find((t) => t.type === 'update_crm')),
         )
       ).map((status) => status?.state),
     (states) => states.every((state) => state === 'completed' || state === 'dead_lettered'),
@@ -124,34 +126,38 @@ function maxInWindow(receipts: Receipt[], windowMs: number): number {
 describe('fleet-wide rate limit', () => {
   it('never sends more than the limit in any window across three worker processes, and uses no attempt waiting', async () => {
     const prefix = uniquePrefix('limit');
-    const env = { ...testEnv(prefix, receiver.url), CRM_WEBHOOK_RATE_LIMIT: '4/s', TASK_UPDATE_CRM_ATTEMPTS: '1' };
-    const producer = createProducer({ redisUrl: REDIS_URL, prefix });
+    // A Redis of its own, watched with MONITOR: every grant the limiter writes (a ZADD inside
+    // the acquire script) is pushed to the watcher as it happens, so none is missed however
+    // long this loaded process pauses. The grant log itself is trimmed after a window.
+    const privateRedis = await startPrivateRedis();
+    const own = new Redis(privateRedis.url);
+    const env = {
+      ...testEnv(prefix, receiver.url),
+      REDIS_URL: privateRedis.url,
+      CRM_WEBHOOK_RATE_LIMIT: '4/s',
+      TASK_UPDATE_CRM_ATTEMPTS: '1',
+    };
+    const grants = new Map<string, number>();
+    const grantsKey = `${prefix}:{dest:webhook:update_crm}:grants`;
+    const monitor = await own.duplicate().monitor();
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      if (args[0]?.toUpperCase() === 'ZADD' && args[1] === grantsKey) grants.set(args[3]!, Number(args[2]));
+    });
+    const producer = createProducer({ redisUrl: privateRedis.url, prefix });
     const workers = [0, 1, 2].map(() => startChildWorker(env, ['--queues', 'update_crm']));
     cleanups.push(async () => {
       for (const worker of workers) worker.kill('SIGTERM');
       await Promise.all(workers.map((worker) => worker.exited));
       await producer.close();
-      await removePrefix(client, prefix);
+      monitor.disconnect();
+      own.disconnect();
+      await privateRedis.destroy();
     });
     await Promise.all(workers.map((worker) => worker.waitForLog((line) => line.msg === 'worker started')));
-    // The limiter's decisions, read from Redis as they are made: each grant stays in the
-    // destination's grant log for a window after it is made, so polling every 100 ms sees all.
-    const grants = new Map<string, number>();
-    const grantsKey = `${prefix}:{dest:webhook:update_crm}:grants`;
-    let watching = true;
-    const watcher = (async () => {
-      while (watching) {
-        const entries = await client.zrange(grantsKey, '0', '-1', 'WITHSCORES');
-        for (let i = 0; i < entries.length; i += 2) grants.set(entries[i]!, Number(entries[i + 1]));
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-    })();
     const ids = Array.from({ length: 24 }, (_, i) => `${prefix}-c${i}`);
     await Promise.all(ids.map((id) => producer.conversationEnded(resolvedOutcome(id))));
     const f = { prefix } as Fleet;
-    const states = await settledAll(f, ids);
-    watching = false;
-    await watcher;
+    const states = await settledAll(f, ids, 30_000, own);
     expect(states.every((state) => state === 'completed')).toBe(true);
     expect(deliveredOnce(f).size).toBe(24);
     // Granted: 24, never more than 4 in any second, across the three processes.
