@@ -11,8 +11,9 @@
  *   worker     one span per attempt, `aftercall.deliver <type>` (kind consumer), the job's
  *              stored context as parent, linked to the task's earlier attempts (their span ids
  *              are kept in the attempt history), errors recorded;
- *   provider   the HTTP request as a child span (kind client, HTTP client semantic
- *              conventions), and webhook requests carry `traceparent`.
+ *   provider   each HTTP request to a provider (webhook, Resend, Twilio) as a child span
+ *              (kind client, HTTP client semantic conventions: `clientRequestSpan`), and
+ *              each carries `traceparent`.
  * The context is written and read here (not through the global propagator), so a job
  * carries it whichever propagator an application registers.
  */
@@ -82,19 +83,39 @@ export function recordError(span: Span, error: unknown, message?: string): void 
 }
 
 /**
- * Runs an HTTP request as a client span (HTTP client semantic conventions: span name the
- * method, http.request.method, url.full, server.address, server.port,
- * http.response.status_code, error.type). `send` receives the headers to add (traceparent).
+ * What one HTTP request came to: the status of its answer, or, when no answer came and the
+ * client reported it without throwing (the resend SDK returns its network errors), the
+ * error's type.
  */
-export async function clientRequestSpan<T extends { status: number }>(
+export type ClientOutcome = number | { errorType: string; message?: string };
+
+/**
+ * Runs one HTTP request as a client span, following the HTTP client semantic conventions:
+ *   span name                  the method (`POST`), kind client, the active span as parent;
+ *   http.request.method        the method, upper case;
+ *   url.full                   scheme, host, port and path: no query (Twilio's carries phone
+ *                              numbers), no user or password;
+ *   server.address, .port      the host and its port (443 / 80 when the URL names none);
+ *   http.response.status_code  the answer's status;
+ *   error.type                 the status as text for 400 and above; when no answer came, the
+ *                              error's code (ECONNREFUSED, ECONNABORTED) or name (TimeoutError).
+ * Status ERROR for 400 and above and for a request that got no answer, with the exception
+ * recorded when one was thrown. `send` gets the headers to add (`traceparent`, `tracestate`
+ * of the client span) and performs the request; `outcome` reads its result. Used by every
+ * provider: the webhook's node:http request, the twilio SDK's HTTP client, the resend SDK's
+ * fetch (providers/*).
+ */
+export async function clientRequestSpan<T>(
   method: string,
   url: URL,
   send: (headers: Record<string, string>) => Promise<T>,
+  outcome: (result: T) => ClientOutcome,
 ): Promise<T> {
-  const span = tracer().startSpan(method, {
+  const verb = method.toUpperCase();
+  const span = tracer().startSpan(verb, {
     kind: SpanKind.CLIENT,
     attributes: {
-      'http.request.method': method,
+      'http.request.method': verb,
       'url.full': `${url.origin}${url.pathname}`,
       'server.address': url.hostname,
       'server.port': Number(url.port || (url.protocol === 'https:' ? 443 : 80)),
@@ -107,15 +128,25 @@ export async function clientRequestSpan<T extends { status: number }>(
     if (stored.tracestate) headers.tracestate = stored.tracestate;
   }
   try {
-    const response = await send(headers);
-    span.setAttribute('http.response.status_code', response.status);
-    if (response.status >= 400) {
-      span.setAttribute('error.type', String(response.status));
-      span.setStatus({ code: SpanStatusCode.ERROR });
+    const result = await send(headers);
+    const answer = outcome(result);
+    if (typeof answer === 'number') {
+      span.setAttribute('http.response.status_code', answer);
+      if (answer >= 400) {
+        span.setAttribute('error.type', String(answer));
+        span.setStatus({ code: SpanStatusCode.ERROR });
+      }
+    } else {
+      span.setAttribute('error.type', answer.errorType);
+      span.setStatus({ code: SpanStatusCode.ERROR, ...(answer.message && { message: answer.message }) });
     }
-    return response;
+    return result;
   } catch (error) {
-    span.setAttribute('error.type', (error as Error)?.name ?? 'Error');
+    const { code, name } = (error ?? {}) as { code?: unknown; name?: unknown };
+    span.setAttribute(
+      'error.type',
+      typeof code === 'string' && code ? code : typeof name === 'string' && name ? name : '_OTHER',
+    );
     recordError(span, error);
     throw error;
   } finally {

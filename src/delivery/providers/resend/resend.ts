@@ -5,6 +5,7 @@
  * so a retried or re-run task is delivered once: Resend answers a repeated key with the
  * first answer for 24 hours. The task's expiry and type travel as e-mail headers
  * (`X-Aftercall-Expires-At`, `X-Aftercall-Type`), so a receiving side can refuse stale mail.
+ * Each request is an OpenTelemetry client span that sends its `traceparent` (TracedResend).
  *
  * The SDK returns `{ data, error }` instead of throwing; its answers map to delivery errors
  * here, in one place:
@@ -17,7 +18,8 @@
  *   422 (validation), 409 invalid_idempotent_request,
  *   every other 4xx                                terminal
  */
-import { Resend } from 'resend';
+import { Resend, type Response as ResendAnswer } from 'resend';
+import { clientRequestSpan, type ClientOutcome } from '../../../contract/tracing.js';
 import { providerIdempotencyKey } from '../../../tasks/job-id.js';
 import { toIso } from '../../../contract/time.js';
 import { classifyHttpStatus, retryableError, TerminalDeliveryError } from '../../errors.js';
@@ -79,8 +81,48 @@ export function classifyResendError(error: ResendError, headers: Record<string, 
   });
 }
 
+/**
+ * The SDK's client with each HTTP request as an OpenTelemetry client span (HTTP client
+ * semantic conventions, contract/tracing.ts) under the attempt's span, carrying its
+ * `traceparent`. The SDK takes no custom fetch or HTTP client, but sends every request
+ * through its public `fetchRequest(path, init)` (one `fetch`, answer read): the span is
+ * around that. The SDK does not pass the answer's HTTP status on: the span's status code is
+ * the one Resend states in its error body (`statusCode`; the HTTP status when the body is not
+ * JSON) and 200 for a success, Resend's documented answer to POST /emails. A request that got
+ * no answer (the SDK returns it as an error without a status) records the abort reason's
+ * name (TimeoutError) or `_OTHER` as error.type.
+ */
+class TracedResend extends Resend {
+  override fetchRequest<T>(path: string, init: RequestInit = {}): Promise<ResendAnswer<T>> {
+    let url: URL;
+    try {
+      url = new URL(`${this.baseUrl}${path}`);
+    } catch {
+      return super.fetchRequest<T>(path, init); // not a URL: the SDK answers its own error, no request is made
+    }
+    return clientRequestSpan(
+      init.method ?? 'GET',
+      url,
+      (traceHeaders) => {
+        const headers = new Headers(init.headers);
+        for (const [name, value] of Object.entries(traceHeaders)) headers.set(name, value);
+        return super.fetchRequest<T>(path, { ...init, headers });
+      },
+      (answer) => resendOutcome(answer, init.signal),
+    );
+  }
+}
+
+function resendOutcome(answer: ResendAnswer<unknown>, signal: AbortSignal | null | undefined): ClientOutcome {
+  if (!answer.error) return 200;
+  const status = (answer.error as { statusCode?: unknown }).statusCode;
+  if (typeof status === 'number') return status;
+  const reason = signal?.aborted ? (signal.reason as { name?: unknown } | undefined)?.name : undefined;
+  return { errorType: typeof reason === 'string' ? reason : '_OTHER', message: answer.error.message };
+}
+
 export function createResendDelivery(options: ResendDeliveryOptions): EmailSender {
-  const resend = new Resend(options.apiKey, options.baseUrl ? { baseUrl: options.baseUrl } : undefined);
+  const resend = new TracedResend(options.apiKey, options.baseUrl ? { baseUrl: options.baseUrl } : undefined);
   const timeoutMs = options.timeoutMs ?? 10_000;
   const now = options.now ?? Date.now;
   const observe = options.observe ?? ignoreProviderRequest;

@@ -18,7 +18,9 @@
  * The SDK has no base-URL option; a custom httpClient rewrites `https://api.twilio.com` to
  * TWILIO_API_BASE when set (a sandbox, a mock), and adds the headers
  * `X-Aftercall-Idempotency-Key`, `X-Aftercall-Expires-At` and `X-Aftercall-Type` (Twilio
- * ignores them; a sandbox records them).
+ * ignores them; a sandbox records them). The same client makes each HTTP request an
+ * OpenTelemetry client span (HTTP client semantic conventions, the status Twilio answered)
+ * under the attempt's span, and sends its `traceparent`.
  *
  * Errors map here, in one place: 408, 429 / code 20429 and 5xx retryable (honouring
  * Retry-After); network failures and timeouts retryable; 401 and 403 terminal as a
@@ -32,6 +34,7 @@ type Twilio = typeof TwilioSdk;
 type TwilioRequestClient = InstanceType<Twilio['RequestClient']>;
 type TwilioRequestOptions<T> = Parameters<TwilioRequestClient['request']>[0] & { data?: T };
 type TwilioResponse<T> = Awaited<ReturnType<TwilioRequestClient['request']>> & { body: T };
+import { clientRequestSpan } from '../../../contract/tracing.js';
 import { providerIdempotencyKey } from '../../../tasks/job-id.js';
 import { typeKeys } from '../../../redis/keys.js';
 import type { RedisClient } from '../../../redis/scripts.js';
@@ -83,7 +86,10 @@ const loadTwilio = () =>
     (module) => (module as unknown as { default: Twilio }).default ?? (module as unknown as Twilio),
   ));
 
-/** The SDK's HTTP client, pointed at `apiBase` and carrying aftercall's headers. */
+/**
+ * The SDK's HTTP client, pointed at `apiBase` and carrying aftercall's headers; each request
+ * (the message's POST, the ledger's look-up GET) is a client span with `traceparent`.
+ */
 function requestClientClass(twilio: Twilio) {
   return class AftercallRequestClient extends twilio.RequestClient {
     constructor(
@@ -100,7 +106,15 @@ function requestClientClass(twilio: Twilio) {
         this.apiBase && opts.uri.startsWith(TWILIO_API)
           ? this.apiBase.replace(/\/$/, '') + opts.uri.slice(TWILIO_API.length)
           : opts.uri;
-      const response = await super.request<TData>({ ...opts, uri, headers: { ...opts.headers, ...call?.headers } });
+      // Each HTTP request is a client span under the attempt's span (contract/tracing.ts),
+      // and carries its traceparent.
+      const response = await clientRequestSpan(
+        opts.method,
+        new URL(uri),
+        (traceHeaders) =>
+          super.request<TData>({ ...opts, uri, headers: { ...opts.headers, ...call?.headers, ...traceHeaders } }),
+        (answer) => answer.statusCode,
+      );
       if (call)
         call.response = { statusCode: response.statusCode, headers: response.headers as Record<string, string> };
       return response;

@@ -139,22 +139,26 @@ export function createWebhookDelivery(options: WebhookDeliveryOptions): Delivery
       try {
         // A client span (contract/tracing.ts); the request carries its traceparent.
         const target = new URL(url);
-        response = await clientRequestSpan('POST', target, (traceHeaders) =>
-          post(
-            target,
-            {
-              'content-type': 'application/json',
-              'user-agent': 'aftercall',
-              'webhook-id': id,
-              'webhook-timestamp': String(Math.floor(sentAt.getTime() / 1000)),
-              'webhook-signature': signers.map((signer) => signer.sign(id, sentAt, body)).join(' '),
-              'idempotency-key': id,
-              ...traceHeaders,
-            },
-            body,
-            timeoutMs,
-            signal,
-          ),
+        response = await clientRequestSpan(
+          'POST',
+          target,
+          (traceHeaders) =>
+            post(
+              target,
+              {
+                'content-type': 'application/json',
+                'user-agent': 'aftercall',
+                'webhook-id': id,
+                'webhook-timestamp': String(Math.floor(sentAt.getTime() / 1000)),
+                'webhook-signature': signers.map((signer) => signer.sign(id, sentAt, body)).join(' '),
+                'idempotency-key': id,
+                ...traceHeaders,
+              },
+              body,
+              timeoutMs,
+              signal,
+            ),
+          (answer) => answer.status,
         );
       } catch (error) {
         const cause = error as Error;
