@@ -19,6 +19,8 @@ import { trace } from '@opentelemetry/api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTracing, type Tracing } from '../src/cli/tracing.js';
 import { createProducer } from '../src/producer/producer.js';
+import { createResendDelivery } from '../src/delivery/providers/resend/resend.js';
+import { createTwilioDelivery } from '../src/delivery/providers/twilio/twilio.js';
 import { startSandbox, type Sandbox } from '../dev/sandbox/sandbox.js';
 import { startChildWorker, type ChildWorker } from './helpers/child-worker.js';
 import { bookedOutcome, resolvedOutcome } from './helpers/outcomes.js';
@@ -356,5 +358,77 @@ describe('tracing', () => {
     // The failed attempts are recorded as errors on the attempt spans too.
     expect(emails[0]!.status?.code).toBe(2);
     expect(sms[0]!.status?.code).toBe(2);
+  });
+  it('records a provider request that got no answer: error status, error.type naming the failure', async () => {
+    // Resend: a server that takes the request and never answers, so the request times out.
+    const silent = createServer(() => {});
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const silentUrl = `http://127.0.0.1:${(silent.address() as { port: number }).port}`;
+    // Twilio: a port nothing listens on, so the connection is refused.
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const closedUrl = `http://127.0.0.1:${(closed.address() as { port: number }).port}`;
+    await new Promise((resolve) => closed.close(resolve));
+    const resend = createResendDelivery({
+      apiKey: 're_test_key',
+      baseUrl: silentUrl,
+      from: 'Acme <bookings@acme.example>',
+      timeoutMs: 200,
+    });
+    const twilio = createTwilioDelivery({
+      accountSid: TWILIO_SID,
+      authToken: 'test-token',
+      from: '+14155550000',
+      apiBase: closedUrl,
+      redis: client,
+      prefix,
+    });
+    const request = {
+      type: 'follow_up_survey',
+      jobId: 'unanswered%3Afollow_up_survey',
+      idempotencyKey: 'unanswered:follow_up_survey',
+      conversationId: 'unanswered',
+      attempt: 1,
+      createdAt: Date.now(),
+      expiresAt: Date.now() + 3_600_000,
+      payload: {},
+    };
+    const signal = new AbortController().signal;
+    let traceId = '';
+    try {
+      await trace.getTracer('test').startActiveSpan('attempt', async (span) => {
+        traceId = span.spanContext().traceId;
+        await expect(
+          resend.sendEmail({ to: 'ada@example.com', subject: 'Hi', html: '<p>Hi</p>', text: 'Hi' }, request, signal),
+        ).rejects.toThrow(/no status/);
+        await expect(twilio.sendSms({ to: '+14155550100', body: 'Hi' }, request, signal)).rejects.toThrow(
+          /twilio request failed/,
+        );
+        span.end();
+      });
+    } finally {
+      silent.closeAllConnections();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+    const requests = await waitUntil(
+      async () => spans.filter((span) => span.traceId === traceId && span.kind === 3),
+      (found) => found.length === 2,
+      'both client spans exported',
+    );
+    const summary = requests
+      .map((span) => ({
+        name: span.name,
+        url: attribute(span, 'url.full'),
+        status: attribute(span, 'http.response.status_code'),
+        errorType: attribute(span, 'error.type'),
+        code: span.status?.code,
+      }))
+      .sort((a, b) => String(a.url).localeCompare(String(b.url)));
+    expect(summary).toEqual(
+      [
+        { name: 'POST', url: `${silentUrl}/emails`, status: undefined, errorType: 'TimeoutError', code: 2 },
+        { name: 'POST', url: `${closedUrl}${TWILIO_MESSAGES}`, status: undefined, errorType: 'ECONNREFUSED', code: 2 },
+      ].sort((a, b) => a.url.localeCompare(b.url)),
+    );
   });
 });
