@@ -8,9 +8,12 @@
  * is a plain node:http server in this process that answers 200 at once and keeps the
  * arrival time of every request: the destination's view, not the fleet's account.
  *
- *   achieved / configured  A limit of L per second lets at most L requests through at the
- *                          start and L more per second after that: n arrivals spread over a
- *                          span of S seconds (first to last) achieved (n - L) / (L * S) of it.
+ *   achieved / configured  the steady rate at the destination over the limit: arrivals from
+ *                          one second after the first to one second before the last, per
+ *                          second of that interval, over L. The first and last seconds are
+ *                          left out: a limiter that sends L at once at the start (or the end)
+ *                          would otherwise count a burst as rate, and one that spaces its
+ *                          sends evenly would be charged for not bursting.
  *                          Goal >= 0.95 (the limiter keeps a margin of 2 % of the window).
  *   max in any window      the most arrivals in any interval of one second, wherever it
  *                          starts (sliding, over the arrival times): never above L.
@@ -76,6 +79,14 @@ export function maxInWindow(arrivals: readonly number[], windowMs: number): numb
   return most;
 }
 
+/** Arrivals per second from one second after the first to one second before the last. */
+export function steadyRate(sorted: readonly number[]): number {
+  const from = sorted[0]! + 1_000;
+  const to = sorted.at(-1)! - 1_000;
+  if (to <= from) return Number.NaN;
+  return sorted.filter((t) => t >= from && t < to).length / ((to - from) / 1_000);
+}
+
 interface RateRun {
   processes: number;
   tasks: number;
@@ -137,7 +148,7 @@ async function run({ quick }: { quick: boolean }): Promise<DestinationRate> {
           tasks,
           arrivals: times.length,
           spanSeconds,
-          achievedOverConfigured: (times.length - limit) / (limit * spanSeconds),
+          achievedOverConfigured: steadyRate(times) / limit,
           maxInAnySecond: maxInWindow(times, 1_000),
           loadAverage: { before, after },
         };
@@ -180,8 +191,9 @@ function report(c: Entry<DestinationRate>): string[] {
     '(`CRM_WEBHOOK_RATE_LIMIT`), served by 1 and by 3 worker processes (concurrency ' +
       `${c.concurrency} each) that share the limit through Redis.`,
     'The receiver, a plain HTTP server answering 200 at once, keeps the arrival time of every request. **Achieved /',
-    'configured**: n arrivals over a span of S seconds achieved (n − L) / (L × S) of the limit L (L pass at once, then L',
-    'per second). **Max in any second**: the most arrivals in any interval of one second, wherever it starts.',
+    'configured**: the arrivals per second from one second after the first to one second before the last, over the limit',
+    'L (the edges are left out, so a burst at the start counts neither for nor against). **Max in any second**: the most',
+    'arrivals in any interval of one second, wherever it starts.',
     '',
     '| processes | arrivals | span (s) | achieved / configured | max in any second | load average (1 min) |',
     '|---|---|---|---|---|---|',
@@ -191,10 +203,12 @@ function report(c: Entry<DestinationRate>): string[] {
     ),
     '',
     `Worst achieved ${fmt(c.worstAchieved, 3)}, most in any second ${c.worstMax} (${verdict(c.goal, `goal ≥ 0.95 and ≤ ${c.limitPerSecond}`)}).`,
-    'The limiter grants a request when fewer than L grants fall within the last second plus a margin of 2 % (20 ms), so a',
-    'steady backlog runs at about 0.98 of the limit; the margin absorbs the time from the grant to the request reaching',
-    'the destination. On a loaded machine that time can exceed the margin (a worker waiting for CPU between its grant and',
-    'its request), which shows here as more than L in some second.',
+    'The limiter grants a request while fewer than L grants fall within the last second plus a margin of 2 % (20 ms), and',
+    'fewer than L/10 within the last 100 ms, so a steady backlog runs at about 0.98 of the limit, in groups of L/10. The',
+    'spreading keeps a process from sending the whole limit as one burst, whose last requests would leave it tens of',
+    'milliseconds after its first; the margin absorbs the rest of the time from grant to arrival. On a loaded machine that',
+    'time can exceed the margin (a worker waiting for CPU between its grant and its request), which shows here as more',
+    'than L in some second.',
     '',
   ];
 }

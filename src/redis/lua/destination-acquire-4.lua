@@ -44,7 +44,7 @@ local reason = s.reason or ''
 local transition = ''
 
 local function reply(code, ms)
-  return { code, math.max(0, math.floor(ms)), state, tostring(since), tostring(untilAt), reason, transition }
+  return { code, math.max(0, math.ceil(ms)), state, tostring(since), tostring(untilAt), reason, transition }
 end
 
 local function move(to, untilValue, why)
@@ -91,14 +91,23 @@ if state == 'half_open' then
 end
 
 -- Closed: the rate limits. A grant is allowed when, for each limit, fewer than `limit`
--- grants fall within the last period (plus the margin). A job that must wait is given
+-- grants fall within the last period (plus the margin), and, to spread them, fewer than a
+-- tenth of `limit` (at least 1) within the last tenth of the period (no margin: this one
+-- only smooths). All L grants of a window at once would leave one process as a burst of
+-- requests whose last ones reach the destination tens of milliseconds after the first:
+-- enough to put more than L into one of the destination's windows. A job that must wait is given
 -- its expected turn: the queue holds each waiting job's turn, spaced so that the turns
 -- never ask for more than the limits allow, so waiting jobs come back spread out instead
 -- of all at once. A job back at its turn is checked against the grants alone: if another
 -- took the slot, it waits only until the window frees.
 if #o.limits == 0 then return reply(0, 0) end
 local longest = 0
-for _, l in ipairs(o.limits) do longest = math.max(longest, l[2] + o.marginMs) end
+local limits = {}
+for _, l in ipairs(o.limits) do
+  longest = math.max(longest, l[2] + o.marginMs)
+  limits[#limits + 1] = { l[1], l[2], o.marginMs }
+  limits[#limits + 1] = { math.ceil(l[1] / 10), l[2] / 10, 0 }
+end
 redis.call('ZREMRANGEBYSCORE', grantsKey, '-inf', '(' .. (now - longest))
 redis.call('ZREMRANGEBYSCORE', queueKey, '-inf', '(' .. (now - longest))
 
@@ -108,10 +117,10 @@ redis.call('ZREMRANGEBYSCORE', queueKey, '-inf', '(' .. (now - longest))
 local function freeFrom(key, at, upTo)
   for _ = 1, 4 do
     local moved = false
-    for _, l in ipairs(o.limits) do
+    for _, l in ipairs(limits) do
       local nth = redis.call('ZREVRANGEBYSCORE', key, upTo or at, '-inf', 'WITHSCORES', 'LIMIT', l[1] - 1, 1)
       if nth[2] then
-        local free = tonumber(nth[2]) + l[2] + o.marginMs
+        local free = tonumber(nth[2]) + l[2] + l[3]
         if free > at then at, moved = free, true end
       end
     end
