@@ -3,9 +3,10 @@
  * several run behind a load balancer; it runs no workers.
  *
  * Each concern is a fastify plugin (routes/): outcomes, conversations, dead letters,
- * platform receivers, rejected platform events, operations. More can be mounted (the web
- * console) with `app.register(plugin, options)` before `listen`: they get the same auth
- * hook (`config: { roles }`), error answers and metrics.
+ * platform receivers, rejected platform events, operations. More can be mounted with
+ * `app.register(plugin, options)` before `listen`: they get the same auth hook
+ * (`config: { roles }`), error answers and metrics. The web console (console/) is mounted
+ * so at /console, with its own session-cookie access (a browser sends no Bearer header).
  *
  * Per request: auth (constant-time), the handler, one metric sample; logs carry the route
  * pattern, status and duration only (debug), never a body, a token or a path parameter.
@@ -29,6 +30,7 @@ import { authHook } from './auth.js';
 import { errorHandler, redisCaller, RequestValidationError } from './errors.js';
 import { httpMetrics, serverRegistry } from './metrics.js';
 import { finishDocument } from './openapi.js';
+import { consolePlugin } from './console/console.js';
 import { createIngest, type Ingest } from './platforms/ingest.js';
 import { loadMapping, type PlatformMapping } from './platforms/mapping.js';
 import { conversationRoutes } from './routes/conversations.js';
@@ -50,6 +52,8 @@ export interface ApiServerOptions {
   redis?: RedisClient;
   /** Default: loaded from PLATFORM_MAPPING_FILE. */
   mapping?: PlatformMapping;
+  /** Mount the web console at /console (console/console.ts); default true. */
+  console?: boolean;
 }
 
 export interface ApiServer {
@@ -173,6 +177,9 @@ export async function buildApiServer(options: ApiServerOptions): Promise<ApiServ
   await app.register(deadLetterRoutes, { redis, keyPrefix: config.prefix, clock, redisCall });
   await app.register(rejectedRoutes, { store, ingest, redisCall });
   await app.register(platformRoutes, { http, ingest, clock });
+  if (options.console !== false) {
+    await app.register(consolePlugin, { config, apiKeys: http.apiKeys, redis, redisCall, clock });
+  }
 
   let closed = false;
   return {
@@ -211,6 +218,7 @@ export async function openApiDocument(): Promise<Record<string, unknown>> {
     logger: createLogger({ level: 'silent' }),
     producer,
     redis,
+    console: false,
   });
   try {
     await server.app.ready();
