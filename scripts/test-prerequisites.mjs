@@ -17,6 +17,11 @@ const PREREQUISITES = [
   ['openssl', 'openssl', 'the TLS certificates of test/redis-security.test.ts'],
   ['promtool', 'prometheus', 'the alert-rule tests of test/deploy.test.ts'],
   ['prometheus', 'prometheus', 'test/prometheus-e2e.test.ts'],
+  [
+    'chromium',
+    'chromium',
+    'test/console-browser.test.ts browser tests (playwright-core drives it; it downloads no browser)',
+  ],
 ];
 
 const found = (command) =>
