@@ -49,12 +49,12 @@ export interface ConsoleFixture {
   close(): Promise<void>;
 }
 
-async function startResendStandIn(): Promise<{ url: string; close(): Promise<void> }> {
+async function startResendStandIn(refusal: string): Promise<{ url: string; close(): Promise<void> }> {
   const server: Server = createServer((request, response) => {
     request.resume();
     request.on('end', () => {
       response.writeHead(422, { 'content-type': 'application/json' });
-      response.end(JSON.stringify({ statusCode: 422, name: 'validation_error', message: RESEND_REFUSAL }));
+      response.end(JSON.stringify({ statusCode: 422, name: 'validation_error', message: refusal }));
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -68,10 +68,18 @@ async function startResendStandIn(): Promise<{ url: string; close(): Promise<voi
   };
 }
 
-export async function startConsoleFixture(prefix: string): Promise<ConsoleFixture> {
+export interface ConsoleFixtureOptions {
+  /** What the Resend stand-in answers to every e-mail (422); default RESEND_REFUSAL. */
+  resendRefusal?: string;
+}
+
+export async function startConsoleFixture(
+  prefix: string,
+  options: ConsoleFixtureOptions = {},
+): Promise<ConsoleFixture> {
   const client = redis();
   const receiver = await startReceiver();
-  const resend = await startResendStandIn();
+  const resend = await startResendStandIn(options.resendRefusal ?? RESEND_REFUSAL);
   const scripts = new Map<string, Answer[]>();
   receiver.answer = (receipt) => {
     const script = scripts.get(`${receipt.body.conversationId} ${receipt.path}`);

@@ -21,7 +21,7 @@ export function when(iso: string | null | undefined, now: number): SafeHtml {
   if (!iso) return html`<span class="muted">–</span>`;
   const at = Date.parse(iso);
   if (!Number.isFinite(at)) return html`<span class="mono">${iso}</span>`;
-  return html`<span class="mono" title="${iso}">${iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z')}</span>
+  return html`<span class="mono time" title="${iso}">${iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z')}</span>
     <span class="muted">(${relative(at - now)})</span>`;
 }
 

@@ -20,6 +20,8 @@ th { font-weight: 600; color: var(--muted); font-size: 12px; text-transform: upp
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 code, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12.5px; word-break: break-all; }
 .muted { color: var(--muted); }
+.time { white-space: nowrap; word-break: normal; }
+td .actions { margin: 0; flex-direction: column; align-items: stretch; }
 .error-text { color: var(--bad); font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12.5px; white-space: pre-wrap; word-break: break-word; }
 .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px; font-weight: 600; background: #e8ebf1; color: var(--fg); }
 .badge.ok, .badge.completed, .badge.success, .badge.closed { background: #dcf1e4; color: var(--ok); }

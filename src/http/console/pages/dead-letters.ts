@@ -210,7 +210,7 @@ export const deadLetterPages: FastifyPluginAsync<DeadLetterPageOptions> = async 
                     <td>${expiry(entry.expiresAt, now)}</td>
                     <td>${entry.lastError ? html`<span class="error-text">${entry.lastError}</span>` : html`<span class="muted">–</span>`}
                       <details><summary class="muted">payload</summary><pre class="mono">${JSON.stringify(entry.payload, null, 2)}</pre></details></td>
-                    <td class="actions">${actionButtons(entry, canAct, csrf)}</td>
+                    <td><div class="actions">${actionButtons(entry, canAct, csrf)}</div></td>
                   </tr>`,
                 )}</tbody></table>`
             : html`<div class="notice ok" data-testid="empty">No dead letter matches.</div>`
