@@ -15,6 +15,7 @@ export const CLUSTER_SUITES = [
   'test/cli.test.ts',
   'test/reliability/duplicate-producers.test.ts',
   'test/platforms.test.ts',
+  'test/console.test.ts',
 ];
 
 export default defineConfig({

@@ -9,7 +9,7 @@ import { DeadLetterQueue } from '../src/redis/dead-letter-queue.js';
 import { createProducer } from '../src/producer/producer.js';
 import { startApi, TOKENS, type TestApi } from './helpers/api-server.js';
 import { resolvedOutcome } from './helpers/outcomes.js';
-import { redis, removePrefix, TEST_REDIS, uniquePrefix } from './helpers/redis.js';
+import { redis, removePrefix, TEST_REDIS, testEnv, uniquePrefix } from './helpers/redis.js';
 
 const prefix = uniquePrefix('console');
 const client = redis();
@@ -17,7 +17,8 @@ const dlq = new DeadLetterQueue(client, prefix);
 let api: TestApi;
 
 beforeAll(async () => {
-  api = await startApi(prefix, {}, { logLevel: 'debug' });
+  // Webhook routes for every type (the destinations page lists them); nothing is delivered here.
+  api = await startApi(prefix, testEnv(prefix, 'http://127.0.0.1:9'), { logLevel: 'debug' });
   // Ended 25 hours ago: its CRM and ticket updates are dead-lettered as expired when enqueued.
   const producer = createProducer({ redis: TEST_REDIS, prefix });
   await producer.conversationEnded(resolvedOutcome('console-http-old', Date.now() - 25 * 3_600_000));
@@ -202,6 +203,26 @@ describe('console actions', () => {
     const done = await request('/console/dead-letters/act', { form, headers: { cookie } });
     expect(await done.text()).toMatch(/Purged 1 of\s+1 selected task\./);
     expect(await dlq.get('update_crm', entry!.jobId)).toBeUndefined();
+  });
+});
+
+describe('console pages', () => {
+  it('shows a read session the search, timeline, destinations and queue depths', async () => {
+    const { cookie } = await logIn('read');
+    const get = async (path: string) => {
+      const answer = await request(path, { headers: { cookie } });
+      expect(answer.status, path).toBe(200);
+      expect(answer.headers.get('content-security-policy'), path).toContain("default-src 'none'");
+      return answer.text();
+    };
+    expect(await get('/console')).toContain('Find a conversation');
+    const timeline = await get('/console/conversation?id=console-http-old');
+    expect(timeline).toMatch(/data-type="update_ticket"[\s\S]*dead lettered[\s\S]*expired/);
+    expect(await get('/console/destinations')).toContain('data-destination="webhook:update_ticket"');
+    const depths = await get('/console/queue-depths');
+    expect(depths).toMatch(
+      /data-type="update_ticket">[\s\S]*?href="\/console\/dead-letters\?type=update_ticket&amp;reason=expired">1</,
+    );
   });
 });
 
