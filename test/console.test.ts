@@ -62,6 +62,7 @@ describe('console login and session', () => {
     expect(answer.headers.get('location')).toBe(
       `/console/login?next=${encodeURIComponent('/console/dead-letters?type=update_crm')}`,
     );
+    expect((await request('/console/')).headers.get('location')).toBe('/console');
     const login = await request('/console/login');
     expect(login.status).toBe(200);
     expect(login.headers.get('content-security-policy')).toContain("default-src 'none'");

@@ -80,6 +80,9 @@ export const consolePlugin: FastifyPluginAsync<ConsoleOptions> = async (app, opt
     return messagePage(reply, 500, { title: 'Internal error', message: html`Internal error (logged).`, session });
   });
 
+  app.get('/console/', { config: { console: 'public' }, schema: { hide: true } }, (_request, reply) =>
+    reply.redirect('/console', 308),
+  );
   app.get('/console/assets/console.css', { config: { console: 'public' }, schema: { hide: true } }, (_r, reply) =>
     reply.type('text/css; charset=utf-8').header('cache-control', 'public, max-age=3600').send(CONSOLE_CSS),
   );
