@@ -100,6 +100,8 @@ describe('console login and session', () => {
     expect(answer.headers.get('location')).toBe('/console');
     const slashes = await request('/console/login', { form: { token: TOKENS.read, next: '//evil.example/console' } });
     expect(slashes.headers.get('location')).toBe('/console');
+    const dots = await request('/console/login', { form: { token: TOKENS.read, next: '/console/../v1/openapi.json' } });
+    expect(dots.headers.get('location')).toBe('/console');
     const inside = await request('/console/login', { form: { token: TOKENS.read, next: '/console/destinations' } });
     expect(inside.headers.get('location')).toBe('/console/destinations');
   });

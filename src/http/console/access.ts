@@ -60,7 +60,8 @@ export function isHttps(request: FastifyRequest): boolean {
 /** A path inside the console to go back to after login; anything else becomes /console. */
 export function safeNext(value: unknown): string {
   if (typeof value !== 'string') return CONSOLE_PREFIX;
-  if (!/^\/console(\/|\?|$)/.test(value) || value.startsWith('//') || value.includes('\\')) return CONSOLE_PREFIX;
+  const path = value.split('?')[0]!;
+  if (!/^\/console(\/|\?|$)/.test(value) || /\/\.\.?(\/|$)|\\|%2e|%2f|%5c/i.test(path)) return CONSOLE_PREFIX;
   return value;
 }
 
