@@ -110,6 +110,15 @@ describe('dlq selectors', () => {
       const bad = await call(`${api.url}/v1/dead-letters?since=yesterday`, 'GET', auth('read'));
       expect(bad.status).toBe(400);
       expect(JSON.stringify(bad.body)).toContain('since');
+      // One entry is named by its id; the selectors are for all: true (as the CLI says too).
+      const mixed = await call(
+        `${api.url}/v1/dead-letters/replay`,
+        'POST',
+        { ...auth('admin'), ...json },
+        JSON.stringify({ type: 'update_crm', jobId: 'any', reason: 'expired', dryRun: true }),
+      );
+      expect(mixed.status).toBe(400);
+      expect(JSON.stringify(mixed.body)).toContain('reason, since and until select entries for all: true');
       // A replay without extend refuses the expired entries and replays nothing.
       const stale = await call(
         `${api.url}/v1/dead-letters/replay`,

@@ -176,6 +176,10 @@ export const deadLetterAction = z
     dryRun: z.boolean().optional().meta({ description: 'count what would be acted on, and act on nothing' }),
   })
   .refine((body) => !body.jobId !== !body.all, { error: 'expected either jobId or all: true', path: ['jobId'] })
+  .refine((body) => !body.jobId || (!body.reason && !body.since && !body.until), {
+    error: 'reason, since and until select entries for all: true, not for jobId',
+    path: ['jobId'],
+  })
   .meta({ id: 'DeadLetterAction' });
 
 export const deadLetterActionResult = z

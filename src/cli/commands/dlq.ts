@@ -9,6 +9,7 @@
  * (and, for a replay, how many have expired and need --extend) and changes nothing. An entry
  * whose expiry has passed is never replayed without a new one (--extend).
  */
+import { actOnDeadLetters } from '../../ops/dead-letter-actions.js';
 import { DEAD_LETTER_REASONS, DeadLetterQueue } from '../../redis/dead-letter-queue.js';
 import { createRedisConnection } from '../../redis/connection.js';
 import { taskTypes } from '../../tasks/catalog.js';
@@ -106,43 +107,27 @@ terminal, invalid).`,
       if (values.job && (reason || since !== undefined || until !== undefined)) {
         throw new UsageError('--reason, --since and --until select entries for --all, not for --job');
       }
-      const selected = values.job
-        ? [await dlq.get(from, values.job)].filter((entry) => entry !== undefined)
-        : await dlq.list({ types: [from], ...(reason && { reason }), ...range, limit: Number.MAX_SAFE_INTEGER });
-      const jobIds = values.job ? [values.job] : selected.map((entry) => entry.jobId);
-      if (values['dry-run']) {
-        const stale = selected.filter((entry) => !entry.expiresAt || Date.parse(entry.expiresAt) <= now).length;
-        const verb = action === 'replay' ? 'replay' : 'purge';
-        io.stdout.write(`dry run: would ${verb} ${selected.length} ${from} entries\n`);
-        if (action === 'replay' && stale) {
+      const result = await actOnDeadLetters(
+        dlq,
+        action,
+        { type: from, ...(values.job ? { jobId: values.job } : { ...(reason && { reason }), ...range }) },
+        { dryRun: !!values['dry-run'], clock: Date.now, ...(extendMs !== undefined && { extendMs }) },
+      );
+      if (result.dryRun) {
+        io.stdout.write(`dry run: would ${action} ${result.matched} ${from} entries\n`);
+        if (action === 'replay' && result.expired) {
           io.stdout.write(
             extendMs === undefined
-              ? `${stale} of them have expired and will not be replayed without --extend\n`
-              : `${stale} of them have expired and get a new expiry in ${values.extend}\n`,
+              ? `${result.expired} of them have expired and will not be replayed without --extend\n`
+              : `${result.expired} of them have expired and get a new expiry in ${values.extend}\n`,
           );
         }
         return 0;
       }
-      let done = 0;
-      let failed = 0;
-      for (const jobId of jobIds) {
-        try {
-          const ok =
-            action === 'replay'
-              ? await dlq.replay(from, jobId, extendMs === undefined ? {} : { expiresAt: Date.now() + extendMs })
-              : await dlq.purge(from, jobId);
-          if (ok) done += 1;
-          else {
-            failed += 1;
-            io.stderr.write(`${jobId}: not in the dead-letter queue\n`);
-          }
-        } catch (error) {
-          failed += 1;
-          io.stderr.write(`${jobId}: ${(error as Error).message}\n`);
-        }
-      }
-      io.stdout.write(`${action === 'replay' ? 'replayed' : 'purged'} ${done} of ${jobIds.length} ${from} entries\n`);
-      return failed ? 1 : 0;
+      for (const failure of result.failed) io.stderr.write(`${failure.jobId}: ${failure.error}\n`);
+      const tried = result.matched || (values.job ? 1 : 0);
+      io.stdout.write(`${action === 'replay' ? 'replayed' : 'purged'} ${result.done} of ${tried} ${from} entries\n`);
+      return result.failed.length ? 1 : 0;
     } finally {
       client.disconnect();
     }

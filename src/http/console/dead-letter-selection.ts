@@ -16,12 +16,13 @@
  * takes), turned into ISO-8601 here before the schema sees them.
  */
 import { parseDuration, toIso } from '../../contract/time.js';
+import { actOnDeadLetters, type DeadLetterAction, type DeadLetterActionResult } from '../../ops/dead-letter-actions.js';
 import { toFieldIssues, type FieldIssue } from '../../contract/validation-error.js';
 import type { DeadLetterEntry, DeadLetterQueue, DeadLetterReason } from '../../redis/dead-letter-queue.js';
 import type { TaskType } from '../../tasks/catalog.js';
 import { deadLetterAction, deadLetterQuery } from '../schemas.js';
 
-export type Action = 'replay' | 'purge';
+export type Action = DeadLetterAction;
 
 export interface Selectors {
   type?: TaskType;
@@ -38,14 +39,7 @@ export interface ActionRequest extends Selectors {
   extend?: string;
 }
 
-export interface ActionResult {
-  action: Action;
-  dryRun: boolean;
-  matched: number;
-  done: number;
-  expired: number;
-  failed: { jobId: string; error: string }[];
-}
+export type ActionResult = DeadLetterActionResult;
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; issues: FieldIssue[] };
 
@@ -88,12 +82,12 @@ export function parseAction(body: Record<string, unknown>, now: number): Parsed<
     return { ok: false, issues: [{ path: 'action', message: 'expected replay or purge' }] };
   }
   const jobId = text(body.jobId);
+  // One entry is named by its id; the list's filters select entries for a bulk action only.
   const candidate = {
     type: text(body.type),
-    ...(jobId ? { jobId } : { all: true }),
-    reason: text(body.reason),
-    since: timeField(body.since, now),
-    until: timeField(body.until, now),
+    ...(jobId
+      ? { jobId }
+      : { all: true, reason: text(body.reason), since: timeField(body.since, now), until: timeField(body.until, now) }),
     extend: action === 'replay' ? text(body.extend) : undefined,
   };
   const result = deadLetterAction.safeParse(Object.fromEntries(Object.entries(candidate).filter(([, v]) => v)));
@@ -124,46 +118,26 @@ export function listSelected(dlq: DeadLetterQueue, selectors: Selectors, limit: 
   });
 }
 
-/** Counts (dry run) or performs an action, as POST /v1/dead-letters/{replay,purge} does. */
-export async function runAction(
+/** Counts (dry run) or performs an action, as POST /v1/dead-letters/{replay,purge} does (ops/dead-letter-actions.ts). */
+export function runAction(
   dlq: DeadLetterQueue,
   request: ActionRequest,
   options: { dryRun: boolean; clock: () => number },
 ): Promise<ActionResult> {
-  const entries = await listSelected(dlq, request, Number.MAX_SAFE_INTEGER);
-  const chosen = entries.filter((entry) => request.jobId === undefined || entry.jobId === request.jobId);
-  const now = options.clock();
-  const result: ActionResult = {
-    action: request.action,
-    dryRun: options.dryRun,
-    matched: chosen.length,
-    done: 0,
-    expired:
-      request.action === 'replay'
-        ? chosen.filter((entry) => !entry.expiresAt || Date.parse(entry.expiresAt) <= now).length
-        : 0,
-    failed: [],
-  };
-  if (request.jobId !== undefined && !chosen.length) {
-    result.failed.push({ jobId: request.jobId, error: 'not in the dead-letter queue' });
-  }
-  if (options.dryRun) return result;
-  const extendMs = request.extend === undefined ? undefined : parseDuration(request.extend);
-  for (const entry of chosen) {
-    try {
-      const at = options.clock();
-      const ok = await (request.action === 'replay'
-        ? dlq.replay(
-            request.type,
-            entry.jobId,
-            extendMs === undefined ? { now: at } : { now: at, expiresAt: at + extendMs },
-          )
-        : dlq.purge(request.type, entry.jobId));
-      if (ok) result.done += 1;
-      else result.failed.push({ jobId: entry.jobId, error: 'not in the dead-letter queue' });
-    } catch (error) {
-      result.failed.push({ jobId: entry.jobId, error: (error as Error).message });
-    }
-  }
-  return result;
+  return actOnDeadLetters(
+    dlq,
+    request.action,
+    {
+      type: request.type,
+      ...(request.jobId !== undefined && { jobId: request.jobId }),
+      ...(request.reason && { reason: request.reason }),
+      ...(request.since && { since: Date.parse(request.since) }),
+      ...(request.until && { until: Date.parse(request.until) }),
+    },
+    {
+      dryRun: options.dryRun,
+      clock: options.clock,
+      ...(request.extend !== undefined && { extendMs: parseDuration(request.extend) }),
+    },
+  );
 }

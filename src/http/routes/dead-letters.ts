@@ -11,6 +11,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { parseDuration } from '../../contract/time.js';
+import { actOnDeadLetters } from '../../ops/dead-letter-actions.js';
 import { DeadLetterQueue } from '../../redis/dead-letter-queue.js';
 import type { RedisClient } from '../../redis/scripts.js';
 import type { TaskType } from '../../tasks/catalog.js';
@@ -79,46 +80,20 @@ export const deadLetterRoutes: FastifyPluginAsync<{
       },
       async (request) => {
         const { type, jobId, reason, since, until, extend, dryRun = false } = request.body;
-        const extendMs = extend === undefined ? undefined : parseDuration(extend);
-        const entries = await options.redisCall(() =>
-          dlq.list({
-            types: [type as TaskType],
-            ...(reason && { reason }),
-            ...(since && { since: Date.parse(since) }),
-            ...(until && { until: Date.parse(until) }),
-            limit: Number.MAX_SAFE_INTEGER,
-          }),
+        return options.redisCall(() =>
+          actOnDeadLetters(
+            dlq,
+            action,
+            {
+              type: type as TaskType,
+              ...(jobId !== undefined && { jobId }),
+              ...(reason && { reason }),
+              ...(since && { since: Date.parse(since) }),
+              ...(until && { until: Date.parse(until) }),
+            },
+            { dryRun, clock: options.clock, ...(extend !== undefined && { extendMs: parseDuration(extend) }) },
+          ),
         );
-        const chosen = entries.filter((entry) => jobId === undefined || entry.jobId === jobId);
-        const selected = chosen.map((entry) => entry.jobId);
-        const now = options.clock();
-        const result = {
-          action,
-          dryRun,
-          matched: selected.length,
-          done: 0,
-          expired:
-            action === 'replay'
-              ? chosen.filter((entry) => !entry.expiresAt || Date.parse(entry.expiresAt) <= now).length
-              : 0,
-          failed: [] as { jobId: string; error: string }[],
-        };
-        if (jobId !== undefined && !selected.length)
-          result.failed.push({ jobId, error: 'not in the dead-letter queue' });
-        if (dryRun) return result;
-        for (const id of selected) {
-          try {
-            const now = options.clock();
-            const ok = await (action === 'replay'
-              ? dlq.replay(type as TaskType, id, extendMs === undefined ? { now } : { now, expiresAt: now + extendMs })
-              : dlq.purge(type as TaskType, id));
-            if (ok) result.done += 1;
-            else result.failed.push({ jobId: id, error: 'not in the dead-letter queue' });
-          } catch (error) {
-            result.failed.push({ jobId: id, error: (error as Error).message });
-          }
-        }
-        return result;
       },
     );
   }
