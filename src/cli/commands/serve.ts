@@ -38,8 +38,8 @@ Vapi, Retell and ElevenLabs (/v1/platforms/*). Stateless; needs API_KEYS.`,
           : `cannot listen on ${http.host}:${http.port}: ${(error as Error).message}`,
       );
     }
-    logger.info({ url, routes: 'POST /v1/outcomes, /v1/platforms/*' }, 'aftercall API listening');
-    context.io.stdout.write(`aftercall API listening on ${url}\n`);
+    logger.info({ url, routes: 'POST /v1/outcomes, /v1/platforms/*, /console' }, 'aftercall API listening');
+    context.io.stdout.write(`aftercall API listening on ${url} (web console at ${url}/console)\n`);
     await new Promise<void>((resolve) => {
       const stop = (signal: string) => {
         logger.info({ signal }, 'shutdown requested');
