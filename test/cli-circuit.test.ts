@@ -85,6 +85,11 @@ describe('aftercall circuit list', () => {
   it('shows every routed and recorded destination as a table: state, failures, next probe, rate limit', async () => {
     // webhook:update_crm: 4 calls in the window, 1 failed (under CIRCUIT_MIN_CALLS: stays closed).
     await store.record('webhook:update_crm', { now: Date.now(), calls: 4, failures: 1, ...CIRCUIT });
+    // twilio stated its limit (1 per second) to a worker, which kept it for the fleet.
+    const stated = createDestinationPolicy({ store, defaultHoldMs: 2_000, deliveryTimeoutMs: 1_000 });
+    stated.learn('twilio', { limit: 1, periodMs: 1_000 });
+    await stated.acquire('twilio', 'job-stated', Date.now() + HOUR);
+    await stated.close();
     const { code, stdout, stderr } = await aftercall(['circuit', 'list']);
     expect(code, stderr).toBe(0);
     expect(stderr).toBe('');
@@ -112,7 +117,7 @@ describe('aftercall circuit list', () => {
       '100/min',
       '-',
     ]);
-    expect(rows.get('twilio')).toEqual(['twilio', 'closed', '-', '0/0', '-', '-', 'none', '-']);
+    expect(rows.get('twilio')).toEqual(['twilio', 'closed', '-', '0/0', '-', '-', '1/s (stated)', '-']);
   });
 
   it('--json gives each destination with its counts, limit and routed types', async () => {
@@ -132,6 +137,8 @@ describe('aftercall circuit list', () => {
       failureRatio: null,
       window: '30s',
       rateLimit: '2/s',
+      statedLimit: null,
+      limitInForce: '2/s',
       // send_email goes to Resend; reminders and surveys too when the customer has an e-mail address.
       types: ['send_email', 'schedule_reminder', 'follow_up_survey'],
     });

@@ -112,17 +112,6 @@ async function settledAll(f: Fleet, ids: string[], timeoutMs = 30_000, on: Redis
   );
 }
 
-/** The most requests the receiver saw in any window of `windowMs` (sliding, over arrival times). */
-function maxInWindow(receipts: Receipt[], windowMs: number): number {
-  const times = receipts.map((receipt) => receipt.arrivedAt).sort((a, b) => a - b);
-  let most = 0;
-  for (let i = 0, j = 0; i < times.length; i++) {
-    while (times[i]! - times[j]! >= windowMs) j++;
-    most = Math.max(most, i - j + 1);
-  }
-  return most;
-}
-
 describe('fleet-wide rate limit', () => {
   it('never sends more than the limit in any window across three worker processes, and uses no attempt waiting', async () => {
     const prefix = uniquePrefix('limit');
@@ -374,6 +363,52 @@ describe('signing-secret rotation', () => {
     expect(() => new Webhook(previous).verify(raw, headers)).not.toThrow();
     const stranger = `whsec_${Buffer.from('some-other-secret-0123456789').toString('base64')}`;
     expect(() => new Webhook(stranger).verify(raw, headers)).toThrow();
+  });
+});
+
+describe('a limit the destination states (ratelimit-* headers)', () => {
+  it('is kept for the fleet: a process that has not seen the headers adopts it and is counted against it', async () => {
+    const prefix = uniquePrefix('stated');
+    cleanups.push(() => removePrefix(client, prefix));
+    let now = Date.now();
+    const store = createDestinationStore(client, prefix);
+    const policyOf = () => {
+      const policy = createDestinationPolicy({
+        store,
+        defaultHoldMs: 1_000,
+        deliveryTimeoutMs: 1_000,
+        trustClosedMs: 100,
+        clock: () => now,
+      });
+      cleanups.push(() => policy.close());
+      return policy;
+    };
+    const gate = (policy: ReturnType<typeof policyOf>) =>
+      policy.acquire('resend', `job-${Math.random()}`, now + 3_600_000);
+    const first = policyOf();
+    const second = policyOf();
+    // No limit of ours: both go, and the second trusts the closed destination for a moment.
+    expect((await gate(first)).go).toBe(true);
+    expect((await gate(second)).go).toBe(true);
+    // Resend tells the first process its limit: 2 per second.
+    first.learn('resend', { limit: 2, periodMs: 1_000 });
+    now += 1_000;
+    expect((await gate(first)).go).toBe(true);
+    // The second has not seen the headers. Once its trust has ended it asks, and Redis
+    // counts its grant against the stated limit and tells it the limit. (At 2/s grants are
+    // spread, at most one per 100 ms.)
+    now += 100;
+    expect((await gate(second)).go).toBe(true);
+    expect(second.limitOf('resend')).toEqual({ limit: 2, periodMs: 1_000 });
+    // Two grants within the second: the next, from either process, waits.
+    now += 100;
+    expect(await gate(second)).toMatchObject({ go: false, reason: 'rate_limit' });
+    expect(await gate(first)).toMatchObject({ go: false, reason: 'rate_limit' });
+    // Operators see it as the limit in force.
+    const status = await store.read('resend', now, 30_000);
+    expect(status.stated).toEqual({ limit: 2, periodMs: 1_000 });
+    // Not restated for 10 minutes, it lapses.
+    expect((await store.read('resend', now + 600_001, 30_000)).stated).toBeUndefined();
   });
 });
 

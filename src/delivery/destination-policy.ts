@@ -208,6 +208,7 @@ export function createDestinationPolicy(options: DestinationPolicyOptions): Dest
       const now = clock();
       const limits = limitsOf(destination);
       const longest = Math.max(0, ...limits.map(([, periodMs]) => periodMs));
+      const stated = learned.get(destination);
       const asked = store.acquire(destination, {
         now,
         job: jobId,
@@ -216,12 +217,13 @@ export function createDestinationPolicy(options: DestinationPolicyOptions): Dest
         deadline,
         probeLeaseMs: options.deliveryTimeoutMs + 5_000,
         pollMs,
+        ...(stated && { stated: [stated.limit, stated.periodMs] as [number, number] }),
       });
+      // Closed and unlimited: go without asking, for a moment. A limit another process
+      // learned from the destination (reply.stated) makes it limited for this one too.
+      const unlimitedGo = (reply: AcquireReply) => reply.code === 0 && reply.state === 'closed' && !reply.stated;
       if (trustClosedMs > 0 && !limits.length && !asking.has(destination)) {
-        const closed = asked.then(
-          (reply) => reply.code === 0 && reply.state === 'closed',
-          () => false,
-        );
+        const closed = asked.then(unlimitedGo, () => false);
         asking.set(destination, closed);
         void closed.then(() => {
           if (asking.get(destination) === closed) asking.delete(destination);
@@ -230,7 +232,9 @@ export function createDestinationPolicy(options: DestinationPolicyOptions): Dest
       const reply = await asked;
       void store.register(destination).catch((error) => options.onError?.(error as Error));
       transitioned(destination, reply.transition, reply.state);
-      if (reply.code === 0 && reply.state === 'closed' && !limits.length && trustClosedMs > 0) {
+      // The fleet's stated limit, learned by another process: adopted here too.
+      if (reply.stated && !stated) this.learn(destination, reply.stated);
+      if (unlimitedGo(reply) && !limits.length && trustClosedMs > 0) {
         closedUntil.set(destination, now + trustClosedMs);
       }
       switch (reply.code) {

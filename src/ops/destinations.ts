@@ -18,9 +18,10 @@
  *   until         open or held: when it ends by itself (null: no end, or closed)
  *   calls, failures, failureRatio   within the circuit's window (CIRCUIT_WINDOW):
  *                 calls made and how many failed retryably (5xx, timeout, network)
- *   rateLimit     the configured ceiling (`RESEND_RATE_LIMIT`...), null when none. A limit
- *                 a provider states in its headers is learned by each worker process and
- *                 applied below this ceiling; it is not recorded in Redis.
+ *   rateLimit     the configured ceiling (`RESEND_RATE_LIMIT`...), null when none
+ *   statedLimit   the limit the destination stated in its ratelimit-* headers to a worker
+ *                 within the last 10 minutes (kept in Redis for the whole fleet), null when none
+ *   limitInForce  the lower of the two, null when neither
  *
  * Opening and closing go through the same Redis script the workers' 429 and 410 handling
  * uses, so an operator's change takes effect at every worker's next delivery.
@@ -51,6 +52,10 @@ export interface DestinationView {
   window: string;
   /** Configured ceiling, e.g. `2/s`; null: no limit of ours. */
   rateLimit: string | null;
+  /** The limit the destination stated (ratelimit-* headers), e.g. `2/s`; null: none lately. */
+  statedLimit: string | null;
+  /** The lower of the configured and the stated limit; null: neither. */
+  limitInForce: string | null;
   /** Task types the configuration routes here (empty: only recorded in Redis). */
   types: TaskType[];
 }
@@ -96,6 +101,11 @@ export function routedDestinations(config: AftercallConfig): RoutedDestinations 
     }
   }
   return { destinations, problems };
+}
+
+function lowerLimit(a: RateLimit | undefined, b: RateLimit | undefined): string | null {
+  if (!a || !b) return a || b ? formatRateLimit((a ?? b)!) : null;
+  return formatRateLimit(b.limit / b.periodMs < a.limit / a.periodMs ? b : a);
 }
 
 export interface DestinationOps {
@@ -154,6 +164,8 @@ export function createDestinationOps(options: DestinationOpsOptions): Destinatio
       failureRatio: status.calls ? Math.round((status.failures / status.calls) * 1000) / 1000 : null,
       window: formatDuration(windowMs),
       rateLimit: route?.rateLimit ? formatRateLimit(route.rateLimit) : null,
+      statedLimit: status.stated ? formatRateLimit(status.stated) : null,
+      limitInForce: lowerLimit(route?.rateLimit, status.stated),
       types: route?.types ?? [],
     };
   };

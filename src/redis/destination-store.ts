@@ -7,7 +7,8 @@
  * no atomicity with any job, so it lives apart from the types' slots and spreads over a
  * cluster's shards like the types do. Every key a script touches is passed in KEYS.
  *
- *   <prefix>:{dest:<name>}:state    hash: state, since, until, reason, cooldown, probeUntil, manual
+ *   <prefix>:{dest:<name>}:state    hash: state, since, until, reason, cooldown, probeUntil, manual,
+ *                                   stated, statedAt (the limit the destination stated, for the fleet)
  *   <prefix>:{dest:<name>}:grants   zset: sends granted, by the time they were granted (the rate limit)
  *   <prefix>:{dest:<name>}:queue    zset: each waiting job's expected turn
  *   <prefix>:{dest:<name>}:stats    hash: c:<second> calls, f:<second> failures (the circuit's window)
@@ -42,6 +43,16 @@ export interface DestinationStatus {
   /** Calls and retryable failures within the circuit's window. */
   calls: number;
   failures: number;
+  /** The limit the destination stated (ratelimit-* headers) to a worker in the last 10 minutes. */
+  stated: { limit: number; periodMs: number } | undefined;
+}
+
+/** A stated limit lapses when no worker has restated it for this long (the acquire script's STATED_TTL_MS). */
+export const STATED_LIMIT_TTL_MS = 600_000;
+
+function parseStated(text: string | undefined): { limit: number; periodMs: number } | undefined {
+  const match = text ? /^(\d+)\/(\d+)$/.exec(text) : null;
+  return match ? { limit: Number(match[1]), periodMs: Number(match[2]) } : undefined;
 }
 
 export type AcquireCode = 0 | 1 | 2 | 3 | 4 | 5;
@@ -54,6 +65,8 @@ export interface AcquireReply {
   until: number;
   reason: string;
   transition: DestinationState | '';
+  /** The limit the destination stated, as kept for the fleet (this process's or another's). */
+  stated: { limit: number; periodMs: number } | undefined;
 }
 
 export interface AcquireOptions {
@@ -64,6 +77,8 @@ export interface AcquireOptions {
   deadline: number;
   probeLeaseMs: number;
   pollMs: number;
+  /** The limit the destination stated to this process, to keep for the fleet. */
+  stated?: [limit: number, periodMs: number];
 }
 
 export interface RecordOptions {
@@ -125,8 +140,8 @@ export function createDestinationStore(client: RedisClient, prefix: string): Des
   const registered = new Set<string>();
   return {
     async acquire(destination, options) {
-      const [code, ms, state, since, until, reason, transition] = await call<
-        [number, number, string, string, string, string, string]
+      const [code, ms, state, since, until, reason, transition, stated] = await call<
+        [number, number, string, string, string, string, string, string]
       >(client, 'aftercall_destinationAcquire', destinationKeys(prefix, destination), options);
       return {
         code: code as AcquireCode,
@@ -136,6 +151,7 @@ export function createDestinationStore(client: RedisClient, prefix: string): Des
         until: Number(until),
         reason,
         transition: transition as DestinationState | '',
+        stated: parseStated(stated),
       };
     },
     async record(destination, options) {
@@ -190,6 +206,7 @@ export function createDestinationStore(client: RedisClient, prefix: string): Des
         manual: hash.manual === '1',
         calls,
         failures,
+        stated: now - Number(hash.statedAt ?? 0) <= STATED_LIMIT_TTL_MS ? parseStated(hash.stated) : undefined,
       };
     },
   };

@@ -26,7 +26,12 @@ const row = (view: DestinationView) => ({
   nextProbe: view.nextProbe ?? (view.state === 'half_open' ? 'probing' : view.state === 'open' ? 'none (manual)' : '-'),
   // An open circuit's end is its next probe; the column is for holds.
   heldUntil: view.state !== 'held' ? '-' : (view.until ?? 'circuit close'),
-  rateLimit: view.rateLimit ?? 'none',
+  // The limit in force; `(stated)` when the destination's own, lower than ours, governs.
+  rateLimit: !view.limitInForce
+    ? 'none'
+    : view.limitInForce === view.rateLimit
+      ? view.limitInForce
+      : `${view.limitInForce} (stated)`,
   reason: view.reason ?? '-',
 });
 

@@ -17,11 +17,16 @@
       deadline     latest start that still ends before the task's expiry (expiresAt - timeout)
       probeLeaseMs how long the one probe of a half-open circuit may take
       pollMs       how often a job waiting on an open-ended hold looks again
+      stated       optional [limit, periodMs]: the limit the destination stated to this
+                   process (ratelimit-* headers). Kept in the state hash for the fleet: a
+                   process that has not learned it yet gets it counted for its grant and
+                   back in the reply. A stated limit not restated for 10 minutes lapses.
 
   State hash fields: state (closed | open | half_open | held), since, until (0: no end),
-    reason, cooldown, probeUntil, manual ("1": set by an operator).
+    reason, cooldown, probeUntil, manual ("1": set by an operator), stated ("<limit>/<periodMs>"),
+    statedAt (when a process last passed it).
 
-  Output: { code, ms, state, since, until, reason, transition }
+  Output: { code, ms, state, since, until, reason, transition, stated }
      0  go now
      1  go now: this call is the half-open probe
      2  wait `ms` (rate limit: the job's expected turn; it asks again then)
@@ -29,6 +34,8 @@
      4  cannot start before the deadline (rate limit): the task would expire waiting
      5  cannot start before the deadline (circuit or hold): the task would expire waiting
     `transition` is the state this call moved the destination to, or "".
+    `stated` is the limit the destination stated, as "<limit>/<periodMs>", when one is in
+    force (from this caller or another process), or "".
 ]]
 local stateKey, grantsKey, queueKey = KEYS[1], KEYS[2], KEYS[4]
 local o = cjson.decode(ARGV[1])
@@ -42,9 +49,11 @@ local since = tonumber(s.since or '0')
 local untilAt = tonumber(s['until'] or '0')
 local reason = s.reason or ''
 local transition = ''
+local stated = ''
+local STATED_TTL_MS = 600000
 
 local function reply(code, ms)
-  return { code, math.max(0, math.ceil(ms)), state, tostring(since), tostring(untilAt), reason, transition }
+  return { code, math.max(0, math.ceil(ms)), state, tostring(since), tostring(untilAt), reason, transition, stated }
 end
 
 local function move(to, untilValue, why)
@@ -100,6 +109,19 @@ end
 -- never ask for more than the limits allow, so waiting jobs come back spread out instead
 -- of all at once. A job back at its turn is checked against the grants alone: if another
 -- took the slot, it waits only until the window frees.
+-- The limit the destination states, shared by the fleet (see `stated` above).
+if o.stated then
+  stated = o.stated[1] .. '/' .. o.stated[2]
+  if s.stated ~= stated or now - tonumber(s.statedAt or '0') > 60000 then
+    redis.call('HSET', stateKey, 'stated', stated, 'statedAt', now)
+  end
+elseif s.stated and now - tonumber(s.statedAt or '0') <= STATED_TTL_MS then
+  local limit, period = string.match(s.stated, '^(%d+)/(%d+)$')
+  if limit then
+    stated = s.stated
+    o.limits[#o.limits + 1] = { tonumber(limit), tonumber(period) }
+  end
+end
 if #o.limits == 0 then return reply(0, 0) end
 local longest = 0
 local limits = {}

@@ -53,7 +53,13 @@ export const destinationPages: FastifyPluginAsync<DestinationPageOptions> = asyn
                   <td class="num">${view.failureRatio === null ? '–' : `${Math.round(view.failureRatio * 1000) / 10} %`}
                     <span class="muted">/ ${view.window}</span></td>
                   <td>${view.nextProbe ? when(view.nextProbe, now) : when(view.until, now)}</td>
-                  <td>${view.rateLimit ?? html`<span class="muted">none</span>`}</td>
+                  <td>${
+                    !view.limitInForce
+                      ? html`<span class="muted">none</span>`
+                      : view.limitInForce === view.rateLimit
+                        ? view.limitInForce
+                        : html`${view.limitInForce} <span class="muted">(stated by the destination)</span>`
+                  }</td>
                   <td>${view.types.join(', ') || html`<span class="muted">recorded only</span>`}</td>
                 </tr>`,
               )}</tbody></table>`
