@@ -18,7 +18,7 @@ import { startChildWorker } from './helpers/child-worker.js';
 import { startPrivateRedis } from './helpers/redis-server.js';
 import { redis, REDIS_URL, removePrefix, testConfig, testEnv, uniquePrefix, WEBHOOK_SECRET } from './helpers/redis.js';
 import { waitUntil } from './helpers/wait.js';
-import { startReceiver, type Receipt, type WebhookReceiver } from './helpers/webhook-receiver.js';
+import { startReceiver, type WebhookReceiver } from './helpers/webhook-receiver.js';
 
 const client = redis();
 let receiver: WebhookReceiver;
