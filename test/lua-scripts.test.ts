@@ -33,7 +33,7 @@ describe('Lua scripts', () => {
     expect(header).toMatch(/Output:/);
     const count = /-(\d+)\.lua$/.exec(spec.file);
     if (count) expect(Number(count[1])).toBe(spec.keys.length);
-    else expect(spec.file).toBe('enqueue-task.lua');
+    else expect(spec.file).toBe('enqueue-tasks.lua');
   });
 
   it('expands every include once, and leaves no directive behind', () => {

@@ -6,9 +6,11 @@
  *    nothing reaches Redis.
  * 2. Plan it with the task catalog (plan.ts): which tasks, which keys, when each runs and
  *    expires.
- * 3. Enqueue the whole plan in one round trip: one script per task (enqueue-task.lua),
- *    all written before any reply is awaited (on Redis Cluster, each to the shard of its
- *    type's slot). The script writes the job as BullMQ's `Queue.add` does (bullmq-compat.ts)
+ * 3. Enqueue the whole plan in one round trip: one script call (enqueue-tasks.lua) per slot
+ *    the tasks' keys fall in: on standalone Redis one call for every task, on Redis Cluster
+ *    one per type (each to the shard of its type's slot), all written before any reply is
+ *    awaited. For each task, atomically, the script writes the job as BullMQ's `Queue.add`
+ *    does (bullmq-compat.ts)
  *    and in the same atomic step indexes it by expiry, counts it, moves a task that is
  *    already expired into the dead-letter queue, and for a reminder claims its booking
  *    (replacing or removing the booking's previous reminder).
@@ -29,6 +31,7 @@ import {
   createRedisConnection,
   describeRedisTarget,
   primaryFor,
+  scriptGroupOf,
   whenReady,
   type RedisTarget,
 } from '../redis/connection.js';
@@ -41,7 +44,14 @@ import {
   DEFAULT_REDIS_URL,
 } from '../config/defaults.js';
 import { BACKOFF_STRATEGY, bullmqAddCommand, Queue } from '../redis/bullmq-compat.js';
-import { defineScripts, enqueueTask, settleScope, type RedisClient, type SettleOptions } from '../redis/scripts.js';
+import {
+  defineScripts,
+  enqueueTasks,
+  settleScope,
+  type EnqueueTask,
+  type RedisClient,
+  type SettleOptions,
+} from '../redis/scripts.js';
 import { SETTLE_TTL_MS } from '../redis/conversation-settlement.js';
 import { context, SpanKind, trace } from '@opentelemetry/api';
 import { recordError, traceContextOf, tracer, type StoredTraceContext } from '../contract/tracing.js';
@@ -148,6 +158,10 @@ export function createProducer(options: ProducerOptions = {}): Producer {
     }),
   );
   const keysByType = new Map(taskTypes.map((type) => [type, typeKeys(prefix, type)]));
+  // Tasks whose keys share a slot go in one script call: it pays a script call's own cost (its
+  // dispatch, the set-up of its functions, the options' decode) once. Five calls in one cut
+  // Redis' script time per five-task outcome by about a sixth (381 -> 327 µs, interleaved runs).
+  const groupByType = new Map(taskTypes.map((type) => [type, scriptGroupOf(client, keysByType.get(type)!.base)]));
   const removeOnComplete = { age: Math.ceil(dedupeWindowMs / 1000) };
   const jobOptions = (task: PlannedTask, now: number): JobsOptions => ({
     jobId: task.jobId,
@@ -167,10 +181,10 @@ export function createProducer(options: ProducerOptions = {}): Producer {
     traceContext?: StoredTraceContext,
   ): Promise<EnqueueResult> {
     await whenReady(client, timeoutMs);
-    // One command per task, all written to the connection before any reply is awaited: one
-    // round trip. (Plain commands rather than an ioredis pipeline: a pipeline object per
-    // call costs the voice agent's process slow garbage collections.) On a cluster, each
-    // command goes to the shard of its type's slot.
+    // One command per slot group (standalone: one; cluster: one per type), all written to the
+    // connection before any reply is awaited: one round trip. (Plain commands rather than an
+    // ioredis pipeline: a pipeline object per call costs the voice agent's process slow garbage
+    // collections.) On a cluster, each command goes to the shard of its slot.
     const conversation = encodeKeyPart(plan.conversationId);
     const pending: Promise<Entry | undefined>[] = [];
     // Conversation metrics (redis/conversation-settlement.ts): the first task is the anchor; its
@@ -184,6 +198,7 @@ export function createProducer(options: ProducerOptions = {}): Producer {
       solo: plan.tasks.length === 1 && !plan.tasks[0]!.expired,
       ttl: Math.max(...plan.tasks.map((task) => task.expiresAt), now) - now + SETTLE_TTL_MS,
     };
+    const groups = new Map<number, { tasks: PlannedTask[]; calls: EnqueueTask[] }>();
     for (const task of plan.tasks) {
       const keys = keysByType.get(task.type)!;
       const data = {
@@ -193,27 +208,45 @@ export function createProducer(options: ProducerOptions = {}): Producer {
         ...(traceContext && { trace: traceContext }),
       };
       const add = bullmqAddCommand(queues.get(task.type)!, task.type, data, jobOptions(task, now), task.jobId);
-      const reply = enqueueTask(client, add, keys, {
-        jobId: task.jobId,
-        conversation,
-        ...(task === anchor && settle && { settle }),
-        expiresAt: task.expiresAt,
-        runAt: task.runAt,
-        now,
-        expired: task.expired,
-        ...(task.expired && { message: 'expired: already past expiresAt when the outcome was enqueued' }),
-        ...(task.scope && {
-          scope: {
-            id: task.scope.id,
-            action: task.scope.action,
-            version: task.scope.version,
-            conversation,
-            idempotencyKey: task.idempotencyKey,
-            ttl: recordTtl(task.expiresAt, now),
-          },
-        }),
+      const slot = groupByType.get(task.type)!;
+      const group = groups.get(slot) ?? { tasks: [], calls: [] };
+      groups.set(slot, group);
+      group.tasks.push(task);
+      group.calls.push({
+        add,
+        keys,
+        options: {
+          jobId: task.jobId,
+          conversation,
+          ...(task === anchor && settle && { settle }),
+          expiresAt: task.expiresAt,
+          runAt: task.runAt,
+          now,
+          expired: task.expired,
+          ...(task.expired && { message: 'expired: already past expiresAt when the outcome was enqueued' }),
+          ...(task.scope && {
+            scope: {
+              id: task.scope.id,
+              action: task.scope.action,
+              version: task.scope.version,
+              conversation,
+              idempotencyKey: task.idempotencyKey,
+              ttl: recordTtl(task.expiresAt, now),
+            },
+          }),
+        },
       });
-      pending.push(settleTask(task, reply));
+    }
+    for (const { tasks, calls } of groups.values()) {
+      const replies = enqueueTasks(client, calls);
+      tasks.forEach((task, index) => {
+        pending.push(
+          settleTask(
+            task,
+            replies.then((all) => all[index]!),
+          ),
+        );
+      });
     }
     for (const change of plan.scopeChanges) {
       const keys = keysByType.get(change.type)!;

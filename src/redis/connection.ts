@@ -252,6 +252,14 @@ export function primaries(client: RedisClient): Redis[] {
 }
 
 /**
+ * Which script calls `key` may share: on a cluster, its slot; otherwise one group (0),
+ * since a standalone Redis (or Sentinel's primary) runs a script over any keys.
+ */
+export function scriptGroupOf(client: RedisClient, key: string): number {
+  return isCluster(client) ? calculateSlot(key) : 0;
+}
+
+/**
  * The connection that carries commands for `key`: on a cluster, the primary serving the
  * key's slot (from the client's slot map); otherwise the client itself. For commands
  * about a connection's own writes, such as WAIT.

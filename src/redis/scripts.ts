@@ -14,14 +14,16 @@
  *   `--- @include "<name>"` (each included once per script, before what includes it);
  * - options are one JSON argument, decoded with Redis' cjson: named, no positional fillers.
  *   (JSON rather than msgpack: readable in MONITOR and SLOWLOG, and no extra dependency.)
- * The enqueue script also embeds BullMQ's add script at `--- @bullmq-add` (bullmq-compat.ts).
+ * The enqueue script also embeds BullMQ's add scripts, each at its `--- @bullmq-add "<name>"` line
+ * (bullmq-compat.ts), as `local <name> = { keys = <its key count>, run = function(KEYS, ARGV) ... end }`:
+ * the function's parameters stand for the globals BullMQ's body reads, so it runs once per task.
  *
  * Registered on a connection with ioredis' defineCommand (EVALSHA, falling back to EVAL),
  * then usable on the connection and on its pipelines.
  */
 import { readFileSync } from 'node:fs';
 import type { Cluster, Redis } from 'ioredis';
-import { bullmqScript, type BullmqAddScript } from './bullmq-compat.js';
+import { BULLMQ_ADD_SCRIPTS, bullmqScript, type BullmqAddScript } from './bullmq-compat.js';
 import type { TypeKeys } from './keys.js';
 import type { StoredAttempt } from './attempt-history.js';
 
@@ -55,10 +57,10 @@ export type ScriptKey =
 
 interface ScriptSpec {
   file: string;
-  /** Its KEYS in order (after BullMQ's for an enqueue script, whose later ones are sent only when needed). */
+  /** Its KEYS in order (per task, after BullMQ's, for the enqueue script, whose later ones are sent only when needed). */
   keys: readonly ScriptKey[];
-  /** BullMQ add script embedded at `--- @bullmq-add`. */
-  embeds?: BullmqAddScript;
+  /** BullMQ add scripts embedded, each at its `--- @bullmq-add "<name>"` line. */
+  embeds?: readonly BullmqAddScript[];
 }
 
 /**
@@ -86,15 +88,10 @@ export const ENQUEUE_SCOPE_KEYS = [
 ] as const satisfies readonly ScriptKey[];
 
 export const SCRIPTS = {
-  enqueueStandard: {
-    file: 'enqueue-task.lua',
+  enqueueTasks: {
+    file: 'enqueue-tasks.lua',
     keys: [...ENQUEUE_KEYS, ...ENQUEUE_TAKE_KEYS, ...ENQUEUE_SCOPE_KEYS],
-    embeds: 'addStandardJob',
-  },
-  enqueueDelayed: {
-    file: 'enqueue-task.lua',
-    keys: [...ENQUEUE_KEYS, ...ENQUEUE_TAKE_KEYS, ...ENQUEUE_SCOPE_KEYS],
-    embeds: 'addDelayedJob',
+    embeds: BULLMQ_ADD_SCRIPTS,
   },
   settleScope: {
     file: 'settle-scope-12.lua',
@@ -154,12 +151,6 @@ export const SCRIPTS = {
 
 export type ScriptName = keyof typeof SCRIPTS;
 
-/** The enqueue script that wraps each of BullMQ's add scripts. */
-export const ENQUEUE_SCRIPT = {
-  addStandardJob: 'enqueueStandard',
-  addDelayedJob: 'enqueueDelayed',
-} as const satisfies Record<BullmqAddScript, ScriptName>;
-
 /** The ids a script's per-job and per-scope keys are made from. */
 export interface KeyIds {
   jobId?: string;
@@ -201,7 +192,7 @@ export function scriptKeys(keys: TypeKeys, names: readonly ScriptKey[], ids: Key
 const LUA_DIR = new URL('./lua/', import.meta.url);
 const readLua = (file: string) => readFileSync(new URL(file, LUA_DIR), 'utf8');
 const INCLUDE = /^--- @include "([\w-]+)"[ \t]*$/gm;
-const BULLMQ_ADD = /^--- @bullmq-add[ \t]*$/m;
+const BULLMQ_ADD = /^--- @bullmq-add "(\w+)"[ \t]*$/gm;
 
 /** Expands `--- @include "name"` (lua/includes/name.lua), each include once per script. */
 export function expandIncludes(source: string, included = new Set<string>(), chain: string[] = []): string {
@@ -223,10 +214,16 @@ export function scriptSource(name: ScriptName): string {
   }
   let body = expandIncludes(readLua(spec.file));
   if (spec.embeds) {
-    const add = bullmqScript(spec.embeds);
-    if (!BULLMQ_ADD.test(body)) throw new Error(`${spec.file} has no --- @bullmq-add line to embed ${spec.embeds} at`);
-    const embedded = `local BULLMQ_ADD_KEYS = ${add.keys}\nlocal function bullmqAdd()\n${add.content}\nend`;
-    body = body.replace(BULLMQ_ADD, () => embedded);
+    const wanted: readonly string[] = spec.embeds;
+    const found = [...body.matchAll(BULLMQ_ADD)].map((match) => match[1]!);
+    if (found.join() !== wanted.join())
+      throw new Error(
+        `${spec.file} embeds ${found.join(', ') || 'nothing'} at --- @bullmq-add, scripts.ts lists ${wanted}`,
+      );
+    body = body.replace(BULLMQ_ADD, (_line, name: BullmqAddScript) => {
+      const add = bullmqScript(name);
+      return `local ${name} = { keys = ${add.keys}, run = function(KEYS, ARGV)\n${add.content}\nend }`;
+    });
   }
   return body;
 }
@@ -316,31 +313,56 @@ export interface ScopeOptions {
   ttl: number;
 }
 
-/** enqueue-task.lua: BullMQ's add command plus aftercall's keys; resolves to the script's reply. */
-export function enqueueTask(
-  client: RedisClient,
-  add: { script: BullmqAddScript; keys: string[]; args: Arg[] },
-  keys: TypeKeys,
-  options: EnqueueOptions,
-): Promise<unknown[]> {
-  const ids = { jobId: options.jobId, scopeId: options.scope?.id, conversation: options.conversation };
-  const ours = scriptKeys(keys, ENQUEUE_KEYS, ids);
-  if (options.expired || options.scope) ours.push(...scriptKeys(keys, ENQUEUE_TAKE_KEYS, ids));
-  if (options.scope) ours.push(...scriptKeys(keys, ENQUEUE_SCOPE_KEYS, ids));
-  const { scope, conversation: _conversation, ...rest } = options;
-  const packed = scope
-    ? {
-        ...rest,
-        scope: {
-          action: scope.action,
-          version: scope.version,
-          conversation: scope.conversation,
-          idempotencyKey: scope.idempotencyKey,
-          ttl: scope.ttl,
-        },
-      }
-    : rest;
-  return callScript(client, ENQUEUE_SCRIPT[add.script], [...add.keys, ...ours], [...add.args, JSON.stringify(packed)]);
+/** One task of an enqueue call: BullMQ's add command for its job, its type's keys, aftercall's options. */
+export interface EnqueueTask {
+  add: { script: BullmqAddScript; keys: string[]; args: Arg[] };
+  keys: TypeKeys;
+  options: EnqueueOptions;
+}
+
+/**
+ * enqueue-tasks.lua: enqueues tasks whose keys share one slot (on a cluster, one type's; on
+ * standalone Redis, any) in one call. Resolves to the script's replies, one per task in order.
+ */
+export function enqueueTasks(client: RedisClient, tasks: readonly EnqueueTask[]): Promise<unknown[][]> {
+  const keys: string[] = [];
+  const perTask: string[] = [];
+  const args: Arg[] = [];
+  for (const { add, keys: typeKeys, options } of tasks) {
+    const ids = { jobId: options.jobId, scopeId: options.scope?.id, conversation: options.conversation };
+    const ours = scriptKeys(typeKeys, ENQUEUE_KEYS, ids);
+    if (options.expired || options.scope) ours.push(...scriptKeys(typeKeys, ENQUEUE_TAKE_KEYS, ids));
+    if (options.scope) ours.push(...scriptKeys(typeKeys, ENQUEUE_SCOPE_KEYS, ids));
+    keys.push(...add.keys, ...ours);
+    args.push(...add.args);
+    // What the script reads of each task, no more: decoding the options is part of its cost.
+    const { scope, conversation: _conversation, runAt, now, expired, message, ...rest } = options;
+    const packed = {
+      add: add.script,
+      keys: ours.length,
+      ...rest,
+      ...(expired && { expired, message }),
+      ...((expired || scope) && { now }),
+      ...(scope && { runAt }),
+    };
+    perTask.push(
+      JSON.stringify(
+        scope
+          ? {
+              ...packed,
+              scope: {
+                action: scope.action,
+                version: scope.version,
+                conversation: scope.conversation,
+                idempotencyKey: scope.idempotencyKey,
+                ttl: scope.ttl,
+              },
+            }
+          : packed,
+      ),
+    );
+  }
+  return callScript(client, 'enqueueTasks', keys, [`[${perTask.join(',')}]`, ...args]);
 }
 
 /** settle-scope-12.lua: a scope change that adds no task. Resolves to `current` or `stale`. */
