@@ -39,14 +39,21 @@ local function claimScope(k, newJobId, scope, expiresAt, runAt, now)
         end
       end
     end
-    rcall("HSET", k.scope, "jobId", newJobId, "version", scope.version, "conversation", scope.conversation)
-    if rcall("PTTL", k.scope) < scope.ttl then rcall("PEXPIRE", k.scope, scope.ttl) end
+    -- Both records are only ever written with all these fields: every one of them new means a
+    -- new record, with no TTL yet and nothing to clear (two commands saved on a first booking).
+    local fresh = rcall("HSET", k.scope, "jobId", newJobId, "version", scope.version, "conversation",
+      scope.conversation) == 3
+    if fresh or rcall("PTTL", k.scope) < scope.ttl then rcall("PEXPIRE", k.scope, scope.ttl) end
   end
   if newJobId ~= "" then
-    rcall("HSET", k.conversation, "jobId", newJobId, "idempotencyKey", scope.idempotencyKey, "runAt", runAt,
-      "expiresAt", expiresAt)
-    rcall("HDEL", k.conversation, "state", "supersededBy", "supersededAt")
-    if rcall("PTTL", k.conversation) < scope.ttl then rcall("PEXPIRE", k.conversation, scope.ttl) end
+    local fresh = rcall("HSET", k.conversation, "jobId", newJobId, "idempotencyKey", scope.idempotencyKey,
+      "runAt", runAt, "expiresAt", expiresAt) == 4
+    if fresh then
+      rcall("PEXPIRE", k.conversation, scope.ttl)
+    else
+      rcall("HDEL", k.conversation, "state", "supersededBy", "supersededAt")
+      if rcall("PTTL", k.conversation) < scope.ttl then rcall("PEXPIRE", k.conversation, scope.ttl) end
+    end
   end
   return (newJobId ~= "" and currentJob == newJobId) and "same" or "current"
 end
