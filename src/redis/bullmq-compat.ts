@@ -8,8 +8,8 @@
  * - The add command: BullMQ's backend builds an add's keys and arguments (which script,
  *   packed options, the job's data) and hands them to `runCommand` of the client or
  *   transaction it is given. Given a recorder instead, it hands them over without touching
- *   Redis. aftercall's enqueue script (lua/enqueue-task.lua) embeds BullMQ's add script
- *   unchanged and runs that command in it, so a job is written exactly as `Queue.add`
+ *   Redis. aftercall's enqueue script (lua/enqueue-tasks.lua) embeds BullMQ's add scripts
+ *   unchanged and runs that command in it, once per task, so a job is written exactly as `Queue.add`
  *   writes it, and aftercall's expiry index is written in the same atomic step.
  * - Job hash fields and queue keys aftercall's Lua reads and writes (attempts made, the
  *   marker that wakes workers, the event stream's size limit): named in
