@@ -6,6 +6,8 @@
  * - an enqueue sends each task's script to the shard of its type's slot, every shard's
  *   commands written before any reply arrives (proxies on the wire, one per node);
  * - the six types spread over three shards and every shard works (its command counters);
+ * - a worker's blocking connection, closed while a command is being sent on it, ends (BullMQ's
+ *   cluster recovery reconnected it and a worker's close() waited for ever);
  * - with a replica per master, SIGKILL of a master under load: the producer and the
  *   worker go on without a restart, and the acknowledged tasks lost to asynchronous
  *   replication are counted; with REDIS_WAIT_REPLICAS=1 none is.
@@ -13,11 +15,13 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import calculateSlot from 'cluster-key-slot';
+import { Worker } from 'bullmq';
 import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/environment.js';
 import { conversationStatus } from '../src/ops/status.js';
 import { createProducer, type EnqueueResult } from '../src/producer/producer.js';
+import { stopBlockingRecovery } from '../src/redis/bullmq-compat.js';
 import { createRedisConnection, type RedisTarget } from '../src/redis/connection.js';
 import { typeKeys } from '../src/redis/keys.js';
 import { taskTypes } from '../src/tasks/catalog.js';
@@ -173,6 +177,40 @@ describe('a 3-master cluster', () => {
     const after = await Promise.all(primaries.map(commandCalls));
     for (const [index, node] of primaries.entries())
       expect(after[index]! - before[index]!, `commands on shard ${node.port}`).toBeGreaterThan(50);
+  });
+
+  // Regression: a fleet worker's close() on a cluster hung for ever in about half the quick runs of
+  // bench/redis-cluster.ts (2026-12-01). Closing a BullMQ worker disconnects its blocking Cluster
+  // client and waits for its `end`; a BZPOPMIN sent meanwhile met an empty node pool, BullMQ's
+  // cluster recovery reconnected the client, and `end` never came. The race made on purpose:
+  // disconnect, then a BZPOPMIN in the same tick. worker.ts calls stopBlockingRecovery before close.
+  it("a worker's blocking connection ends when closed mid-command once stopBlockingRecovery ran (close() hung without)", async () => {
+    const ended = async (stop: boolean) => {
+      const client = createRedisConnection('worker', { redis: target });
+      const worker = new Worker('{close-race}', async () => undefined, {
+        connection: client,
+        prefix: uniquePrefix('cluster-close'),
+        autorun: false,
+      });
+      let blocking: Cluster | undefined;
+      try {
+        await worker.waitUntilReady();
+        if (stop) expect(stopBlockingRecovery(worker), 'a blocking Cluster connection to stop').toBe(true);
+        blocking = await (worker as unknown as { backend: { blockingClient: Promise<Cluster> } }).backend
+          .blockingClient;
+        const end = new Promise<boolean>((resolve) => blocking!.once('end', () => resolve(true)));
+        blocking.disconnect();
+        void blocking.bzpopmin('{close-race}:marker', 1).catch(() => undefined);
+        return await Promise.race([end, new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 3_000))]);
+      } finally {
+        await Promise.race([worker.close(true), new Promise((resolve) => setTimeout(resolve, 3_000))]);
+        blocking?.disconnect();
+        client.disconnect();
+      }
+    };
+    // The control shows the race is really made here: BullMQ alone reconnects, no `end`.
+    expect(await ended(false), 'BullMQ without stopBlockingRecovery').toBe(false);
+    expect(await ended(true), 'after stopBlockingRecovery').toBe(true);
   });
 });
 

@@ -15,6 +15,10 @@
  *   marker that wakes workers, the event stream's size limit): named in
  *   lua/includes/bullmq.lua, which the contract test compares with BULLMQ_FIELDS.
  * - Client names: how a BullMQ Worker names its Redis connection, to count workers.
+ * - A Worker's blocking connection on a Redis Cluster: closing a worker first turns off
+ *   BullMQ's cluster recovery of that connection (stopBlockingRecovery), which could
+ *   otherwise reconnect it in the middle of the close and leave close() waiting forever.
+ *   Its contract test needs a cluster: test/redis-cluster.test.ts.
  * - The dead-letter convention: a processor that moved its job out of `active` itself
  *   throws DelayedError, and BullMQ then leaves the job alone.
  * - Class modules: Queue, Job and DelayedError come from BullMQ's own class files, not its
@@ -216,6 +220,35 @@ export async function listClientNames(client: Redis | Cluster): Promise<string[]
   const nodes = 'nodes' in client && typeof client.nodes === 'function' ? client.nodes('master') : [client];
   const lists = await Promise.all(nodes.map((node) => (node as Redis).client('LIST') as Promise<string>));
   return lists.flatMap((list) => [...list.matchAll(/ name=(\S*)/g)].map((match) => match[1]!).filter(Boolean));
+}
+
+// ---------------------------------------------------------------------------------------
+// A Worker's blocking connection on a Redis Cluster
+
+/** What stopBlockingRecovery reaches inside a Worker: its backend's dedicated blocking connection. */
+interface WorkerInternals {
+  backend?: { blockingConnection?: { disableBlockingClusterReconnect?: () => void } };
+}
+
+/**
+ * Turns off BullMQ's recovery of a Worker's blocking connection on a Redis Cluster; call it
+ * right before `worker.close()`. Returns whether there was one to turn off (a Cluster
+ * connection; on a single server BullMQ has none and this does nothing).
+ *
+ * Why: closing a worker disconnects its blocking connection and waits for that Cluster
+ * client's `end` event. A BZPOPMIN still queued on a node the client was connecting to is
+ * rejected at once, before `end`; BullMQ's cluster recovery then sees an empty node pool and
+ * reconnects the client, so `end` never comes and `close()` never resolves (a forced close
+ * returns the same pending promise). BullMQ turns that recovery off itself only later in
+ * close(), after this wait. Seen on a 3-master cluster in about half the quick runs of
+ * bench/redis-cluster.ts, 2026-12-01. Turning it off first is what close() does later
+ * anyway (the call is idempotent, and close() releases it as usual).
+ */
+export function stopBlockingRecovery(worker: object): boolean {
+  const connection = (worker as WorkerInternals).backend?.blockingConnection;
+  if (typeof connection?.disableBlockingClusterReconnect !== 'function') return false;
+  connection.disableBlockingClusterReconnect();
+  return (connection as { patchedBlockingClusterClient?: unknown }).patchedBlockingClusterClient !== undefined;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ import { backoffStrategy } from './retry-policy.js';
 import { createRedisConnection, describeRedisTarget } from '../redis/connection.js';
 import { queueName, typeKeys } from '../redis/keys.js';
 import { defineScripts } from '../redis/scripts.js';
+import { stopBlockingRecovery } from '../redis/bullmq-compat.js';
 import { ConversationSettler } from '../redis/conversation-settlement.js';
 import { resolveTaskConfigs, taskDefinition, taskTypes, type TaskType } from '../tasks/catalog.js';
 import { systemClock, type Clock } from '../contract/time.js';
@@ -235,6 +236,9 @@ export async function startWorker(options: WorkerProcessOptions): Promise<FleetW
     closing ??= (async () => {
       logger.info({ graceMs: config.worker.shutdownGraceMs }, 'worker stopping: no new jobs, waiting for active ones');
       let timer: NodeJS.Timeout | undefined;
+      // On a Redis Cluster, BullMQ could reconnect a worker's blocking connection in the
+      // middle of its close and then wait for it forever (bullmq-compat.ts).
+      for (const worker of workers) stopBlockingRecovery(worker);
       const timedOut = await Promise.race([
         Promise.all(workers.map((worker) => worker.close())).then(() => false),
         new Promise<boolean>((resolve) => {
@@ -256,7 +260,19 @@ export async function startWorker(options: WorkerProcessOptions): Promise<FleetW
         clearTimeout(timer);
         if (!settled) {
           logger.warn('forced close: jobs still running will be picked up by another worker when their locks lapse');
-          await Promise.all(workers.map((worker) => worker.close(true)));
+          // close(true) hands back a close already under way: it gets CANCEL_GRACE_MS too, and
+          // then shutdown goes on without it, so that a close BullMQ never finishes cannot
+          // hold the process.
+          const forced = await Promise.race([
+            Promise.all(workers.map((worker) => worker.close(true))).then(() => true),
+            new Promise<boolean>((resolve) => {
+              timer = setTimeout(() => resolve(false), CANCEL_GRACE_MS);
+            }),
+          ]);
+          clearTimeout(timer);
+          if (!forced) {
+            logger.error('BullMQ workers did not close in time: shutting down without them');
+          }
         }
       }
       await settler.flush();
