@@ -14,13 +14,11 @@ import { ioConcurrency } from './io-concurrency.js';
 import type { Benchmark } from './lib.js';
 import { memory } from './memory.js';
 import { producerImport } from './producer-import.js';
+import { redisCluster } from './redis-cluster.js';
 import { redisCost } from './redis-cost.js';
 import { sweeperScaling } from './sweeper-scaling.js';
 import { throughput } from './throughput.js';
 
-// bench/redis-cluster.ts (1 shard against 3, commands per task and enqueue p99 on a cluster and
-// with REDIS_WAIT_REPLICAS=1) is out of this list until its drain stops hanging: a quick run
-// stalled in its second round on 2026-12-01, which would stall `npm test`'s smoke run too.
 export const BENCHMARKS: readonly Benchmark[] = [
   enqueueLatency,
   sweeperScaling,
@@ -29,6 +27,7 @@ export const BENCHMARKS: readonly Benchmark[] = [
   horizontalScaling,
   redisCost,
   destinationRate,
+  redisCluster,
   memory,
   producerImport,
   httpApi,

@@ -19,7 +19,7 @@ import { createProducer, type ConversationOutcome } from '../src/index.js';
 import { createRedisConnection, type RedisTarget } from '../src/redis/connection.js';
 import { readFleetState } from '../src/redis/fleet-state.js';
 import { taskTypes, type TaskType } from '../src/tasks/catalog.js';
-import { startWorker } from '../src/worker/worker.js';
+import { startWorker, type FleetWorker } from '../src/worker/worker.js';
 import { bookedOutcome } from '../test/helpers/outcomes.js';
 import { startPrivateRedis } from '../test/helpers/redis-server.js';
 import { testEnv } from '../test/helpers/redis.js';
@@ -42,11 +42,36 @@ interface Server {
   target: RedisTarget;
 }
 
+/**
+ * Every wait of this benchmark goes through here: it fails after `seconds` naming what it
+ * waited for (a quick run's every step takes well under its bound), never hangs a run.
+ */
+async function within<T>(seconds: number, what: string | (() => string), work: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new Error(`redis-cluster: no end after ${seconds} s waiting for ${typeof what === 'string' ? what : what()}`),
+        ),
+      seconds * 1_000,
+    );
+  });
+  try {
+    return await Promise.race([work, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 async function statsOf(node: RedisNode): Promise<{ calls: number; cpuSeconds: number }> {
   const client = node.connect();
   try {
-    await client.connect();
-    const [commands, cpu] = [await client.info('commandstats'), await client.info('cpu')];
+    const [commands, cpu] = await within(
+      10,
+      `INFO commandstats and cpu of the node on port ${node.port}`,
+      client.connect().then(() => Promise.all([client.info('commandstats'), client.info('cpu')])),
+    );
     let calls = 0;
     for (const [, command, count] of commands.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm))
       if (!/^(info|config|cluster|client|ping|hello|command|select|readonly)/.test(command!)) calls += Number(count);
@@ -57,6 +82,9 @@ async function statsOf(node: RedisNode): Promise<{ calls: number; cpuSeconds: nu
     client.disconnect();
   }
 }
+
+/** How long a drain of `tasks` may take: 60 s plus 10 ms a task (a quick run's 400 drain in about a second, the full run's 4,000 in seconds). */
+const drainSeconds = (tasks: number) => 60 + Math.ceil(tasks / 100);
 
 /** Enqueues `conversations` outcomes, then drains them with one worker; jobs/s of the drain and Redis' counters. */
 async function fleetRun(server: Server, conversations: number, types: readonly TaskType[], tag: string) {
@@ -78,49 +106,77 @@ async function fleetRun(server: Server, conversations: number, types: readonly T
       follow_up_survey: { enabled: types.includes('follow_up_survey'), settings: { delay: 0 } },
     },
   });
-  const before = await Promise.all(server.nodes.map(statsOf));
-  const now = Date.now();
+  let worker: FleetWorker | undefined;
+  let before: { calls: number; cpuSeconds: number }[] = [];
   let tasks = 0;
-  for (let start = 0; start < conversations; start += 50) {
-    const batch = await Promise.all(
-      Array.from({ length: Math.min(50, conversations - start) }, (_, i) =>
-        producer.conversationEnded(outcome(`${tag}-${start + i}`, now)),
-      ),
-    );
-    tasks += batch.reduce(
-      (sum, result) => sum + result.tasks.filter((task) => Date.parse(task.runAt) <= Date.now()).length,
-      0,
-    );
-  }
   let done = 0;
-  let finished: () => void = () => undefined;
-  const drained = new Promise<void>((resolve) => (finished = resolve));
-  const started = performance.now();
-  const worker = await startWorker({
-    config,
-    queues: types,
-    ports,
-    sweeper: false,
-    metricsPort: 0,
-    onOutcome: (event) => {
-      if (event.result === 'completed' && ++done >= tasks) finished();
-    },
-  });
-  // Drained: every immediate task completed, or nothing waiting or active any more (a task
-  // left scheduled is not throughput), or two minutes.
-  const ops = createRedisConnection('worker', { redis: config.redis });
-  const idle = (async () => {
-    for (;;) {
-      await new Promise((resolve) => setTimeout(resolve, 250));
-      const state = await readFleetState(ops, prefix);
-      if (done > 0 && types.every((type) => state.jobs[type].waiting + state.jobs[type].active === 0)) return;
+  let seconds = 0;
+  try {
+    before = await Promise.all(server.nodes.map(statsOf));
+    const now = Date.now();
+    for (let start = 0; start < conversations; start += 50) {
+      // (each conversationEnded has the producer's own deadline too)
+      const batch = await within(
+        30,
+        `${tag}: enqueueing conversations ${start}..${start + 49}`,
+        Promise.all(
+          Array.from({ length: Math.min(50, conversations - start) }, (_, i) =>
+            producer.conversationEnded(outcome(`${tag}-${start + i}`, now)),
+          ),
+        ),
+      );
+      tasks += batch.reduce(
+        (sum, result) => sum + result.tasks.filter((task) => Date.parse(task.runAt) <= Date.now()).length,
+        0,
+      );
     }
-  })();
-  await Promise.race([drained, idle, new Promise((resolve) => setTimeout(resolve, 120_000))]);
-  ops.disconnect();
-  const seconds = (performance.now() - started) / 1000;
-  await worker.close();
-  await producer.close();
+    let finished: () => void = () => undefined;
+    const drained = new Promise<void>((resolve) => (finished = resolve));
+    const started = performance.now();
+    worker = await within(
+      30,
+      `${tag}: the worker to start`,
+      startWorker({
+        config,
+        queues: types,
+        ports,
+        sweeper: false,
+        metricsPort: 0,
+        onOutcome: (event) => {
+          if (event.result === 'completed' && ++done >= tasks) finished();
+        },
+      }),
+    );
+    // Drained: every immediate task completed, or nothing waiting or active any more (a task
+    // left scheduled is not throughput). A drain that does neither fails the run, naming
+    // what each queue still held when it gave up.
+    const ops = createRedisConnection('worker', { redis: config.redis });
+    let polling = true;
+    let last = 'no queue state read yet';
+    const idle = (async () => {
+      while (polling) {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        const state = await readFleetState(ops, prefix);
+        last = types.map((type) => `${type} ${JSON.stringify(state.jobs[type])}`).join(', ');
+        if (done > 0 && types.every((type) => state.jobs[type].waiting + state.jobs[type].active === 0)) return;
+      }
+    })();
+    try {
+      await within(
+        drainSeconds(tasks),
+        () => `${tag}: ${tasks} tasks to complete (${done} completed; queues: ${last})`,
+        Promise.race([drained, idle]),
+      );
+    } finally {
+      polling = false;
+      ops.disconnect();
+    }
+    seconds = (performance.now() - started) / 1000;
+  } finally {
+    // Closed on a failure too: a worker left running reconnects forever and holds the run.
+    if (worker) await within(40, `${tag}: the worker to close`, worker.close());
+    await within(10, `${tag}: the producer to close`, producer.close());
+  }
   const after = await Promise.all(server.nodes.map(statsOf));
   return {
     tasks,
@@ -133,15 +189,28 @@ async function fleetRun(server: Server, conversations: number, types: readonly T
 
 async function enqueueP99(target: RedisTarget, calls: number, waitReplicas: number, tag: string): Promise<number> {
   const producer = createProducer({ redis: target, prefix: `bench-cluster-enq-${tag}-${process.pid}`, waitReplicas });
-  for (let i = 0; i < 100; i += 1) await producer.conversationEnded(outcome(`${tag}-warm-${i}`, Date.now()));
+  // (every conversationEnded ends by the producer's own deadline, 2 s: these bounds are spare)
+  await within(
+    60,
+    `enqueue ${tag}: 100 warm-up conversations`,
+    (async () => {
+      for (let i = 0; i < 100; i += 1) await producer.conversationEnded(outcome(`${tag}-warm-${i}`, Date.now()));
+    })(),
+  );
   const samples: number[] = [];
-  for (let i = 0; i < calls; i += 1) {
-    const input = outcome(`${tag}-${i}`, Date.now());
-    const started = performance.now();
-    await producer.conversationEnded(input);
-    samples.push(performance.now() - started);
-  }
-  await producer.close();
+  await within(
+    Math.max(60, calls / 10),
+    `enqueue ${tag}: ${calls} timed conversations`,
+    (async () => {
+      for (let i = 0; i < calls; i += 1) {
+        const input = outcome(`${tag}-${i}`, Date.now());
+        const started = performance.now();
+        await producer.conversationEnded(input);
+        samples.push(performance.now() - started);
+      }
+    })(),
+  );
+  await within(10, `enqueue ${tag}: the producer to close`, producer.close());
   return summarize(samples).p99;
 }
 
@@ -162,10 +231,18 @@ async function run({ quick }: { quick: boolean }): Promise<RedisClusterBench> {
   const conversations = quick ? 100 : 1_000;
   const rounds = quick ? 1 : 3;
   const calls = quick ? 200 : 1_500;
-  const standaloneServer = await startPrivateRedis();
-  const one = await startCluster({ masters: 1 });
-  const three = await startCluster({ masters: 3 });
-  const replicated = await startCluster({ masters: 3, replicas: 1 });
+  const standaloneServer = await within(30, 'a private redis-server to start', startPrivateRedis());
+  const clusters: Awaited<ReturnType<typeof startCluster>>[] = [];
+  const stopAll = () =>
+    within(30, 'the servers to stop', Promise.all([...clusters.map((c) => c.stop()), standaloneServer.destroy()]));
+  try {
+    for (const options of [{ masters: 1 }, { masters: 3 }, { masters: 3, replicas: 1 }])
+      clusters.push(await within(120, `a cluster of ${JSON.stringify(options)} to be healthy`, startCluster(options)));
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+  const [one, three, replicated] = clusters as [(typeof clusters)[0], (typeof clusters)[0], (typeof clusters)[0]];
   const standalone: Server = {
     // statsOf reads a node through its connect(): the standalone server gets one.
     nodes: [
@@ -181,7 +258,7 @@ async function run({ quick }: { quick: boolean }): Promise<RedisClusterBench> {
     target: { mode: 'standalone', url: standaloneServer.url },
   };
   const shardsOf = async (cluster: typeof three): Promise<Server> => ({
-    nodes: await cluster.primaries(),
+    nodes: await within(10, 'the primaries of a cluster', cluster.primaries()),
     target: { mode: 'cluster', nodes: cluster.urls },
   });
   try {
@@ -235,7 +312,7 @@ async function run({ quick }: { quick: boolean }): Promise<RedisClusterBench> {
       goal: { metric: 'commands per task, cluster / standalone', limit: 1.1, met: commandsRatio <= 1.1 },
     };
   } finally {
-    await Promise.all([one.stop(), three.stop(), replicated.stop(), standaloneServer.destroy()]);
+    await stopAll();
   }
 }
 
@@ -244,12 +321,16 @@ export const redisCluster: Benchmark<RedisClusterBench> = {
   figures: [
     'throughput.oneShard.jobsPerSecond.median',
     'throughput.threeShards.jobsPerSecond.median',
+    'throughput.ratio',
     'throughput.oneTypeOneShard.median',
     'commandsPerTask.standalone',
     'commandsPerTask.cluster',
+    'commandsPerTask.ratio',
     'enqueueP99.standalone.median',
     'enqueueP99.cluster.median',
     'enqueueP99.clusterWaitReplicas.median',
+    'enqueueP99.ratio',
+    'enqueueP99.waitRatio',
   ],
   run,
   report: (e) => [
