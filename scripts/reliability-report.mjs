@@ -26,12 +26,11 @@ const lines = [
   'in `npm test`). Do not edit by hand.',
   '',
   `Machine: ${cpus().length} cores, ${cpus()[0]?.model ?? 'unknown CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB; Node.js ${process.version}; Redis ${redis}. ` +
-    `Date: ${
-      results
-        .map((result) => result.at)
-        .sort()
-        .at(-1) ?? new Date().toISOString()
-    }.`,
+    `Dates: ${(() => {
+      const dates = results.map((result) => result.at).sort();
+      if (!dates.length) return new Date().toISOString();
+      return dates[0] === dates.at(-1) ? dates[0] : `${dates[0]} to ${dates.at(-1)} (each scenario's below)`;
+    })()}.`,
   '',
   'The invariant every scenario checks: each task the producer accepted was delivered exactly once (by idempotency key,',
   'as the provider sandbox recorded it), or sits in the dead-letter queue with a reason, or is still legitimately',
@@ -46,6 +45,8 @@ const lines = [
   '',
   ...results.flatMap((result) => [
     `### ${result.scenario}`,
+    '',
+    `Run at ${result.at}.`,
     '',
     '```json',
     JSON.stringify(result.details, null, 2),
