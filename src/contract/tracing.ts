@@ -33,6 +33,17 @@ import {
 export const TRACER_NAME = 'aftercall';
 export const tracer = () => trace.getTracer(TRACER_NAME);
 
+/**
+ * Whether spans are recorded: an SDK is registered as the global tracer provider. False while
+ * the global provider is the API's proxy with no delegate, where every span is a no-op (and
+ * `trace.getTracer` makes a new proxy tracer at each call). Read at each call, so an SDK
+ * registered later is seen at once; it costs a property read and one call.
+ */
+export function tracingEnabled(): boolean {
+  const provider = trace.getTracerProvider() as { getDelegateTracer?: (name: string) => unknown };
+  return typeof provider.getDelegateTracer !== 'function' || provider.getDelegateTracer(TRACER_NAME) !== undefined;
+}
+
 /** The W3C trace context a job carries. */
 export interface StoredTraceContext {
   traceparent: string;

@@ -74,26 +74,29 @@ export interface AttemptRecord {
   spanId?: string;
 }
 
+/** An attempt's stored entry; the optional fields that are undefined are left out. */
 export function storedAttempt(entry: {
   attempt: number;
   startedAt: number;
   durationMs: number;
   result: AttemptResult;
-  destination?: string;
-  status?: number;
-  error?: string;
-  spanId?: string;
+  destination?: string | undefined;
+  status?: number | undefined;
+  error?: string | undefined;
+  spanId?: string | undefined;
 }): StoredAttempt {
-  return {
+  // Assigned field by field (not spread): every job builds one, on the worker's hot path.
+  const stored: StoredAttempt = {
     n: entry.attempt,
     at: entry.startedAt,
     ms: Math.max(0, Math.round(entry.durationMs)),
     r: entry.result,
-    ...(entry.destination !== undefined && { d: entry.destination }),
-    ...(entry.status !== undefined && { s: entry.status }),
-    ...(entry.error !== undefined && { e: entry.error.slice(0, HISTORY_ERROR_CHARS) }),
-    ...(entry.spanId !== undefined && { sp: entry.spanId }),
   };
+  if (entry.destination !== undefined) stored.d = entry.destination;
+  if (entry.status !== undefined) stored.s = entry.status;
+  if (entry.error !== undefined) stored.e = entry.error.slice(0, HISTORY_ERROR_CHARS);
+  if (entry.spanId !== undefined) stored.sp = entry.spanId;
+  return stored;
 }
 
 function toRecord(value: unknown): AttemptRecord | undefined {

@@ -43,7 +43,14 @@ import {
   type StoredAttempt,
 } from '../redis/attempt-history.js';
 import { context, SpanKind, trace } from '@opentelemetry/api';
-import { contextFrom, linksTo, recordError, tracer, type StoredTraceContext } from '../contract/tracing.js';
+import {
+  contextFrom,
+  linksTo,
+  recordError,
+  tracer,
+  tracingEnabled,
+  type StoredTraceContext,
+} from '../contract/tracing.js';
 import type { DeliveryPort, DeliveryReceipt, DeliveryRequest } from '../contract/delivery-port.js';
 import type { DestinationPolicy } from '../delivery/destination-policy.js';
 import { RetryableDeliveryError, TerminalDeliveryError } from '../delivery/errors.js';
@@ -175,9 +182,12 @@ export function createJobHandler(options: JobHandlerOptions) {
   // processor that takes a signal, and nothing here cancels a delivery on BullMQ's behalf
   // (each provider request has its own timeout).
   // Tracing (contract/tracing.ts): one span per attempt, `aftercall.deliver <type>`, continuing the
-  // trace the producer stored on the job and linked to the task's earlier attempts.
+  // trace the producer stored on the job and linked to the task's earlier attempts. Without
+  // an SDK registered every span is a no-op, and the job skips their set-up: the proxy
+  // tracer, span, attributes and contexts the API would make and drop for each job.
   const spanName = `aftercall.deliver ${definition.type}`;
   async function handleJob(job: Job, token?: string): ReturnType<typeof attemptJob> {
+    if (!tracingEnabled()) return attemptJob(job, token, false);
     const stored = (job.data as { trace?: StoredTraceContext } | undefined)?.trace;
     let links: ReturnType<typeof linksTo> = [];
     if (stored && job.attemptsMade > 0) {
@@ -203,7 +213,7 @@ export function createJobHandler(options: JobHandlerOptions) {
       contextFrom(stored),
     );
     try {
-      return await context.with(trace.setSpan(contextFrom(stored), span), () => attemptJob(job, token));
+      return await context.with(trace.setSpan(contextFrom(stored), span), () => attemptJob(job, token, true));
     } finally {
       span.end();
     }
@@ -212,7 +222,8 @@ export function createJobHandler(options: JobHandlerOptions) {
 
   async function attemptJob(
     job: Job,
-    token?: string,
+    token: string | undefined,
+    traced: boolean,
   ): Promise<(DeliveryReceipt & { attempt: StoredAttempt }) | { superseded: true }> {
     const startedAt = clock();
     const jobId = job.id!;
@@ -241,21 +252,19 @@ export function createJobHandler(options: JobHandlerOptions) {
         ...(solo && { solo }),
         ...event,
       };
-      const level = full.result === 'dead_lettered' ? 'warn' : 'info';
-      logger[level](
-        {
-          conversationId: full.conversationId,
-          jobId,
-          type: full.type,
-          attempt,
-          durationMs: full.durationMs,
-          result: full.result,
-          ...(full.reason && { reason: full.reason }),
-          ...(full.error && { error: scrubText(full.error) }),
-        },
-        `job ${full.result}`,
-      );
-      const span = trace.getActiveSpan();
+      const line: Record<string, unknown> = {
+        conversationId: full.conversationId,
+        jobId,
+        type: full.type,
+        attempt,
+        durationMs: full.durationMs,
+        result: full.result,
+      };
+      if (full.reason) line.reason = full.reason;
+      if (full.error) line.error = scrubText(full.error);
+      if (full.result === 'dead_lettered') logger.warn(line, `job ${full.result}`);
+      else logger.info(line, `job ${full.result}`);
+      const span = traced ? trace.getActiveSpan() : undefined;
       if (span) {
         span.setAttributes({
           'aftercall.result': full.result,
@@ -271,7 +280,7 @@ export function createJobHandler(options: JobHandlerOptions) {
     };
 
     const spanId = () => {
-      const span = trace.getActiveSpan()?.spanContext();
+      const span = traced ? trace.getActiveSpan()?.spanContext() : undefined;
       return span && trace.isSpanContextValid(span) ? span.spanId : undefined;
     };
     // Attempt history: this attempt's entry, its error scrubbed of customer data.
@@ -284,10 +293,10 @@ export function createJobHandler(options: JobHandlerOptions) {
         startedAt,
         durationMs: clock() - startedAt,
         result,
-        ...(seen.destination !== undefined && { destination: seen.destination }),
-        ...(seen.status !== undefined && { status: seen.status }),
-        ...(seen.error !== undefined && { error: scrubText(seen.error) }),
-        ...(spanId() && { spanId: spanId() }),
+        destination: seen.destination,
+        status: seen.status,
+        error: seen.error === undefined ? undefined : scrubText(seen.error),
+        spanId: spanId(),
       });
 
     const deadLetter = async (

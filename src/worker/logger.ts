@@ -43,6 +43,23 @@ export interface LoggerOptions {
   name?: string;
 }
 
+let isoTimeMs = Number.NaN;
+let isoTimeField = '';
+
+/**
+ * pino's `isoTime` (`,"time":"2026-12-01T13:00:00.000Z"`), formatted once per millisecond:
+ * a worker writes a line per job, several within the same millisecond under load, and
+ * `toISOString` was a fifth of pino's work per line (0.8 of its 3.7 µs, timed alone).
+ */
+export function isoTime(): string {
+  const now = Date.now();
+  if (now !== isoTimeMs) {
+    isoTimeMs = now;
+    isoTimeField = `,"time":"${new Date(now).toISOString()}"`;
+  }
+  return isoTimeField;
+}
+
 export function createLogger(options: LoggerOptions = {}): Logger {
   return pino(
     {
@@ -50,7 +67,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       level: options.level ?? 'info',
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       base: { pid: process.pid },
-      timestamp: pino.stdTimeFunctions.isoTime,
+      timestamp: isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
     options.destination ?? pino.destination({ dest: 1, sync: true }),
