@@ -76,7 +76,11 @@ export const emptyConversationCounts = (): ConversationCounts => ({
  * synchronous and costs no I/O; `flush` sends one script call per anchor type.
  */
 export class ConversationSettler {
-  private pending = new Map<TaskType, [string, 0 | 1, 0 | 1][]>();
+  // Per anchor type, the encoded conversation ids and their flags (bit 0 completed, bit 1
+  // solo), side by side: a second's finished tasks (thousands on a busy worker) outlive
+  // many young-generation collections, and a tuple per task made each of them copy and
+  // promote two objects more per task. The tuples the script takes are built at the flush.
+  private pending = new Map<TaskType, { ids: string[]; flags: number[] }>();
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
 
@@ -91,9 +95,10 @@ export class ConversationSettler {
    * `solo`: it was the conversation's only task (no countdown; this settles it).
    */
   finished(anchor: TaskType, conversationId: string, completed: boolean, solo = false): void {
-    let items = this.pending.get(anchor);
-    if (!items) this.pending.set(anchor, (items = []));
-    items.push([encodeKeyPart(conversationId), completed ? 1 : 0, solo ? 1 : 0]);
+    let batch = this.pending.get(anchor);
+    if (!batch) this.pending.set(anchor, (batch = { ids: [], flags: [] }));
+    batch.ids.push(encodeKeyPart(conversationId));
+    batch.flags.push((completed ? 1 : 0) | (solo ? 2 : 0));
     this.timer ??= setTimeout(() => void this.flush(), this.options.flushMs ?? SETTLE_FLUSH_MS).unref();
   }
 
@@ -104,11 +109,16 @@ export class ConversationSettler {
     const batches = [...this.pending];
     this.pending = new Map();
     const sent = Promise.all(
-      batches.map(([anchor, items]) =>
-        settleConversations(this.client, typeKeys(this.prefix, anchor), { items, ttl: SETTLE_TTL_MS }).catch(
+      batches.map(([anchor, { ids, flags }]) => {
+        const items = ids.map((id, i): [string, 0 | 1, 0 | 1] => [
+          id,
+          (flags[i]! & 1) as 0 | 1,
+          (flags[i]! >> 1) as 0 | 1,
+        ]);
+        return settleConversations(this.client, typeKeys(this.prefix, anchor), { items, ttl: SETTLE_TTL_MS }).catch(
           (error: unknown) => this.options.onError?.(error),
-        ),
-      ),
+        );
+      }),
     ).then(() => undefined);
     this.flushing = this.flushing.then(() => sent);
     return this.flushing;
