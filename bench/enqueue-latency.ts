@@ -5,6 +5,7 @@
  */
 import { Queue } from 'bullmq';
 import { createProducer, type ConversationOutcome } from '../src/index.js';
+import { cpus } from 'node:os';
 import { bookedOutcome } from '../test/helpers/outcomes.js';
 import { withRedis } from './harness.js';
 import {
@@ -252,6 +253,13 @@ export function enqueueReasons(e: Entry<EnqueueLatency>): Claim[] {
   const extraCommands = innerUs(e.cost?.ours) - innerUs(e.cost?.raw);
   const extraZadd = innerUs(e.cost?.ours, 'zadd') - innerUs(e.cost?.raw, 'zadd');
   const budget = e.cost ? 0.3 * e.cost.raw.redisUsPerCall : Number.NaN;
+  // A call's latency against its client CPU plus Redis' time: near the sum when the two run one
+  // after the other, well under it when Redis runs earlier commands while the client builds later ones.
+  const oursP50Us = e.ours.p50.median * 1_000;
+  const rawP50Us = e.raw.p50.median * 1_000;
+  const oursSum = e.cost ? e.cost.ours.clientCpuUsPerCall + e.cost.ours.redisUsPerCall : Number.NaN;
+  const rawSum = e.cost ? e.cost.raw.clientCpuUsPerCall + e.cost.raw.redisUsPerCall : Number.NaN;
+  const loaded = e.loadAverage ? Math.max(...e.loadAverage) > cpus().length : true;
   return supported([
     claim(
       `Redis spends ${fmt(redis)} times five bare adds' time per call. One script call carries the outcome's five tasks (${fmt(scripts, 1)} calls per outcome; on a Redis Cluster, one per type) and runs for each BullMQ's own add and, in the same atomic step, the dedupe check, the expiry index, the creation counter, the conversation's countdown and, for the reminder, the booking's claim.`,
@@ -279,8 +287,18 @@ export function enqueueReasons(e: Entry<EnqueueLatency>): Claim[] {
       `client CPU ratio ${fmt(client)}`,
     ),
     claim(
+      `The latency is the client's work and Redis' one after the other: a call's median is ${fmt(oursP50Us, 0)} µs against ${fmt(oursSum, 0)} µs of client CPU and Redis time, because the outcome's tasks go in one script call that Redis starts only once the client has built all of them. Raw BullMQ's five adds overlap the two: Redis runs the first while the client builds the next (median ${fmt(rawP50Us, 0)} µs against ${fmt(rawSum, 0)} µs). One script per task overlapped too, but paid a script call's own cost (its dispatch, its functions' set-up, its options' decode) once per task.`,
+      oursP50Us >= 0.8 * oursSum && rawP50Us <= 0.75 * rawSum,
+      `p50 ${fmt(oursP50Us, 0)} µs vs sum ${fmt(oursSum, 0)} µs; raw p50 ${fmt(rawP50Us, 0)} µs vs sum ${fmt(rawSum, 0)} µs`,
+    ),
+    claim(
       `The p99 ratio moved from round to round (${fmt(spread?.min)}..${fmt(spread?.max)} in this run), with whatever else the machine's two cores were doing; the absolute p99 (${fmt(e.ours.p99.median, 2)} ms) stays far under the voice agent's 200 ms budget.`,
-      spread !== undefined && Number.isFinite(spread.min) && e.ours.p99.median < 200,
+      loaded && spread !== undefined && Number.isFinite(spread.min) && e.ours.p99.median < 200,
+      `p99 ${fmt(e.ours.p99.median, 2)} ms, machine loaded: ${loaded}`,
+    ),
+    claim(
+      `The absolute p99 (${fmt(e.ours.p99.median, 2)} ms) stays far under the voice agent's 200 ms budget.`,
+      !loaded && e.ours.p99.median < 200,
       `p99 ${fmt(e.ours.p99.median, 2)} ms`,
     ),
   ]);
