@@ -14,7 +14,7 @@
  *                          left out: a limiter that sends L at once at the start (or the end)
  *                          would otherwise count a burst as rate, and one that spaces its
  *                          sends evenly would be charged for not bursting.
- *                          Goal >= 0.95 (the limiter keeps a margin of 2 % of the window).
+ *                          Goal >= 0.95 (the limiter keeps a margin of 3 % of the window).
  *   max in any window      the most arrivals in any interval of one second, wherever it
  *                          starts (sliding, over the arrival times): never above L.
  *
@@ -203,8 +203,10 @@ function report(c: Entry<DestinationRate>): string[] {
     ),
     '',
     `Worst achieved ${fmt(c.worstAchieved, 3)}, most in any second ${c.worstMax} (${verdict(c.goal, `goal ≥ 0.95 and ≤ ${c.limitPerSecond}`)}).`,
-    'The limiter grants a request while fewer than L grants fall within the last second plus a margin of 2 % (20 ms), and',
-    'fewer than L/10 within the last 100 ms, so a steady backlog runs at about 0.98 of the limit, in groups of L/10. The',
+    'The limiter grants a request while fewer than L grants fall within the last second plus a margin of 3 % (30 ms), and',
+    'fewer than L/10 within the last 100 ms, so a steady backlog runs at about 0.97 of the limit, in groups of L/10 (a',
+    'slot up to 100 ms away is waited for in the worker, not through BullMQ\'s delayed set, which would bring the job back',
+    'late and leave the slot unused). The',
     'spreading keeps a process from sending the whole limit as one burst, whose last requests would leave it tens of',
     'milliseconds after its first; the margin absorbs the rest of the time from grant to arrival. On a loaded machine that',
     'time can exceed the margin (a worker waiting for CPU between its grant and its request), which shows here as more',

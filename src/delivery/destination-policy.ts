@@ -213,7 +213,7 @@ export function createDestinationPolicy(options: DestinationPolicyOptions): Dest
         now,
         job: jobId,
         limits,
-        marginMs: Math.max(20, Math.round(longest * 0.02)),
+        marginMs: Math.max(30, Math.round(longest * 0.03)),
         deadline,
         probeLeaseMs: options.deliveryTimeoutMs + 5_000,
         pollMs,

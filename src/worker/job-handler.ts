@@ -69,6 +69,25 @@ export type AttemptResult = 'success' | 'retryable_error' | 'terminal_error' | '
 
 export type WaitReason = 'rate_limit' | 'circuit' | 'shutdown';
 
+/** A rate-limit wait up to this long is spent in the worker rather than in BullMQ's delayed set. */
+const SHORT_WAIT_MS = 100;
+
+/** Resolves true after `ms`, or false at once when `signal` aborts first. */
+function pause(ms: number, signal: AbortSignal): Promise<boolean> {
+  if (signal.aborted) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      resolve(false);
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve(true);
+    }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
 export interface JobOutcomeEvent {
   type: string;
   jobId: string;
@@ -407,7 +426,18 @@ export function createJobHandler(options: JobHandlerOptions) {
     const destination = policy ? options.destinationOf?.(request) : undefined;
     let probe = false;
     if (policy && destination) {
-      const gate = await policy.acquire(destination, jobId, deadline);
+      let gate = await policy.acquire(destination, jobId, deadline);
+      // A slot of the rate limit a moment away is waited for here: through BullMQ's delayed
+      // set the job would come back later than its turn (the promotion, the fetch), and the
+      // slot would go unused. The job keeps its place in the destination's queue meanwhile.
+      for (
+        let tries = 0;
+        tries < 3 && !gate.go && !gate.expire && gate.reason === 'rate_limit' && gate.waitMs <= SHORT_WAIT_MS;
+        tries += 1
+      ) {
+        if (!(await pause(gate.waitMs, shutdown))) break;
+        gate = await policy.acquire(destination, jobId, deadline);
+      }
       const attemptResult: AttemptResult = gate.go || gate.reason === 'rate_limit' ? 'rate_limited' : 'circuit_open';
       if (!gate.go && gate.expire) {
         return deadLetter('expired', gate.message, job.attemptsMade, false, attemptResult, { destination });
