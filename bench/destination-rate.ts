@@ -205,7 +205,7 @@ function report(c: Entry<DestinationRate>): string[] {
     `Worst achieved ${fmt(c.worstAchieved, 3)}, most in any second ${c.worstMax} (${verdict(c.goal, `goal ≥ 0.95 and ≤ ${c.limitPerSecond}`)}).`,
     'The limiter grants a request while fewer than L grants fall within the last second plus a margin of 3 % (30 ms), and',
     'fewer than L/10 within the last 100 ms, so a steady backlog runs at about 0.97 of the limit, in groups of L/10 (a',
-    'slot up to 100 ms away is waited for in the worker, not through BullMQ\'s delayed set, which would bring the job back',
+    "slot up to 100 ms away is waited for in the worker, not through BullMQ's delayed set, which would bring the job back",
     'late and leave the slot unused). The',
     'spreading keeps a process from sending the whole limit as one burst, whose last requests would leave it tens of',
     'milliseconds after its first; the margin absorbs the rest of the time from grant to arrival. On a loaded machine that',

@@ -62,7 +62,7 @@ import {
   type TaskOverrides,
   type TaskType,
 } from '../tasks/catalog.js';
-import { HOUR, systemClock, toIso, type Clock } from '../contract/time.js';
+import { systemClock, toIso, type Clock } from '../contract/time.js';
 
 /**
  * Where Redis is: give at most one of `redisUrl`, `redis` and `connection` (none: the

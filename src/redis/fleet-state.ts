@@ -6,7 +6,7 @@
  * at once, plus CLIENT LIST on every primary (each of a cluster's masters), whatever the queue
  * sizes (counters and list lengths only).
  */
-import { DEAD_LETTER_REASONS, deadLetterCountsFrom, type DeadLetterReason } from './dead-letter-queue.js';
+import { deadLetterCountsFrom, type DeadLetterReason } from './dead-letter-queue.js';
 import { isBullmqWorkerName, listClientNames } from './bullmq-compat.js';
 import type { Redis } from 'ioredis';
 import { primaries, primaryFor } from './connection.js';
