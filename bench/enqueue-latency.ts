@@ -40,12 +40,6 @@ interface Cost {
    * the scripts' inner commands, counting them twice: that weighed on the side running more.)
    */
   redisUsPerCall: number;
-  /**
-   * `scripts`: redisUsPerCall counts the scripts' time only, each inner command once. Absent in
-   * results measured before 1 Dec 2026, which added the inner commands again; their report
-   * keeps the words that were true of them.
-   */
-  counted?: 'scripts';
   clientCpuUsPerCall: number;
   /**
    * Per outcome call, by Redis command (`INFO commandstats`): calls and µs. A script's
@@ -173,7 +167,6 @@ async function run({ quick }: { quick: boolean }): Promise<EnqueueLatency> {
       if (redisUs === 0) throw new Error('enqueue-latency: no script call seen in INFO commandstats');
       return {
         redisUsPerCall: redisUs / measured,
-        counted: 'scripts',
         clientCpuUsPerCall: spent[side].cpuUs / measured,
         byCommand,
       };
@@ -214,15 +207,8 @@ function commandLines(e: Entry<EnqueueLatency>): string[] {
   );
   const cell = (c: { calls: number; us: number } | undefined) => (c ? `${fmt(c.calls, 1)} / ${fmt(c.us, 0)}` : '-');
   return [
-    ...(countedOnce(e)
-      ? [
-          "Per outcome call, by command (`INFO commandstats`: calls / µs; a script's µs include those of the commands it",
-          'runs, which are listed by name too):',
-        ]
-      : [
-          "Per outcome call, by command (`INFO commandstats`: calls / µs; a script's µs include its commands', which are",
-          'also counted by name):',
-        ]),
+    "Per outcome call, by command (`INFO commandstats`: calls / µs; a script's µs include those of the commands it",
+    'runs, which are listed by name too):',
     '',
     '| command | aftercall | raw BullMQ |',
     '|---|---|---|',
@@ -239,12 +225,8 @@ function innerUs(cost: Cost | undefined, only?: string): number {
     .reduce((sum, [, c]) => sum + c.us, 0);
 }
 
-/** Whether the run counted Redis time as the scripts' alone (Cost.counted). */
-const countedOnce = (e: Entry<EnqueueLatency>) => e.cost?.ours.counted === 'scripts';
-
 /** The claims that explain the verdict, each tested against this run's figures (reasons.ts). */
 export function enqueueReasons(e: Entry<EnqueueLatency>): Claim[] {
-  if (!countedOnce(e)) return legacyReasons(e);
   const redis = e.cost ? e.cost.ours.redisUsPerCall / e.cost.raw.redisUsPerCall : Number.NaN;
   const client = e.cost ? e.cost.ours.clientCpuUsPerCall / e.cost.raw.clientCpuUsPerCall : Number.NaN;
   const spread = e.ratioP99PerRound;
@@ -304,35 +286,6 @@ export function enqueueReasons(e: Entry<EnqueueLatency>): Claim[] {
   ]);
 }
 
-/** The claims of a run measured before 1 Dec 2026: one script per task, inner commands counted twice. */
-function legacyReasons(e: Entry<EnqueueLatency>): Claim[] {
-  const redis = e.cost ? e.cost.ours.redisUsPerCall / e.cost.raw.redisUsPerCall : Number.NaN;
-  const client = e.cost ? e.cost.ours.clientCpuUsPerCall / e.cost.raw.clientCpuUsPerCall : Number.NaN;
-  const spread = e.ratioP99PerRound;
-  return supported([
-    claim(
-      `Redis spends ${fmt(redis)} times a bare add's time per call: each task is one script that runs BullMQ's own add and, in the same atomic step, the dedupe check, the expiry index, the creation counter and, for a reminder, the booking's claim.`,
-      redis > 1.05,
-      `Redis time ratio ${fmt(redis)}`,
-    ),
-    claim(
-      `Redis time per call is within ${fmt(redis)} times a bare add's.`,
-      redis <= 1.3,
-      `Redis time ratio ${fmt(redis)}`,
-    ),
-    claim(
-      `The client spends ${fmt(client)} times raw BullMQ's CPU per call: the outcome's validation and plan.`,
-      client > 1.05,
-      `client CPU ratio ${fmt(client)}`,
-    ),
-    claim(
-      `The p99 ratio moved from round to round (${fmt(spread?.min)}..${fmt(spread?.max)} in this run), with whatever else the machine's two cores were doing; the absolute p99 (${fmt(e.ours.p99.median, 2)} ms) stays far under the voice agent's 200 ms budget.`,
-      spread !== undefined && Number.isFinite(spread.min) && e.ours.p99.median < 200,
-      `p99 ${fmt(e.ours.p99.median, 2)} ms`,
-    ),
-  ]);
-}
-
 export const enqueueLatency: Benchmark<EnqueueLatency> = {
   name: 'enqueue-latency',
   figures: [
@@ -363,18 +316,10 @@ export const enqueueLatency: Benchmark<EnqueueLatency> = {
         ]
       : []),
     '',
-    ...(countedOnce(e)
-      ? [
-          "Redis time is what Redis spent executing the scripts the calls sent (`INFO commandstats`; a script's time",
-          "includes the commands it runs, counted once), client CPU this process' CPU (`process.cpuUsage`), per call,",
-          'measured in one more pass in which the sides take turns in chunks, on a private redis-server without',
-          'persistence.',
-        ]
-      : [
-          "Redis time is what Redis spent executing the calls' commands (`INFO commandstats`, the scripts' inner commands",
-          "included), client CPU this process' CPU (`process.cpuUsage`), per call, measured in one more pass per side, on a",
-          'private redis-server without persistence.',
-        ]),
+    "Redis time is what Redis spent executing the scripts the calls sent (`INFO commandstats`; a script's time",
+    "includes the commands it runs, counted once), client CPU this process' CPU (`process.cpuUsage`), per call,",
+    'measured in one more pass in which the sides take turns in chunks, on a private redis-server without',
+    'persistence.',
     '',
     ...commandLines(e),
     ...(e.goal.judged === false || e.goal.met === null

@@ -1,5 +1,6 @@
 /** Output helpers shared by the CLI commands. */
 import type { Writable } from 'node:stream';
+import { summarizeHistory, type AttemptRecord } from '../redis/attempt-history.js';
 
 export interface CommandIO {
   stdin: NodeJS.ReadableStream;
@@ -39,19 +40,8 @@ export async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/** An attempt as the history keeps it (redis/attempt-history.ts AttemptRecord). */
-interface AttemptRow {
-  attempt: number;
-  startedAt: string;
-  durationMs: number;
-  result: string;
-  destination: string | null;
-  status: number | null;
-  error: string | null;
-}
-
 /** A task's attempts, one line each, oldest first. */
-export function attemptsTable(history: readonly AttemptRow[], indent = '  '): string {
+export function attemptsTable(history: readonly AttemptRecord[], indent = '  '): string {
   if (!history.length) return `${indent}no attempts recorded\n`;
   const rows = history.map((entry) => ({ ...entry, durationMs: `${entry.durationMs} ms` }));
   return table(rows, ['attempt', 'startedAt', 'durationMs', 'result', 'destination', 'status', 'error'], 100)
@@ -60,14 +50,7 @@ export function attemptsTable(history: readonly AttemptRow[], indent = '  '): st
     .join('\n');
 }
 
-/** A history in a few words for a list's cell: `retryable_error 503 ×2, terminal_error 400`. */
-export function historySummary(history: readonly AttemptRow[]): string {
-  const runs: { label: string; count: number }[] = [];
-  for (const entry of history) {
-    const label = entry.status === null ? entry.result : `${entry.result} ${entry.status}`;
-    const last = runs.at(-1);
-    if (last?.label === label) last.count += 1;
-    else runs.push({ label, count: 1 });
-  }
-  return runs.map((run) => (run.count > 1 ? `${run.label} ×${run.count}` : run.label)).join(', ') || '-';
+/** A history in a few words for a list's cell (`-` for none). */
+export function historySummary(history: readonly AttemptRecord[]): string {
+  return summarizeHistory(history) || '-';
 }

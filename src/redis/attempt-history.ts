@@ -141,3 +141,18 @@ export function historyOf(hash: Record<string, string>): AttemptRecord[] {
   }
   return records.slice(-HISTORY_LIMIT);
 }
+
+/**
+ * A history in a few words, for a list's cell: `retryable_error 503 ×2, terminal_error 400`
+ * (runs of the same result and status counted); empty for no attempts.
+ */
+export function summarizeHistory(history: readonly Pick<AttemptRecord, 'result' | 'status'>[]): string {
+  const runs: { label: string; count: number }[] = [];
+  for (const entry of history) {
+    const label = entry.status === null ? entry.result : `${entry.result} ${entry.status}`;
+    const last = runs.at(-1);
+    if (last?.label === label) last.count += 1;
+    else runs.push({ label, count: 1 });
+  }
+  return runs.map((run) => (run.count > 1 ? `${run.label} ×${run.count}` : run.label)).join(', ');
+}

@@ -12,7 +12,7 @@ import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import type { Clock } from '../../../contract/time.js';
 import { toIso } from '../../../contract/time.js';
 import type { FieldIssue } from '../../../contract/validation-error.js';
-import type { AttemptRecord } from '../../../redis/attempt-history.js';
+import { summarizeHistory } from '../../../redis/attempt-history.js';
 import { DEAD_LETTER_REASONS, DeadLetterQueue } from '../../../redis/dead-letter-queue.js';
 import type { RedisClient } from '../../../redis/scripts.js';
 import { taskTypes } from '../../../tasks/catalog.js';
@@ -39,18 +39,6 @@ export interface DeadLetterPageOptions {
   keyPrefix: string;
   redisCall: RedisCall;
   clock: Clock;
-}
-
-/** `retryable_error 502 ×4, terminal_error 422`: a history in one line, as `aftercall dlq list` shows it. */
-function summarizeHistory(history: readonly AttemptRecord[]): string {
-  const runs: { label: string; count: number }[] = [];
-  for (const entry of history) {
-    const label = entry.status === null ? entry.result : `${entry.result} ${entry.status}`;
-    const last = runs.at(-1);
-    if (last?.label === label) last.count += 1;
-    else runs.push({ label, count: 1 });
-  }
-  return runs.map((run) => (run.count > 1 ? `${run.label} ×${run.count}` : run.label)).join(', ');
 }
 
 const plural = (count: number, word: string) => `${count} ${word}${count === 1 ? '' : 's'}`;
