@@ -27,24 +27,19 @@ import { startWorker, type FleetWorker } from '../src/worker/worker.js';
 import { resolvedOutcome } from './helpers/outcomes.js';
 import { redis, removePrefix, TEST_REDIS, testConfig, testEnv, uniquePrefix } from './helpers/redis.js';
 import { waitUntil } from './helpers/wait.js';
-import { startReceiver, type Answer, type WebhookReceiver } from './helpers/webhook-receiver.js';
+import { scriptAnswers, startReceiver, type Answer, type WebhookReceiver } from './helpers/webhook-receiver.js';
 
 const prefix = uniquePrefix('attempt-history');
 const client = redis();
 const dlq = new DeadLetterQueue(client, prefix);
 const producer = createProducer({ redis: TEST_REDIS, prefix });
-const scripts = new Map<string, Answer[]>();
+let scripts: Map<string, Answer[]>;
 let receiver: WebhookReceiver;
 let worker: FleetWorker;
 
 beforeAll(async () => {
   receiver = await startReceiver();
-  receiver.answer = (receipt) => {
-    const script = scripts.get(receipt.body.conversationId);
-    if (!script) return { status: 200 };
-    const seen = receiver.receipts.filter((r) => r.body.idempotencyKey === receipt.body.idempotencyKey).length;
-    return script[Math.min(seen - 1, script.length - 1)]!;
-  };
+  scripts = scriptAnswers(receiver);
   worker = await startWorker({
     config: testConfig(prefix, receiver.url, { CIRCUIT_MIN_CALLS: '100000' }),
     concurrency: 4,

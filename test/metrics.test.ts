@@ -10,7 +10,7 @@ import { freePort } from './helpers/free-port.js';
 import { parsePrometheusText, sampleValue, type Sample } from './helpers/prometheus-text.js';
 import { redis, removePrefix, TEST_REDIS, testConfig, uniquePrefix } from './helpers/redis.js';
 import { waitUntil } from './helpers/wait.js';
-import { startReceiver, type WebhookReceiver } from './helpers/webhook-receiver.js';
+import { scriptAnswers, startReceiver, type WebhookReceiver } from './helpers/webhook-receiver.js';
 
 const prefix = uniquePrefix('metrics');
 const client = redis();
@@ -28,12 +28,12 @@ const outcome = (conversationId: string, extra: Record<string, unknown> = {}) =>
 beforeAll(async () => {
   receiver = await startReceiver();
   const answers: Record<string, number[]> = { 'm-retry': [503, 200], 'm-terminal': [422], 'm-exhausted': [503, 503] };
-  receiver.answer = (receipt) => {
-    const script = answers[receipt.body.conversationId];
-    if (!script) return { status: 200 };
-    const seen = receiver.receipts.filter((r) => r.body.idempotencyKey === receipt.body.idempotencyKey).length;
-    return { status: script[Math.min(seen - 1, script.length - 1)] };
-  };
+  const scripts = scriptAnswers(receiver);
+  for (const [conversationId, statuses] of Object.entries(answers))
+    scripts.set(
+      conversationId,
+      statuses.map((status) => ({ status })),
+    );
   const config = testConfig(prefix, receiver.url, { SWEEP_INTERVAL: '300ms' });
   worker = await startWorker({ config, concurrency: 4, metricsPort: await freePort() });
   await worker.ready;

@@ -10,7 +10,7 @@ import { startWorker, type FleetWorker } from '../src/worker/worker.js';
 import { bookedOutcome, resolvedOutcome } from './helpers/outcomes.js';
 import { redis, removePrefix, TEST_REDIS, testConfig, uniquePrefix, WEBHOOK_SECRET } from './helpers/redis.js';
 import { waitUntil } from './helpers/wait.js';
-import { startReceiver, type Answer, type Receipt, type WebhookReceiver } from './helpers/webhook-receiver.js';
+import { scriptAnswers, startReceiver, type Answer, type WebhookReceiver } from './helpers/webhook-receiver.js';
 
 const prefix = uniquePrefix('worker');
 const client = redis();
@@ -20,16 +20,11 @@ let worker: FleetWorker;
 let clockOffset = 0;
 const producer = createProducer({ redis: TEST_REDIS, prefix });
 /** Per-conversation scripted answers: the n-th request of a conversation gets answers[n]. */
-const scripts = new Map<string, Answer[]>();
+let scripts: Map<string, Answer[]>;
 
 beforeAll(async () => {
   receiver = await startReceiver();
-  receiver.answer = (receipt: Receipt) => {
-    const script = scripts.get(receipt.body.conversationId);
-    if (!script) return { status: 200 };
-    const seen = receiver.receipts.filter((r) => r.body.idempotencyKey === receipt.body.idempotencyKey).length;
-    return script[Math.min(seen - 1, script.length - 1)]!;
-  };
+  scripts = scriptAnswers(receiver);
   worker = await startWorker({
     // These tests script failures of one destination on purpose, far above the circuit's
     // threshold: the circuit stays out of their way (test/destination-policy.test.ts covers it).

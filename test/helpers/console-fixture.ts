@@ -13,7 +13,7 @@ import { createProducer, type Producer } from '../../src/producer/producer.js';
 import { startWorker, type FleetWorker } from '../../src/worker/worker.js';
 import { startApi, TOKENS, type TestApi } from './api-server.js';
 import { redis, removePrefix, TEST_REDIS, testConfig, testEnv } from './redis.js';
-import { startReceiver, type Answer, type WebhookReceiver } from './webhook-receiver.js';
+import { scriptAnswers, startReceiver, type Answer, type WebhookReceiver } from './webhook-receiver.js';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -80,13 +80,7 @@ export async function startConsoleFixture(
   const client = redis();
   const receiver = await startReceiver();
   const resend = await startResendStandIn(options.resendRefusal ?? RESEND_REFUSAL);
-  const scripts = new Map<string, Answer[]>();
-  receiver.answer = (receipt) => {
-    const script = scripts.get(`${receipt.body.conversationId} ${receipt.path}`);
-    if (!script) return { status: 200 };
-    const seen = receiver.receipts.filter((r) => r.body.idempotencyKey === receipt.body.idempotencyKey).length;
-    return script[Math.min(seen - 1, script.length - 1)]!;
-  };
+  const scripts = scriptAnswers(receiver, (receipt) => `${receipt.body.conversationId} ${receipt.path}`);
   const extra = {
     CIRCUIT_MIN_CALLS: '100000',
     RESEND_API_KEY: 're_console_test',

@@ -90,3 +90,22 @@ export async function startReceiver(secret = WEBHOOK_SECRET): Promise<WebhookRec
   receiver.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return receiver;
 }
+
+/**
+ * Scripted answers: the receiver answers the requests of a scripted key (by default the
+ * conversation id) with the script's answers in turn, counted per idempotency key, the last
+ * one repeating once they run out; anything unscripted gets 200. Returns the scripts to fill.
+ */
+export function scriptAnswers(
+  receiver: WebhookReceiver,
+  keyOf: (receipt: Receipt) => string = (receipt) => receipt.body.conversationId,
+): Map<string, Answer[]> {
+  const scripts = new Map<string, Answer[]>();
+  receiver.answer = (receipt) => {
+    const script = scripts.get(keyOf(receipt));
+    if (!script) return { status: 200 };
+    const seen = receiver.receipts.filter((r) => r.body.idempotencyKey === receipt.body.idempotencyKey).length;
+    return script[Math.min(seen - 1, script.length - 1)]!;
+  };
+  return scripts;
+}
