@@ -87,6 +87,19 @@ describe('conversation outcome schema', () => {
     expect(issuesOf({ ...base, metadata: ['not', 'an', 'object'] })[0]!.path).toBe('metadata');
   });
 
+  it('refuses a metadata key __proto__, naming it, instead of dropping its value', () => {
+    const base = bookedOutcome('c');
+    // As JSON.parse builds it from a request body: an own key named __proto__.
+    const metadata = JSON.parse('{"__proto__": "kept?", "crmId": "42"}') as Record<string, unknown>;
+    expect(issuesOf({ ...base, metadata })).toEqual([
+      {
+        path: 'metadata.__proto__',
+        message: 'expected another key: __proto__ cannot be kept (JavaScript objects treat it as their prototype)',
+      },
+    ]);
+    expect(parseConversationOutcome({ ...base, metadata: { crmId: '42' } }).metadata).toEqual({ crmId: '42' });
+  });
+
   it('names the first metadata value that is not JSON', () => {
     const base = bookedOutcome('c');
     const deep: Record<string, unknown> = {};

@@ -134,7 +134,24 @@ function notJsonAt(value: unknown, path: (string | number)[] = [], depth = 0): (
   return undefined;
 }
 
-const metadataSchema = z.record(z.string(), z.unknown(), { error: 'expected a JSON object' }).check((ctx) => {
+/**
+ * A metadata key named `__proto__` is refused, naming it: a JavaScript object cannot keep it as
+ * a field (assigning it sets the object's prototype), so the record below would drop it silently
+ * and the agent's value would be lost. Checked on the input, before the record is built.
+ */
+const refuseProtoKey = (input: unknown, ctx: { issues: z.core.$ZodRawIssue[] }) => {
+  if (input !== null && typeof input === 'object' && Object.hasOwn(input, '__proto__')) {
+    ctx.issues.push({
+      code: 'custom',
+      path: ['__proto__'],
+      message: 'expected another key: __proto__ cannot be kept (JavaScript objects treat it as their prototype)',
+      input,
+    });
+  }
+  return input;
+};
+
+const metadataRecord = z.record(z.string(), z.unknown(), { error: 'expected a JSON object' }).check((ctx) => {
   const at = notJsonAt(ctx.value);
   if (at) {
     ctx.issues.push({ code: 'custom', path: at, message: 'expected a JSON value', input: ctx.value });
@@ -146,6 +163,7 @@ const metadataSchema = z.record(z.string(), z.unknown(), { error: 'expected a JS
     });
   }
 });
+const metadataSchema = z.preprocess(refuseProtoKey, metadataRecord);
 
 export const conversationOutcomeSchema = z
   .strictObject(
@@ -214,7 +232,11 @@ export function conversationOutcomeJsonSchema(): Record<string, unknown> {
   });
   // metadata's values are checked by a function (notJsonAt), which has no JSON Schema form.
   const properties = generated.properties as Record<string, Record<string, unknown>>;
-  properties.metadata = { ...properties.metadata, additionalProperties: { $ref: '#/$defs/jsonValue' } };
+  properties.metadata = {
+    ...properties.metadata,
+    propertyNames: { type: 'string', not: { const: '__proto__' } },
+    additionalProperties: { $ref: '#/$defs/jsonValue' },
+  };
   const jsonValue = {
     anyOf: [
       { type: 'string' },
