@@ -234,6 +234,9 @@ describe('the Resend fake, through the resend SDK', () => {
     expect(second.error).toMatchObject({ statusCode: 409, name: 'concurrent_idempotent_requests' });
     const firstAnswer = await first;
     expect(firstAnswer.error).toBeNull();
+    // Its arrival is stamped when it came (the time the limit counts); its receipt after the latency.
+    const [delivered] = sandbox.deliveries();
+    expect(Date.parse(delivered!.receivedAt) - Date.parse(delivered!.arrivedAt)).toBeGreaterThanOrEqual(1_200);
     sandbox.setFaults({ latencyMs: { min: 0, max: 0 } });
     const third = await resend.emails.send(email(), { idempotencyKey: 'in-flight' });
     expect(third.data?.id).toBe(firstAnswer.data?.id);

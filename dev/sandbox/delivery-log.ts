@@ -27,8 +27,13 @@ export interface Delivery {
   id: string;
   /** The task's idempotency key, percent-decoded; null when the request carried none. */
   idempotencyKey: string | null;
-  /** ISO-8601. */
+  /** ISO-8601: when the provider completed it (after its latency). */
   receivedAt: string;
+  /**
+   * ISO-8601: when the request arrived, before the provider's latency; the time its rate
+   * limit and the traffic report count.
+   */
+  arrivedAt: string;
   /** The task's expiry as the client sent it (ISO-8601), when it did. */
   expiresAt: string | null;
   /** Task type, when known (webhook body.type or path segment, X-Aftercall-Type). */

@@ -11,6 +11,12 @@ export interface SandboxRequest {
   query: URLSearchParams;
   headers: IncomingHttpHeaders;
   rawBody: Buffer;
+  /**
+   * When its headers arrived (epoch ms), before its body was read: the time a provider's
+   * rate limit counts. Stamped at the server's request event, so that a body read over
+   * later turns of a busy event loop does not move it.
+   */
+  arrivedAt: number;
 }
 
 export interface Answer {
@@ -65,7 +71,11 @@ export function decodeKey(value: string): string {
   }
 }
 
-export async function readRequest(request: IncomingMessage, limit = MAX_BODY_BYTES): Promise<SandboxRequest> {
+export async function readRequest(
+  request: IncomingMessage,
+  limit = MAX_BODY_BYTES,
+  arrivedAt = Date.now(),
+): Promise<SandboxRequest> {
   const url = new URL(request.url ?? '/', 'http://sandbox');
   const chunks: Buffer[] = [];
   let size = 0;
@@ -81,6 +91,7 @@ export async function readRequest(request: IncomingMessage, limit = MAX_BODY_BYT
     query: url.searchParams,
     headers: request.headers,
     rawBody: Buffer.concat(chunks),
+    arrivedAt,
   };
 }
 

@@ -58,8 +58,11 @@ export interface ProviderFake<Accepted> {
   gone?(): Answer;
   /** The task's idempotency key from the request's headers (percent-decoded), for the rejection log. */
   idempotencyKeyOf(request: SandboxRequest): string | null;
-  /** Called before the latency; returns what completes the request after it. */
-  accept(accepted: Accepted): () => Answer;
+  /**
+   * Called before the latency, with the time the request arrived (the stamp the traffic log
+   * counts); returns what completes the request after it.
+   */
+  accept(accepted: Accepted, arrivedAt: number): () => Answer;
   /** Forget any memory (Resend's idempotency keys). */
   reset?(): void;
 }
@@ -137,7 +140,7 @@ export async function runProviderRequest<Accepted>(
   context: PipelineContext,
 ): Promise<void> {
   const { log, responder } = context;
-  const arrivedAt = context.now();
+  const { arrivedAt } = request;
   const destination = destinationOf(fake.provider, request.path);
   const faults = context.faults();
   const plan = drawFaultPlan(faults, context.random);
@@ -210,7 +213,7 @@ export async function runProviderRequest<Accepted>(
     );
   }
 
-  const complete = fake.accept(accepted);
+  const complete = fake.accept(accepted, arrivedAt);
   // A client that gave up during the latency does not stop the work: the request arrived.
   if (!(await responder.delay(plan.latencyMs))) {
     response.destroy();

@@ -236,7 +236,7 @@ export function createResendFake(options: ResendFakeOptions): ProviderFake<Resen
           ? resendError(503, 'application_error', 'The service is unavailable right now; try again later.')
           : resendError(500, 'internal_server_error', 'An unexpected error occurred.'),
 
-    accept(accepted) {
+    accept(accepted, arrivedAt) {
       const { rawKey, fingerprint } = accepted;
       if (rawKey !== null) {
         const entry = remembered(rawKey);
@@ -268,6 +268,7 @@ export function createResendFake(options: ResendFakeOptions): ProviderFake<Resen
           id,
           idempotencyKey: rawKey === null ? null : decodeKey(rawKey),
           receivedAt: new Date(options.now()).toISOString(),
+          arrivedAt: new Date(arrivedAt).toISOString(),
           expiresAt: accepted.expiresAt,
           type: accepted.type,
           to: Array.isArray(email.to) ? email.to.join(', ') : email.to,

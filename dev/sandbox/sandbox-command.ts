@@ -174,7 +174,9 @@ function checkWebhookSecret(secret: string): void {
 }
 
 /** The environment a worker needs to deliver everything to this sandbox. */
-export function sandboxEnvironment(sandbox: Sandbox): [string, string][] {
+export function sandboxEnvironment(
+  sandbox: Pick<Sandbox, 'resendBaseUrl' | 'twilioApiBase' | 'webhookUrl' | 'webhookSecret'>,
+): [string, string][] {
   return [
     ['RESEND_BASE_URL', sandbox.resendBaseUrl],
     ['TWILIO_API_BASE', sandbox.twilioApiBase],

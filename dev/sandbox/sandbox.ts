@@ -49,7 +49,7 @@ import {
   type FaultChange,
   type FaultConfig,
 } from './faults.js';
-import { BodyTooLargeError, jsonAnswer, readRequest, sendAnswer, type SandboxRequest } from './http.js';
+import { BodyTooLargeError, jsonAnswer, MAX_BODY_BYTES, readRequest, sendAnswer, type SandboxRequest } from './http.js';
 import { Responder, runProviderRequest, type PipelineContext } from './provider-pipeline.js';
 import { createRandom, randomSeed } from './random.js';
 import { FixedWindowLimiter } from './rate-limits.js';
@@ -226,7 +226,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
   }
 
   const server = createServer((incoming: IncomingMessage, response: ServerResponse) => {
-    readRequest(incoming)
+    readRequest(incoming, MAX_BODY_BYTES, now())
       .then((request) => route(request, response))
       .catch((error: unknown) => {
         if (error instanceof BodyTooLargeError)

@@ -235,7 +235,7 @@ export function createTwilioFake(options: TwilioFakeOptions): ProviderFake<Twili
           ? twilioError(503, 20503, 'Service Unavailable')
           : twilioError(500, 20500, 'Internal Server Error'),
 
-    accept(accepted) {
+    accept(accepted, arrivedAt) {
       return () => {
         const sid = `SM${randomBytes(16).toString('hex')}`;
         const now = options.now();
@@ -246,6 +246,7 @@ export function createTwilioFake(options: TwilioFakeOptions): ProviderFake<Twili
           id: sid,
           idempotencyKey: accepted.idempotencyKey,
           receivedAt: new Date(now).toISOString(),
+          arrivedAt: new Date(arrivedAt).toISOString(),
           expiresAt: accepted.expiresAt,
           type: accepted.type,
           to: accepted.to,

@@ -168,7 +168,7 @@ export function createWebhookFake(options: WebhookFakeOptions): ProviderFake<Web
         ? gatewayAnswer(502, 'Bad Gateway')
         : jsonAnswer(status, { error: status === 503 ? 'service unavailable' : 'internal server error' }),
 
-    accept(accepted) {
+    accept(accepted, arrivedAt) {
       return () => {
         const { body } = accepted;
         options.log.record({
@@ -177,6 +177,7 @@ export function createWebhookFake(options: WebhookFakeOptions): ProviderFake<Web
           id: `rcpt_${randomUUID()}`,
           idempotencyKey: body.idempotencyKey,
           receivedAt: new Date(options.now()).toISOString(),
+          arrivedAt: new Date(arrivedAt).toISOString(),
           expiresAt: body.expiresAt,
           type: body.type,
           to: accepted.email ?? accepted.phone,

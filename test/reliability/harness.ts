@@ -27,6 +27,8 @@ import { typeKeys } from '../../src/redis/keys.js';
 import { startSandbox, type Sandbox, type SandboxOptions } from '../../dev/sandbox/sandbox.js';
 import type { TaskType } from '../../src/tasks/catalog.js';
 import { startChildWorker, type ChildWorker } from '../helpers/child-worker.js';
+import type { Delivery, DeliveryProvider } from '../../dev/sandbox/delivery-log.js';
+import { startSandboxProcess, type SandboxProcess } from './sandbox-process.js';
 import { REDIS_ENV, testEnv } from '../helpers/redis.js';
 
 export const FULL = process.env.CHAOS_SCALE === 'full';
@@ -38,7 +40,7 @@ export const TWILIO_SID = `AC${'c'.repeat(32)}`;
 /** Worker environment: every channel pointed at the sandbox, quick recovery and retries. */
 export function fleetEnv(
   prefix: string,
-  sandbox: Sandbox,
+  sandbox: FleetSandbox,
   redisUrl: string | undefined = undefined,
   extra: Record<string, string> = {},
 ): Record<string, string> {
@@ -63,8 +65,14 @@ export function fleetEnv(
   });
 }
 
-export interface Fleet {
-  sandbox: Sandbox;
+/** What the harness needs of a sandbox: in this process (`Sandbox`) or in its own (`SandboxProcess`). */
+export type FleetSandbox = Pick<Sandbox, 'url' | 'resendBaseUrl' | 'twilioApiBase' | 'webhookUrl' | 'webhookSecret'> & {
+  deliveries(filter?: { provider?: DeliveryProvider }): Delivery[] | Promise<Delivery[]>;
+  close(): Promise<void>;
+};
+
+export interface Fleet<S extends FleetSandbox = Sandbox> {
+  sandbox: S;
   prefix: string;
   env: Record<string, string>;
   workers: ChildWorker[];
@@ -74,16 +82,27 @@ export interface Fleet {
   stop(): Promise<void>;
 }
 
-export async function startFleet(options: {
+interface FleetOptions {
   prefix: string;
   workers: number;
   redisUrl?: string;
-  sandbox?: SandboxOptions;
   env?: Record<string, string>;
-}): Promise<Fleet> {
-  const sandbox = await startSandbox({ port: 0, seed: 1, ...options.sandbox });
+}
+
+/**
+ * Worker processes delivering to a sandbox in this process (`sandbox`: its options), or,
+ * with `sandboxProcess` (the `aftercall sandbox` options), to one in a process of its own.
+ */
+export async function startFleet(options: FleetOptions & { sandbox?: SandboxOptions }): Promise<Fleet>;
+export async function startFleet(options: FleetOptions & { sandboxProcess: string[] }): Promise<Fleet<SandboxProcess>>;
+export async function startFleet(
+  options: FleetOptions & { sandbox?: SandboxOptions; sandboxProcess?: string[] },
+): Promise<Fleet<FleetSandbox>> {
+  const sandbox: FleetSandbox = options.sandboxProcess
+    ? await startSandboxProcess(['--seed', '1', ...options.sandboxProcess])
+    : await startSandbox({ port: 0, seed: 1, ...options.sandbox });
   const env = fleetEnv(options.prefix, sandbox, options.redisUrl, options.env);
-  const fleet: Fleet = {
+  const fleet: Fleet<FleetSandbox> = {
     sandbox,
     prefix: options.prefix,
     env,
@@ -111,7 +130,7 @@ export async function startFleet(options: {
   return fleet;
 }
 
-export const running = (fleet: Fleet) =>
+export const running = (fleet: Fleet<FleetSandbox>) =>
   fleet.workers.filter((worker) => worker.process.exitCode === null && worker.process.signalCode === null);
 
 /** A task the producer accepted. */
@@ -259,14 +278,14 @@ async function taskStates(client: Redis, prefix: string, tasks: AcceptedTask[]):
 
 export async function account(
   client: Redis,
-  fleet: Pick<Fleet, 'sandbox' | 'prefix'>,
+  fleet: Pick<Fleet<FleetSandbox>, 'sandbox' | 'prefix'>,
   load: Pick<Load, 'accepted'>,
   now = Date.now(),
 ): Promise<Accounting> {
   const tasks = [...load.accepted.values()];
   const states = await taskStates(client, fleet.prefix, tasks);
   const byKey = new Map<string, { provider: string; receivedAt: number; expiresAt: number | null }[]>();
-  const deliveries = fleet.sandbox.deliveries();
+  const deliveries = await fleet.sandbox.deliveries();
   for (const delivery of deliveries) {
     const list = byKey.get(delivery.idempotencyKey ?? '') ?? [];
     list.push({
@@ -328,7 +347,7 @@ export async function account(
 /** Waits until every accepted task is delivered, dead-lettered or legitimately pending. */
 export async function settle(
   client: Redis,
-  fleet: Pick<Fleet, 'sandbox' | 'prefix'>,
+  fleet: Pick<Fleet<FleetSandbox>, 'sandbox' | 'prefix'>,
   load: Pick<Load, 'accepted'>,
   timeoutMs: number,
 ): Promise<Accounting> {
@@ -397,11 +416,11 @@ export interface SmsDuplicate {
  * reconciliation should have found the first message.
  */
 export async function smsDuplicates(
-  fleet: Pick<Fleet, 'sandbox' | 'workers'>,
+  fleet: Pick<Fleet<FleetSandbox>, 'sandbox' | 'workers'>,
   load: Pick<Load, 'accepted'>,
 ): Promise<SmsDuplicate[]> {
   const byKey = new Map<string, number[]>();
-  for (const sms of fleet.sandbox.deliveries({ provider: 'twilio' })) {
+  for (const sms of await fleet.sandbox.deliveries({ provider: 'twilio' })) {
     const times = byKey.get(sms.idempotencyKey ?? '') ?? [];
     times.push(Date.parse(sms.receivedAt));
     byKey.set(sms.idempotencyKey ?? '', times);
