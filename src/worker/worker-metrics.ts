@@ -303,45 +303,17 @@ export function createWorkerMetrics(options: WorkerMetricsOptions): WorkerMetric
   }
   sweeperRuns.inc(0);
 
-  // Each type's series, bound to their labels once (prom-client's labels()): an observation
-  // through the metric itself makes a labels object, a closure and a record per call, and
-  // every job makes four of them (duration, attempts, completed, latency).
-  interface TypeSeries {
-    duration: { observe(value: number): void };
-    latency: { observe(value: number): void };
-    completed: { inc(value?: number): void };
-    attempts: Map<string, { inc(value?: number): void }>;
-  }
-  const seriesByType = new Map<string, TypeSeries>();
-  const seriesOf = (type: string): TypeSeries => {
-    let series = seriesByType.get(type);
-    if (!series) {
-      series = {
-        duration: duration.labels({ type }),
-        latency: latency.labels({ type }),
-        completed: completed.labels({ type }),
-        attempts: new Map(),
-      };
-      seriesByType.set(type, series);
-    }
-    return series;
-  };
-
   return {
     registry,
     onJobOutcome(event) {
       const type = event.type;
-      const series = seriesOf(type);
       if (event.attemptResult && event.calledProvider) {
-        series.duration.observe(event.durationMs / 1000);
-        let attempt = series.attempts.get(event.attemptResult);
-        if (!attempt)
-          series.attempts.set(event.attemptResult, (attempt = attempts.labels({ type, result: event.attemptResult })));
-        attempt.inc();
+        duration.observe({ type }, event.durationMs / 1000);
+        attempts.inc({ type, result: event.attemptResult });
       }
       if (event.result === 'completed') {
-        series.completed.inc();
-        if (event.dueAt !== undefined) series.latency.observe(Math.max(0, clock() - event.dueAt) / 1000);
+        completed.inc({ type });
+        if (event.dueAt !== undefined) latency.observe({ type }, Math.max(0, clock() - event.dueAt) / 1000);
       } else if (event.result === 'retrying') {
         retries.inc({ type });
       } else if (event.result === 'dead_lettered' && event.reason) {
