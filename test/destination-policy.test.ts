@@ -192,6 +192,59 @@ describe('fleet-wide rate limit', () => {
   });
 });
 
+describe('a grant acted on too late', () => {
+  it('is given back and asked again, so a request never leaves more than the margin after its grant', async () => {
+    const prefix = uniquePrefix('late-grant');
+    cleanups.push(() => removePrefix(client, prefix));
+    const t0 = Date.now();
+    // The process' clock, read at each call: the reply to the first question is handled
+    // 40 ms after it was asked (the margin of a 4/s limit is 30 ms), the next one at once.
+    const readings = [t0, t0 + 40, t0 + 40, t0 + 40];
+    const store = createDestinationStore(client, prefix);
+    const policy = createDestinationPolicy({
+      store,
+      limits: { 'webhook:update_crm': { limit: 4, periodMs: 1_000 } },
+      defaultHoldMs: 1_000,
+      deliveryTimeoutMs: 1_000,
+      clock: () => readings.shift() ?? t0 + 40,
+    });
+    cleanups.push(() => policy.close());
+    expect(await policy.acquire('webhook:update_crm', 'job-1', t0 + 3_600_000)).toEqual({ go: true, probe: false });
+    // One grant stands, at the time of the second question: the late one was given back.
+    const grants = await client.zrangebyscore(
+      `${prefix}:{dest:webhook:update_crm}:grants`,
+      '-inf',
+      '+inf',
+      'WITHSCORES',
+    );
+    expect(grants).toEqual([`job-1:${t0 + 40}`, String(t0 + 40)]);
+  });
+
+  it('is used after two given back, rather than asked for without end', async () => {
+    const prefix = uniquePrefix('late-grants');
+    cleanups.push(() => removePrefix(client, prefix));
+    let now = Date.now();
+    const store = createDestinationStore(client, prefix);
+    // Every reply is handled 40 ms after its question.
+    let reads = 0;
+    const policy = createDestinationPolicy({
+      store,
+      limits: { 'webhook:update_crm': { limit: 4, periodMs: 1_000 } },
+      defaultHoldMs: 1_000,
+      deliveryTimeoutMs: 1_000,
+      clock: () => {
+        reads += 1;
+        if (reads % 2 === 0) now += 40;
+        return now;
+      },
+    });
+    cleanups.push(() => policy.close());
+    expect((await policy.acquire('webhook:update_crm', 'job-1', now + 3_600_000)).go).toBe(true);
+    // Asked three times, two given back: one grant stands.
+    expect(await client.zcard(`${prefix}:{dest:webhook:update_crm}:grants`)).toBe(1);
+  });
+});
+
 describe('a 429', () => {
   it('holds the destination for the whole fleet for its Retry-After and retries without using an attempt', async () => {
     const f = await fleet('429', { TASK_UPDATE_CRM_ATTEMPTS: '2' }, 2);

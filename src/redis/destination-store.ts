@@ -79,6 +79,8 @@ export interface AcquireOptions {
   pollMs: number;
   /** The limit the destination stated to this process, to keep for the fleet. */
   stated?: [limit: number, periodMs: number];
+  /** The `now` of this job's earlier grant, given back unused (acted on too late). */
+  release?: number;
 }
 
 export interface RecordOptions {

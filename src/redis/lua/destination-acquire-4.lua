@@ -21,6 +21,9 @@
                    process (ratelimit-* headers). Kept in the state hash for the fleet: a
                    process that has not learned it yet gets it counted for its grant and
                    back in the reply. A stated limit not restated for 10 minutes lapses.
+      release      optional: the `now` of this job's earlier grant, which its process
+                   acted on too late to use (the request would have reached the destination
+                   more than the margin after it) and gives back unused before asking again.
 
   State hash fields: state (closed | open | half_open | held), since, until (0: no end),
     reason, cooldown, probeUntil, manual ("1": set by an operator), stated ("<limit>/<periodMs>"),
@@ -40,6 +43,7 @@
 local stateKey, grantsKey, queueKey = KEYS[1], KEYS[2], KEYS[4]
 local o = cjson.decode(ARGV[1])
 local now = tonumber(o.now)
+if o.release then redis.call('ZREM', grantsKey, o.job .. ':' .. tonumber(o.release)) end
 
 local h = redis.call('HGETALL', stateKey)
 local s = {}
