@@ -299,7 +299,7 @@ function report(c: Entry<RedisCost>): string[] {
     "aftercall's enqueue is one script, like `Queue.add`, that also writes the expiry index and the `created` counter (the extra",
     'commands inside scripts); processing runs BullMQ\'s own scripts. "Destination policy on" delivers for real through the',
     'webhook router with a rate limit configured far above the load (`CRM_WEBHOOK_RATE_LIMIT=1000000/s`): each delivery asks',
-    'its destination first (one script call), and results are recorded in batches of up to 100 ms per process. In the',
+    'its destination first (one script call), and successes are recorded in batches of up to 1 s per process (failures at once). In the',
     'trickle scenario the blocking waits for the',
     'next job (BZPOPMIN on the marker) and the fetch of an empty queue vary with timing on either side.',
     '',
