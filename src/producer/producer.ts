@@ -186,7 +186,7 @@ export function createProducer(options: ProducerOptions = {}): Producer {
     // ioredis pipeline: a pipeline object per call costs the voice agent's process slow garbage
     // collections.) On a cluster, each command goes to the shard of its slot.
     const conversation = encodeKeyPart(plan.conversationId);
-    const pending: Promise<Entry | undefined>[] = [];
+    const pending: Promise<Entry | Entry[] | undefined>[] = [];
     // Conversation metrics (redis/conversation-settlement.ts): the first task is the anchor; its
     // enqueue counts the conversation and starts the countdown of the tasks workers will finish.
     const anchor = plan.tasks[0];
@@ -237,17 +237,7 @@ export function createProducer(options: ProducerOptions = {}): Producer {
         },
       });
     }
-    for (const { tasks, calls } of groups.values()) {
-      const replies = enqueueTasks(client, calls);
-      tasks.forEach((task, index) => {
-        pending.push(
-          settleTask(
-            task,
-            replies.then((all) => all[index]!),
-          ),
-        );
-      });
-    }
+    for (const { tasks, calls } of groups.values()) pending.push(settleTasks(tasks, enqueueTasks(client, calls)));
     for (const change of plan.scopeChanges) {
       const keys = keysByType.get(change.type)!;
       const settled = settleScope(client, keys, change.scope.id, {
@@ -262,7 +252,7 @@ export function createProducer(options: ProducerOptions = {}): Producer {
     const entries = await Promise.all(pending);
     if (waitReplicas > 0) await replicated(plan);
     const result: EnqueueResult = { conversationId: plan.conversationId, tasks: [], skipped: [...plan.skipped] };
-    for (const entry of entries) {
+    for (const entry of entries.flat()) {
       if (!entry) continue;
       if ('reason' in entry) result.skipped.push(entry);
       else result.tasks.push(entry);
@@ -300,13 +290,19 @@ export function createProducer(options: ProducerOptions = {}): Producer {
     }
   }
 
-  async function settleTask(task: PlannedTask, reply: Promise<unknown[]>): Promise<Entry> {
-    const [outcome, ...rest] = await step(reply, task.type, 'enqueue');
+  /** The entries of one script call's tasks, from its replies (one per task, in order). */
+  async function settleTasks(tasks: PlannedTask[], replies: Promise<unknown[][]>): Promise<Entry[]> {
+    const all = await step(replies, tasks[0]!.type, 'enqueue');
+    return tasks.map((task, index) => entryOf(task, all[index]!));
+  }
+
+  /** A task's entry from its reply: created, existing (with its own times), stale, or BullMQ's error code. */
+  function entryOf(task: PlannedTask, reply: unknown[]): Entry {
+    const [outcome, runAt, expiresAt] = reply;
     if (outcome === 'stale') return { type: task.type, reason: 'superseded' };
     if (outcome === 'error')
-      throw new EnqueueError(`enqueueing ${task.type} failed: BullMQ's add answered ${String(rest[0])}`);
+      throw new EnqueueError(`enqueueing ${task.type} failed: BullMQ's add answered ${String(reply[1])}`);
     const created = outcome === 'created';
-    const [runAt, expiresAt] = rest;
     return {
       type: task.type,
       jobId: task.jobId,
