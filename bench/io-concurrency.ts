@@ -162,8 +162,9 @@ function report(io: Entry<IoConcurrency>): string[] {
       `The delivery path's pieces, timed alone against the same receiver at the same concurrency: Node's \`fetch\` costs`,
       `${fmt(d.fetchMsPerRequest, 3)} ms of CPU per request, \`node:http\` with a keep-alive agent ${fmt(d.nodeHttpMsPerRequest, 3)} ms. A bare loop of requests, no`,
       `queue and no Redis, reaches ${pct(d.fetchRequestsPerSecond / io.ceiling, 1)} of the ceiling with \`fetch\` and ${pct(d.nodeHttpRequestsPerSecond / io.ceiling, 1)} with \`node:http\`. Signing with the`,
-      `\`standardwebhooks\` package ${us(d.signStandardWebhooks)} per request (\`node:crypto\`'s HMAC: ${us(d.signNodeCrypto)}). aftercall's webhook`,
-      'adapter sends with `node:http` and a keep-alive agent; the raw BullMQ processor uses `fetch`.',
+      `\`standardwebhooks\` package's own \`sign\` ${us(d.signStandardWebhooks)} per request; aftercall's signer, the same signature through`,
+      `\`node:crypto\`'s HMAC, ${us(d.signNodeCrypto)}. aftercall's webhook adapter sends with \`node:http\` and a keep-alive agent;`,
+      'the raw BullMQ processor uses `fetch`.',
       '',
     );
   }
