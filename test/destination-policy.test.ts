@@ -558,6 +558,97 @@ describe('trusting a closed destination for a moment (trustClosedMs)', () => {
     expect(asked).toBe(5);
   });
 
+  /** A trusting policy over the real store, counting its questions (acquire) and renewals (reads). */
+  async function counted(name: string) {
+    const prefix = uniquePrefix(name);
+    cleanups.push(() => removePrefix(client, prefix));
+    const real = createDestinationStore(client, prefix);
+    const calls = { acquire: 0, renew: 0 };
+    let renewed: Promise<boolean> = Promise.resolve(false);
+    const store = {
+      ...real,
+      acquire: (...args: Parameters<typeof real.acquire>) => {
+        calls.acquire += 1;
+        return real.acquire(...args);
+      },
+      closedUnlimited: (...args: Parameters<typeof real.closedUnlimited>) => {
+        calls.renew += 1;
+        renewed = real.closedUnlimited(...args);
+        return renewed;
+      },
+    };
+    let now = Date.now();
+    const policy = createDestinationPolicy({
+      store,
+      defaultHoldMs: 1_000,
+      deliveryTimeoutMs: 1_000,
+      trustClosedMs: 100,
+      clock: () => now,
+    });
+    cleanups.push(() => policy.close());
+    return {
+      store: real,
+      policy,
+      calls,
+      gate: () => policy.acquire('webhook:update_crm', `job-${Math.random()}`, now + HOUR),
+      advance: (ms: number) => {
+        now += ms;
+      },
+      now: () => now,
+      // The renewal's answer, and the turn in which the policy takes it in.
+      renewal: async () => {
+        await renewed;
+        await new Promise((resolve) => setImmediate(resolve));
+      },
+    };
+  }
+
+  it('renews the trust in its last quarter, in the background: no job waits when it would have ended', async () => {
+    const p = await counted('trust-renew');
+    expect(await p.gate()).toEqual({ go: true, probe: false });
+    expect(p.calls).toEqual({ acquire: 1, renew: 0 });
+    // Three quarters in: still trusted, so the job goes, and one read renews the trust.
+    p.advance(60);
+    expect(await p.gate()).toEqual({ go: true, probe: false });
+    expect(p.calls).toEqual({ acquire: 1, renew: 0 });
+    p.advance(20);
+    expect(await p.gate()).toEqual({ go: true, probe: false });
+    expect(await p.gate()).toEqual({ go: true, probe: false });
+    expect(p.calls).toEqual({ acquire: 1, renew: 1 });
+    await p.renewal();
+    // Past the first trust's end (100 ms), within the renewed one (80 + 100): no question.
+    p.advance(40);
+    expect(await p.gate()).toEqual({ go: true, probe: false });
+    expect(p.calls.acquire).toBe(1);
+    // Without renewals it ends: a job asks again.
+    p.advance(100);
+    expect(await p.gate()).toEqual({ go: true, probe: false });
+    expect(p.calls.acquire).toBe(2);
+  });
+
+  it('a renewal that reads another state ends the trust, and one overtaken by a failure report does not renew it', async () => {
+    const p = await counted('trust-renew-open');
+    expect((await p.gate()).go).toBe(true);
+    await p.store.set('webhook:update_crm', { action: 'open', now: p.now(), until: 0, reason: 'incident' });
+    p.advance(80);
+    expect((await p.gate()).go).toBe(true);
+    await p.renewal();
+    // The read saw the circuit open: the next job asks, and waits.
+    expect(await p.gate()).toMatchObject({ go: false, reason: 'circuit' });
+
+    const q = await counted('trust-renew-race');
+    expect((await q.gate()).go).toBe(true);
+    q.advance(80);
+    expect((await q.gate()).go).toBe(true);
+    // A failure reported while the renewal's read (which will answer "closed") is in flight.
+    await q.policy.report('webhook:update_crm', 'failure', false);
+    await q.renewal();
+    expect(q.calls.renew).toBe(1);
+    // The trust ended with the failure and stays ended: the next job asks.
+    expect((await q.gate()).go).toBe(true);
+    expect(q.calls.acquire).toBe(2);
+  });
+
   it('never trusts a destination with a rate limit: every grant is counted in Redis', async () => {
     // 2 per minute: grants are spread (at most 1 in any 6 s), so the second, asked at once, waits.
     const p = await trusting('trust-limit', { 'webhook:update_crm': { limit: 2, periodMs: 60_000 } });

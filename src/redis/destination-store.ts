@@ -136,6 +136,11 @@ export interface DestinationStore {
   /** Every destination used so far, with the given ones, sorted. */
   list(extra?: readonly string[]): Promise<string[]>;
   read(destination: string, now: number, windowMs: number): Promise<DestinationStatus>;
+  /**
+   * Whether the destination is closed with no limit stated by it in force: one read of its
+   * state hash, changing nothing (a worker renewing its trust in a closed destination).
+   */
+  closedUnlimited(destination: string, now: number): Promise<boolean>;
 }
 
 export function createDestinationStore(client: RedisClient, prefix: string): DestinationStore {
@@ -183,6 +188,17 @@ export function createDestinationStore(client: RedisClient, prefix: string): Des
     async list(extra = []) {
       const known = await client.smembers(destinationsKey(prefix));
       return [...new Set([...known, ...extra])].sort();
+    },
+    async closedUnlimited(destination, now) {
+      const [state, stated, statedAt] = await client.hmget(
+        destinationKeys(prefix, destination)[0],
+        'state',
+        'stated',
+        'statedAt',
+      );
+      const limited =
+        stated !== null && parseStated(stated) !== undefined && now - Number(statedAt ?? 0) <= STATED_LIMIT_TTL_MS;
+      return (state ?? 'closed') === 'closed' && !limited;
     },
     async read(destination, now, windowMs) {
       const [stateKey, , statsKey] = destinationKeys(prefix, destination);
