@@ -750,6 +750,9 @@ export interface Round {
   cpu: {
     wallMs: number;
     workersMs: number[];
+    /** The workers' garbage collection pauses (ms) and collections, summed over the workers. */
+    workersGcMs?: number;
+    workersGcCount?: number;
     redisMs: number | undefined;
     serverMs: number | undefined;
     harnessMs: number;
@@ -830,6 +833,8 @@ export async function measureRound({
     cpu: {
       wallMs,
       workersMs: reports.map((report) => report.cpuMs),
+      workersGcMs: reports.reduce((sum, report) => sum + (report.gcMs ?? Number.NaN), 0),
+      workersGcCount: reports.reduce((sum, report) => sum + (report.gcCount ?? Number.NaN), 0),
       redisMs: redisCpu,
       serverMs: server?.cpuMs,
       harnessMs: (harnessCpu.user + harnessCpu.system) / 1000,
@@ -916,6 +921,9 @@ export interface CpuMedians {
   allProcesses: number;
   workerMsPerJob: number;
   redisMsPerJob: number;
+  /** The workers' garbage collection pauses per job (ms; NaN when not reported), and collections per 1,000 jobs. */
+  gcMsPerJob: number;
+  gcPerThousandJobs: number;
 }
 
 /**
@@ -944,6 +952,8 @@ export function cpuMedians(rounds: Round[], cores: number): CpuMedians {
     allProcesses: median((s) => s.allProcesses ?? Number.NaN),
     workerMsPerJob: perJob((cpu) => cpu.workersMs.reduce((sum, ms) => sum + ms, 0)),
     redisMsPerJob: perJob((cpu) => cpu.redisMs),
+    gcMsPerJob: perJob((cpu) => cpu.workersGcMs),
+    gcPerThousandJobs: perJob((cpu) => cpu.workersGcCount) * 1000,
   };
 }
 

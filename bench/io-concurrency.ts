@@ -41,6 +41,9 @@ interface SideSummary {
     machine: number;
     allProcesses: number;
     workerMsPerJob: number;
+    /** The worker's garbage collection pauses per job (ms) and collections per 1,000 jobs; absent in older results. */
+    gcMsPerJob?: number;
+    gcPerThousandJobs?: number;
   };
   /** Where one job's time went (latency-breakdown.ts): medians over rounds. */
   breakdown?: LatencyBreakdown;
@@ -105,6 +108,8 @@ async function run({ quick }: { quick: boolean }): Promise<IoConcurrency> {
           machine: cpu.machine,
           allProcesses: cpu.allProcesses,
           workerMsPerJob: cpu.workerMsPerJob,
+          gcMsPerJob: cpu.gcMsPerJob,
+          gcPerThousandJobs: cpu.gcPerThousandJobs,
         },
       };
     };
@@ -150,6 +155,7 @@ function report(io: Entry<IoConcurrency>): string[] {
     `| jobs/s | ${range(io.ours.jobsPerSecond)} | ${range(io.raw.jobsPerSecond)} | |`,
     `| share of the ${num(io.ceiling)} jobs/s ceiling | ${pct(io.ours.efficiency, 1)} | ${pct(io.raw.efficiency, 1)} | ${part(io, 1, '≥ 95 %')} |`,
     `| worker process CPU per job (ms) | ${fmt(io.ours.cpu.workerMsPerJob, 3)} | ${fmt(io.raw.cpu.workerMsPerJob, 3)} | ${part(io, 2, '≤ raw')} |`,
+    ...gcLines(io),
     `| worker process busy (share of one core) | ${pct(io.ours.cpu.worker)} | ${pct(io.raw.cpu.worker)} | |`,
     `| machine busy, all processes (share of all cores) | ${pct(io.ours.cpu.allProcesses)} | ${pct(io.raw.cpu.allProcesses)} | |`,
     '',
@@ -180,6 +186,18 @@ function goalParts(ours: SideSummary, raw: SideSummary, ratio: number): [boolean
 function part(io: Entry<IoConcurrency>, index: 0 | 1 | 2, text: string): string {
   if (!io.goal.judged) return `${text}: not judged`;
   return `${text}: **${goalParts(io.ours, io.raw, io.ratio)[index] ? 'met' : 'missed'}**`;
+}
+
+/** The worker's garbage collection: pauses per job, and how long each held every slot. */
+function gcLines(io: Pick<IoConcurrency, 'ours' | 'raw'>): string[] {
+  const [o, r] = [io.ours.cpu, io.raw.cpu];
+  if (o.gcMsPerJob === undefined || r.gcMsPerJob === undefined) return [];
+  const each = (c: SideSummary['cpu']) =>
+    `${fmt(c.gcPerThousandJobs, 1)} × ${fmt(c.gcMsPerJob! / (c.gcPerThousandJobs! / 1000), 2)} ms`;
+  return [
+    `| worker garbage collection pauses per job (µs) | ${fmt(o.gcMsPerJob * 1000, 1)} | ${fmt(r.gcMsPerJob * 1000, 1)} | |`,
+    `| collections per 1,000 jobs × pause of each | ${each(o)} | ${each(r)} | |`,
+  ];
 }
 
 /** The claims that explain the verdict, each tested against this run's figures (reasons.ts). */
@@ -237,6 +255,16 @@ export function ioReasons(io: Entry<IoConcurrency>): Claim[] {
         `Redis script calls per job: ${fmt(bo.scriptCallsPerJob, 2)} against raw BullMQ's ${fmt(br.scriptCallsPerJob, 2)}: each extra round trip waits for Redis and then for the worker's turn on a core.`,
         bo.scriptCallsPerJob > br.scriptCallsPerJob + 0.2,
         `script calls per job ${fmt(bo.scriptCallsPerJob, 2)} vs ${fmt(br.scriptCallsPerJob, 2)}`,
+      ),
+    );
+  }
+  const [gcOurs, gcRaw] = [o.cpu.gcMsPerJob, r.cpu.gcMsPerJob];
+  if (gcOurs !== undefined && gcRaw !== undefined) {
+    claims.push(
+      claim(
+        `Garbage collection stopped the worker ${fmt(gcOurs * 1000, 1)} µs per job (raw BullMQ: ${fmt(gcRaw * 1000, 1)} µs), and a pause holds all ${io.concurrency} slots at once: ${fmt(gcOurs * io.concurrency, 2)} ms of each slot's cycle (raw BullMQ: ${fmt(gcRaw * io.concurrency, 2)} ms).`,
+        Number.isFinite(gcOurs) && Number.isFinite(gcRaw),
+        'GC pauses measured',
       ),
     );
   }

@@ -49,6 +49,9 @@ export interface WorkerReport extends Reply {
   /** Epoch ms (fractional); absent when no job finished since the mark. */
   lastAt?: number;
   cpuMs: number;
+  /** Garbage collection since the mark: the main thread's pauses (perf_hooks 'gc' entries), ms and count. */
+  gcMs?: number;
+  gcCount?: number;
 }
 
 /**

@@ -35,6 +35,9 @@ interface SideCpu {
   allProcesses: number;
   workerMsPerJob: number;
   redisMsPerJob: number;
+  /** The worker's garbage collection pauses per job (ms) and collections per 1,000 jobs; absent in older results. */
+  gcMsPerJob?: number;
+  gcPerThousandJobs?: number;
 }
 
 export interface Throughput {
@@ -85,6 +88,8 @@ async function run({ quick }: { quick: boolean }): Promise<Throughput> {
         allProcesses: cpu.allProcesses,
         workerMsPerJob: cpu.workerMsPerJob,
         redisMsPerJob: cpu.redisMsPerJob,
+        gcMsPerJob: cpu.gcMsPerJob,
+        gcPerThousandJobs: cpu.gcPerThousandJobs,
       };
     };
     return {
@@ -127,6 +132,7 @@ function report(t: Entry<Throughput>): string[] {
     '|---|---|---|---|---|',
     `| jobs/s | ${range(t.ours)} | ${range(t.raw)} | ${fmt(t.ratio)} | ${verdict(t.goal, '≥ 0.8')} |`,
     `| worker process CPU per job (ms) | ${fmt(t.cpu.ours.workerMsPerJob, 3)} | ${fmt(t.cpu.raw.workerMsPerJob, 3)} | ${fmt(t.cpu.ours.workerMsPerJob / t.cpu.raw.workerMsPerJob)} | |`,
+    ...gcRows(t.cpu),
     `| Redis CPU per job (ms) | ${fmt(t.cpu.ours.redisMsPerJob, 3)} | ${fmt(t.cpu.raw.redisMsPerJob, 3)} | ${fmt(t.cpu.ours.redisMsPerJob / t.cpu.raw.redisMsPerJob)} | |`,
     `| worker process busy (share of one core) | ${pct(t.cpu.ours.worker)} | ${pct(t.cpu.raw.worker)} | | |`,
     `| machine busy, all processes (share of all cores) | ${pct(t.cpu.ours.allProcesses)} | ${pct(t.cpu.raw.allProcesses)} | | |`,
@@ -151,9 +157,25 @@ function report(t: Entry<Throughput>): string[] {
 }
 
 /** The claims that explain the verdict, each tested against this run's figures (reasons.ts). */
+/** Rows of the workers' garbage collection, when the results have it. */
+export function gcRows(cpu: { ours: SideCpu; raw: SideCpu }): string[] {
+  const { ours, raw } = cpu;
+  if (ours.gcMsPerJob === undefined || raw.gcMsPerJob === undefined) return [];
+  return [
+    `| of which garbage collection pauses per job (µs) | ${fmt(ours.gcMsPerJob * 1000, 1)} | ${fmt(raw.gcMsPerJob * 1000, 1)} | ${fmt(ours.gcMsPerJob / raw.gcMsPerJob)} | |`,
+    `| collections per 1,000 jobs, and pause of each (ms) | ${fmt(ours.gcPerThousandJobs, 1)}, ${fmt((ours.gcMsPerJob * 1000) / ours.gcPerThousandJobs!, 2)} | ${fmt(raw.gcPerThousandJobs, 1)}, ${fmt((raw.gcMsPerJob * 1000) / raw.gcPerThousandJobs!, 2)} | | |`,
+  ];
+}
+
 export function throughputReasons(t: Entry<Throughput>): Claim[] {
   const busy = t.cpu.ours.worker;
   const cpuRatio = t.cpu.ours.workerMsPerJob / t.cpu.raw.workerMsPerJob;
+  const gapUs = (t.cpu.ours.workerMsPerJob - t.cpu.raw.workerMsPerJob) * 1000;
+  const gcGapUs =
+    t.cpu.ours.gcMsPerJob !== undefined && t.cpu.raw.gcMsPerJob !== undefined
+      ? (t.cpu.ours.gcMsPerJob - t.cpu.raw.gcMsPerJob) * 1000
+      : undefined;
+  const gcPause = (side: SideCpu) => (side.gcMsPerJob! * 1000) / side.gcPerThousandJobs!;
   return supported([
     claim(
       `With a no-op delivery the worker process is the bottleneck (busy ${pct(busy)} of a core), and its throughput is the inverse of its CPU per job: aftercall's worker needs ${fmt(cpuRatio)} times raw BullMQ's.`,
@@ -164,6 +186,13 @@ export function throughputReasons(t: Entry<Throughput>): Claim[] {
       `The work aftercall adds is in its job handler: the log line, the validation of the job data, the metrics (timed above), and the garbage these leave.`,
       cpuRatio > 1,
       `CPU per job ${fmt(cpuRatio)}x`,
+    ),
+    claim(
+      gcGapUs === undefined
+        ? ''
+        : `Garbage collection paused aftercall's worker ${fmt(gcGapUs, 1)} µs per job longer than raw BullMQ's (the CPU per job between them: ${fmt(gapUs, 1)} µs): its collections came ${fmt(t.cpu.ours.gcPerThousandJobs! / t.cpu.raw.gcPerThousandJobs!)} times as often per job, and each paused it ${fmt(gcPause(t.cpu.ours), 2)} ms against ${fmt(gcPause(t.cpu.raw), 2)} ms.`,
+      gcGapUs !== undefined && gcGapUs > 0 && gapUs > 0,
+      `GC per job ${gcGapUs === undefined ? 'not measured' : `${fmt(gcGapUs, 1)} µs more`}, gap ${fmt(gapUs, 1)} µs`,
     ),
     claim(
       `Its worker needed ${fmt(cpuRatio)} times raw BullMQ's CPU per job, within what the ${fmt(t.goal.limit)}× goal allows.`,

@@ -25,6 +25,7 @@
  * `sampleEvery` jobs (after a forced full GC every `gcEvery` jobs, with --expose-gc). It
  * exits when the harness goes away.
  */
+import { PerformanceObserver } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type * as Aftercall from '../src/index.js';
@@ -42,6 +43,16 @@ const send = (message: ChildMessage) => {
   if (process.connected) process.send?.(message);
 };
 const gc = (globalThis as { gc?: () => void }).gc;
+
+// Garbage collection: the main thread's pauses since the mark (perf_hooks 'gc' entries).
+let gcMs = 0;
+let gcCount = 0;
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) {
+    gcMs += entry.duration;
+    gcCount += 1;
+  }
+}).observe({ entryTypes: ['gc'] });
 
 let count = 0;
 let markCount = 0;
@@ -159,6 +170,8 @@ process.on('message', async (message: Command) => {
     if (message.cmd === 'mark') {
       markCount = count;
       markCpu = process.cpuUsage();
+      gcMs = 0;
+      gcCount = 0;
       lastAt = undefined;
       jobTimings = [];
       send({ reply: id });
@@ -169,7 +182,7 @@ process.on('message', async (message: Command) => {
       else expectation = { id, n: message.n };
     } else if (message.cmd === 'report') {
       const cpu = process.cpuUsage(markCpu);
-      send({ reply: id, sinceMark: count - markCount, lastAt, cpuMs: (cpu.user + cpu.system) / 1000 });
+      send({ reply: id, sinceMark: count - markCount, lastAt, cpuMs: (cpu.user + cpu.system) / 1000, gcMs, gcCount });
     } else if (message.cmd === 'close') {
       await shutdown();
       if (id) send({ reply: id });
