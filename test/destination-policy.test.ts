@@ -8,7 +8,7 @@ import { Redis } from 'ioredis';
 import { Webhook } from 'standardwebhooks';
 import { createProducer, type Producer } from '../src/producer/producer.js';
 import { createDestinationPolicy } from '../src/delivery/destination-policy.js';
-import { createDestinationStore } from '../src/redis/destination-store.js';
+import { createDestinationStore, type DestinationStore } from '../src/redis/destination-store.js';
 import { DeadLetterQueue } from '../src/redis/dead-letter-queue.js';
 import { conversationStatus } from '../src/ops/status.js';
 import { startWorker, type FleetWorker } from '../src/worker/worker.js';
@@ -472,13 +472,17 @@ describe('a limit the destination states (ratelimit-* headers)', () => {
 describe('trusting a closed destination for a moment (trustClosedMs)', () => {
   const HOUR = 3_600_000;
   /** A policy of one worker process, on its own clock, and the script calls Redis ran for it. */
-  async function trusting(name: string, limits?: Record<string, { limit: number; periodMs: number }>) {
+  async function trusting(
+    name: string,
+    limits?: Record<string, { limit: number; periodMs: number }>,
+    wrap: (store: DestinationStore) => DestinationStore = (store) => store,
+  ) {
     const prefix = uniquePrefix(name);
     cleanups.push(() => removePrefix(client, prefix));
     let now = Date.now();
     const store = createDestinationStore(client, prefix);
     const policy = createDestinationPolicy({
-      store,
+      store: wrap(store),
       ...(limits && { limits }),
       defaultHoldMs: 1_000,
       deliveryTimeoutMs: 1_000,
@@ -560,12 +564,9 @@ describe('trusting a closed destination for a moment (trustClosedMs)', () => {
 
   /** A trusting policy over the real store, counting its questions (acquire) and renewals (reads). */
   async function counted(name: string) {
-    const prefix = uniquePrefix(name);
-    cleanups.push(() => removePrefix(client, prefix));
-    const real = createDestinationStore(client, prefix);
     const calls = { acquire: 0, renew: 0 };
     let renewed: Promise<boolean> = Promise.resolve(false);
-    const store = {
+    const p = await trusting(name, undefined, (real) => ({
       ...real,
       acquire: (...args: Parameters<typeof real.acquire>) => {
         calls.acquire += 1;
@@ -576,25 +577,10 @@ describe('trusting a closed destination for a moment (trustClosedMs)', () => {
         renewed = real.closedUnlimited(...args);
         return renewed;
       },
-    };
-    let now = Date.now();
-    const policy = createDestinationPolicy({
-      store,
-      defaultHoldMs: 1_000,
-      deliveryTimeoutMs: 1_000,
-      trustClosedMs: 100,
-      clock: () => now,
-    });
-    cleanups.push(() => policy.close());
+    }));
     return {
-      store: real,
-      policy,
+      ...p,
       calls,
-      gate: () => policy.acquire('webhook:update_crm', `job-${Math.random()}`, now + HOUR),
-      advance: (ms: number) => {
-        now += ms;
-      },
-      now: () => now,
       // The renewal's answer, and the turn in which the policy takes it in.
       renewal: async () => {
         await renewed;
