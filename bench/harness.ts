@@ -522,6 +522,8 @@ export interface WorkerProcessStart {
   /** Keep each job's handler start and end for the latency breakdown (latency-breakdown.ts). */
   timings?: boolean;
   nodeArgs?: string[];
+  /** raw only: small objects the worker keeps alive from its start (WorkerProcessOptions.ballast). */
+  ballast?: number;
   /** More environment for the process (ours: loadConfig reads it), e.g. CRM_WEBHOOK_RATE_LIMIT. */
   env?: Record<string, string>;
 }
@@ -540,6 +542,7 @@ export async function startWorkerProcess({
   sampleEvery = 0,
   gcEvery = 0,
   timings = false,
+  ballast = 0,
   log = 'file',
   nodeArgs = [],
   env = {},
@@ -555,7 +558,17 @@ export async function startWorkerProcess({
       stdout = openSync('/dev/null', 'w');
     }
   }
-  const options: WorkerProcessOptions = { side, prefix, concurrency, port, webhookUrl, sampleEvery, gcEvery, timings };
+  const options: WorkerProcessOptions = {
+    side,
+    prefix,
+    concurrency,
+    port,
+    webhookUrl,
+    sampleEvery,
+    gcEvery,
+    timings,
+    ballast,
+  };
   const child = track(
     spawn(process.execPath, [...nodeArgs, script, JSON.stringify(options)], {
       env: {

@@ -29,6 +29,11 @@ export interface WorkerProcessOptions {
    * when asked, after a round, so the round itself pays two numbers per job.
    */
   timings?: boolean;
+  /**
+   * raw only: keep this many small objects alive from the start (each an object with a
+   * string and a nested object): a control for the effect of a larger heap on the worker.
+   */
+  ballast?: number;
 }
 
 export type Command =
@@ -85,7 +90,7 @@ export interface MemorySample {
 }
 
 export type ChildEvent =
-  | { event: 'ready'; pid: number }
+  | { event: 'ready'; pid: number; kept?: number }
   | { event: 'listening'; port: number }
   | ({ event: 'sample' } & MemorySample);
 

@@ -27,6 +27,8 @@ import { fmt, measuredAt, num, pct, plural, range, us, verdict } from './report.
 import { claim, CPU_BOUND, reasonParagraph, supported, type Claim } from './reasons.js';
 
 export const CONCURRENCY = 50;
+/** The control side's raw BullMQ worker keeps this many small objects alive (a larger heap). */
+export const BALLAST = 80_000;
 
 interface SideCpu {
   worker: number;
@@ -54,6 +56,11 @@ export interface Throughput {
   ratio: number;
   ratioPerRound: Spread;
   cpu: { ours: SideCpu; raw: SideCpu };
+  /**
+   * A control run beside the two sides: raw BullMQ's worker keeping `ballast` small objects
+   * alive, its jobs/s and CPU; absent in older results.
+   */
+  control?: { ballast: number; jobsPerSecond: Spread; cpu: SideCpu };
   /** µs of CPU per job of the steps aftercall's handler adds (cost-breakdown.ts). */
   breakdown: HandlerCosts;
   goal: Goal;
@@ -64,11 +71,19 @@ async function run({ quick }: { quick: boolean }): Promise<Throughput> {
   const warmup = quick ? 200 : 5_000;
   const rounds = quick ? 1 : 3;
   return withRedis(async (redis) => {
-    const sides = {} as Record<'ours' | 'raw', Side>;
-    for (const side of ['ours', 'raw'] as const) {
-      const prefix = redis.prefix(`tp-${side}`);
-      sides[side] = redis.stopLater(
-        await startSide({ side, url: redis.url, prefix, concurrency: CONCURRENCY, port: 'noop', log: 'file' }),
+    const sides = {} as Record<'ours' | 'raw' | 'control', Side>;
+    for (const name of ['ours', 'raw', 'control'] as const) {
+      const prefix = redis.prefix(`tp-${name}`);
+      sides[name] = redis.stopLater(
+        await startSide({
+          side: name === 'ours' ? 'ours' : 'raw',
+          url: redis.url,
+          prefix,
+          concurrency: CONCURRENCY,
+          port: 'noop',
+          log: 'file',
+          ...(name === 'control' && { ballast: BALLAST }),
+        }),
       );
     }
     const results = await alternateRounds({ sides, warmup, jobs, rounds, label: 'throughput' });
@@ -106,6 +121,11 @@ async function run({ quick }: { quick: boolean }): Promise<Throughput> {
       ratio,
       ratioPerRound: spread(results.ours.map((r, i) => r.jobsPerSecond / results.raw[i]!.jobsPerSecond)),
       cpu: { ours: cpuOf(results.ours), raw: cpuOf(results.raw) },
+      control: {
+        ballast: BALLAST,
+        jobsPerSecond: spread(results.control.map((r) => r.jobsPerSecond)),
+        cpu: cpuOf(results.control),
+      },
       breakdown,
       goal: { metric: 'ours / raw jobs per second', limit: 0.8, judged: !quick, met: quick ? null : ratio >= 0.8 },
     };
@@ -140,6 +160,7 @@ function report(t: Entry<Throughput>): string[] {
     "CPU per job is the process' CPU time (`process.cpuUsage`; Redis: `used_cpu_user + used_cpu_sys`) over a round, divided",
     'by its jobs (medians over rounds); it moves less than jobs/s when other work shares the machine.',
     '',
+    ...controlLines(t),
   ];
   if (b) {
     lines.push(
@@ -157,6 +178,20 @@ function report(t: Entry<Throughput>): string[] {
 }
 
 /** The claims that explain the verdict, each tested against this run's figures (reasons.ts). */
+/** The control run: raw BullMQ's worker with a larger heap, in the same rounds. */
+function controlLines(t: Throughput): string[] {
+  const c = t.control;
+  if (!c) return [];
+  const gc = (side: SideCpu) => (side.gcMsPerJob === undefined ? 'n/a' : `${fmt(side.gcMsPerJob * 1000, 1)} µs`);
+  return [
+    `A control ran in the same rounds, alternating with the two sides: raw BullMQ's worker, unchanged but for`,
+    `${num(c.ballast)} small objects it keeps alive from its start (each an object holding a string and another object):`,
+    `${range(c.jobsPerSecond)} jobs/s (${fmt(c.jobsPerSecond.median / t.raw.median)} of raw BullMQ's), ${fmt(c.cpu.workerMsPerJob, 3)} ms of worker CPU per job, garbage`,
+    `collection ${gc(c.cpu)} per job (raw BullMQ: ${gc(t.cpu.raw)}; aftercall: ${gc(t.cpu.ours)}).`,
+    '',
+  ];
+}
+
 /** Rows of the workers' garbage collection, when the results have it. */
 export function gcRows(cpu: { ours: SideCpu; raw: SideCpu }): string[] {
   const { ours, raw } = cpu;
@@ -193,6 +228,19 @@ export function throughputReasons(t: Entry<Throughput>): Claim[] {
         : `Garbage collection paused aftercall's worker ${fmt(gcGapUs, 1)} µs per job longer than raw BullMQ's (the CPU per job between them: ${fmt(gapUs, 1)} µs): its collections came ${fmt(t.cpu.ours.gcPerThousandJobs! / t.cpu.raw.gcPerThousandJobs!)} times as often per job, and each paused it ${fmt(gcPause(t.cpu.ours), 2)} ms against ${fmt(gcPause(t.cpu.raw), 2)} ms.`,
       gcGapUs !== undefined && gcGapUs > 0 && gapUs > 0,
       `GC per job ${gcGapUs === undefined ? 'not measured' : `${fmt(gcGapUs, 1)} µs more`}, gap ${fmt(gapUs, 1)} µs`,
+    ),
+    claim(
+      t.control
+        ? `Raw BullMQ's own worker, holding ${num(t.control.ballast)} more small objects, paused ${fmt((t.control.cpu.gcMsPerJob ?? Number.NaN) * 1000, 1)} µs per job for garbage collection and ran at ${fmt(t.control.jobsPerSecond.median / t.raw.median)} of its speed without them: the collections' share of the gap comes with a larger heap, not with aftercall's steps.`
+        : '',
+      t.control !== undefined &&
+        t.control.cpu.gcMsPerJob !== undefined &&
+        t.cpu.raw.gcMsPerJob !== undefined &&
+        t.control.cpu.gcMsPerJob > 1.5 * t.cpu.raw.gcMsPerJob &&
+        t.control.jobsPerSecond.median < t.raw.median,
+      t.control
+        ? `control GC ${fmt((t.control.cpu.gcMsPerJob ?? Number.NaN) * 1000, 1)} µs vs raw ${fmt((t.cpu.raw.gcMsPerJob ?? Number.NaN) * 1000, 1)} µs, control ${fmt(t.control.jobsPerSecond.median / t.raw.median)} of raw`
+        : 'no control run',
     ),
     claim(
       `Its worker needed ${fmt(cpuRatio)} times raw BullMQ's CPU per job, within what the ${fmt(t.goal.limit)}× goal allows.`,

@@ -36,7 +36,19 @@ const PACKAGE: string = 'aftercall';
 const { loadConfig, startWorker, TerminalDeliveryError } = (await import(PACKAGE)) as typeof Aftercall;
 
 const options = JSON.parse(process.argv[2] ?? '{}') as WorkerProcessOptions;
-const { side, prefix, concurrency, port, webhookUrl, sampleEvery = 0, gcEvery = 0, timings = false } = options;
+const {
+  side,
+  prefix,
+  concurrency,
+  port,
+  webhookUrl,
+  sampleEvery = 0,
+  gcEvery = 0,
+  timings = false,
+  ballast = 0,
+} = options;
+// Objects kept alive for the whole run (a control: raw BullMQ's worker with a larger heap).
+const kept = Array.from({ length: ballast }, (_, i) => ({ i, s: `ballast-${i}`, o: { a: i } }));
 const QUEUE_TYPE = 'update_crm';
 const now = () => performance.timeOrigin + performance.now();
 const send = (message: ChildMessage) => {
@@ -200,4 +212,4 @@ process.on('disconnect', () => {
   setTimeout(() => process.exit(1), 10_000).unref();
 });
 
-send({ event: 'ready', pid: process.pid });
+send({ event: 'ready', pid: process.pid, kept: kept.length });
