@@ -19,12 +19,14 @@ import { afterAll, describe, expect, it } from 'vitest';
 import {
   BULLMQ_ADD_SCRIPTS,
   BULLMQ_DEFAULT_MAX_LEN_EVENTS,
+  BULLMQ_DUPLICATE_CHECK,
   BULLMQ_FIELDS,
   BULLMQ_JOB_KEY_SUFFIXES,
   BULLMQ_KEY_SUFFIXES,
   BULLMQ_VERSION,
   bullmqAddCommand,
   bullmqScript,
+  embeddedAdd,
   isBullmqWorkerName,
   listClientNames,
   movedOutOfActive,
@@ -88,6 +90,31 @@ describe('BullMQ internals (bullmq-compat.ts) against the installed BullMQ', () 
     expect(bullmqScript('addStandardJob').keys).toBe(9);
     expect(bullmqScript('addDelayedJob').keys).toBe(6);
     expect(() => bullmqScript('noSuchScript')).toThrow(/has no script noSuchScript/);
+  });
+
+  it('embeds each add script with its duplicate check, and only that, turned off', () => {
+    for (const name of BULLMQ_ADD_SCRIPTS) {
+      const original = bullmqScript(name).content;
+      const embedded = embeddedAdd(name);
+      expect(original.split(BULLMQ_DUPLICATE_CHECK), `${name} checks duplicates once`).toHaveLength(2);
+      expect(embedded.content).not.toContain(BULLMQ_DUPLICATE_CHECK);
+      const [before, after] = original.split(BULLMQ_DUPLICATE_CHECK) as [string, string];
+      expect(embedded.content.startsWith(before)).toBe(true);
+      expect(embedded.content.endsWith(after)).toBe(true);
+      expect(embedded.keys).toBe(bullmqScript(name).keys);
+    }
+  });
+
+  it("counts every add in the queue's job counter (`id`), a duplicate's too: what the enqueue counts tasks created with", async () => {
+    const q = queue('compat_counter');
+    const counter = typeKeys(prefix, 'compat_counter').id;
+    expect(counter).toBe(q.keys.id);
+    await q.add('x', {}, { jobId: 'one' });
+    await q.add('x', {}, { jobId: 'two', delay: 60_000 });
+    expect(Number(await client.get(counter))).toBe(2);
+    // BullMQ counts an add of an existing id too: aftercall's enqueue never sends one (it checks EXISTS first).
+    await q.add('x', {}, { jobId: 'one' });
+    expect(Number(await client.get(counter))).toBe(3);
   });
 
   it("hands a recorder exactly one runCommand per add, naming the script '<name>:<version>', and sends nothing", async () => {

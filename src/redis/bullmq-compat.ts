@@ -9,8 +9,12 @@
  *   packed options, the job's data) and hands them to `runCommand` of the client or
  *   transaction it is given. Given a recorder instead, it hands them over without touching
  *   Redis. aftercall's enqueue script (lua/enqueue-tasks.lua) embeds BullMQ's add scripts
- *   unchanged and runs that command in it, once per task, so a job is written exactly as `Queue.add`
- *   writes it, and aftercall's expiry index is written in the same atomic step.
+ *   (embeddedAdd: unchanged but for their duplicate check, which the enqueue makes itself) and
+ *   runs that command in it, once per task, so a job is written exactly as `Queue.add` writes
+ *   it, and aftercall's expiry index is written in the same atomic step.
+ * - The job counter (`<queue>:id`): BullMQ's add increments it once per call, before its
+ *   duplicate check. The enqueue runs an add only for a job that does not exist, so the
+ *   counter is the number of tasks created: aftercall reads it as that (fleet-state.ts).
  * - Job hash fields and queue keys aftercall's Lua reads and writes (attempts made, the
  *   marker that wakes workers, the event stream's size limit): named in
  *   lua/includes/bullmq.lua, which the contract test compares with BULLMQ_FIELDS.
@@ -71,6 +75,38 @@ export function bullmqScript(name: string): BullmqScript {
     throw new Error(`BullMQ ${BULLMQ_VERSION} has no script ${name}: bullmq-compat.ts needs updating`);
   }
   return script;
+}
+
+/**
+ * BullMQ's duplicate check in its add scripts: a job whose id exists is not added again.
+ * aftercall's enqueue script checks `EXISTS` on the job's key itself, in the same atomic call,
+ * before it decides anything (a repeated outcome answers with the existing job's times), and
+ * runs the add only for a job that does not exist: BullMQ's own check could only answer no.
+ */
+export const BULLMQ_DUPLICATE_CHECK = 'if rcall("EXISTS", jobIdKey) == 1 then';
+
+/**
+ * An add script as the enqueue script embeds it: BullMQ's, with its duplicate check turned
+ * off (BULLMQ_DUPLICATE_CHECK). Each command a script runs costs Redis a few µs beyond the
+ * command itself (docs/PERFORMANCE.md, enqueue latency), and this one would be run for every
+ * task. The check must appear exactly once: any other count means BullMQ changed, and the
+ * enqueue refuses to load rather than add a job twice.
+ */
+export function embeddedAdd(name: BullmqAddScript): BullmqScript {
+  const script = bullmqScript(name);
+  const found = script.content.split(BULLMQ_DUPLICATE_CHECK).length - 1;
+  if (found !== 1) {
+    throw new Error(
+      `BullMQ ${BULLMQ_VERSION}'s ${name} has ${found} duplicate checks (${BULLMQ_DUPLICATE_CHECK}) where aftercall expects 1: bullmq-compat.ts needs updating`,
+    );
+  }
+  return {
+    ...script,
+    content: script.content.replace(
+      BULLMQ_DUPLICATE_CHECK,
+      'if false then -- aftercall: enqueue-tasks.lua checked EXISTS before running this add',
+    ),
+  };
 }
 
 /** The add scripts aftercall's enqueue wraps: jobs with no delay, and delayed jobs (a reminder, a retry). */
@@ -178,6 +214,7 @@ export const BULLMQ_KEY_SUFFIXES = [
   'events',
   'meta',
   'marker',
+  'id',
 ] as const;
 export type BullmqKeySuffix = (typeof BULLMQ_KEY_SUFFIXES)[number];
 

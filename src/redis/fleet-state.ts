@@ -1,6 +1,6 @@
 /**
- * The fleet-wide state, read from Redis: tasks created (a counter the producers keep in
- * Redis), conversations by outcome and sentiment and their settled follow-ups
+ * The fleet-wide state, read from Redis: tasks created (BullMQ's job counter, which the
+ * producers' adds increment: bullmq-compat.ts), conversations by outcome and sentiment and their settled follow-ups
  * (conversation-settlement.ts), queue depth by state, dead-letter depth by reason, and the number of BullMQ
  * workers per queue. One pipelined round trip per type (each in its own slot), all sent
  * at once, plus CLIENT LIST on every primary (each of a cluster's masters), whatever the queue
@@ -41,6 +41,7 @@ export async function readFleetState(client: RedisClient, prefix: string): Promi
         .hgetall(keys.stats)
         .zcard(keys.failed)
         .hgetall(keys.deadLetterCounts)
+        .get(keys.id)
         .exec();
     }),
   );
@@ -57,7 +58,7 @@ export async function readFleetState(client: RedisClient, prefix: string): Promi
       if (error) throw error;
       return value;
     });
-    const [wait, paused, delayed, active, retrying, stats, failed, counts] = values as [
+    const [wait, paused, delayed, active, retrying, stats, failed, counts, created] = values as [
       number,
       number,
       number,
@@ -66,8 +67,9 @@ export async function readFleetState(client: RedisClient, prefix: string): Promi
       Record<string, string>,
       number,
       Record<string, string>,
+      string | null,
     ];
-    state.created[type] = Number(stats.created ?? 0);
+    state.created[type] = Number(created ?? 0);
     addConversationCounts(state.conversations, stats);
     state.jobs[type] = {
       waiting: wait + paused,

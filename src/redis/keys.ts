@@ -14,7 +14,8 @@
  *   aftercall:{send_email}:expiry                           expiry index: jobId by expiresAt
  *   aftercall:{send_email}:retrying                         jobs waiting for a retry (for metrics)
  *   aftercall:{send_email}:dead-letter-counts               dead-letter depth by reason
- *   aftercall:{send_email}:stats                            counters kept in Redis (created, conversations, settled)
+ *   aftercall:{send_email}:id                               BullMQ's job counter: the tasks created (bullmq-compat.ts)
+ *   aftercall:{send_email}:stats                            counters kept in Redis (conversations, settled)
  *   aftercall:{update_crm}:settle:<convId>                  a conversation's follow-up countdown (its anchor type's slot)
  *   aftercall:{schedule_reminder}:scope:<bookingId>         the booking's current reminder
  *   aftercall:{schedule_reminder}:conversation:<convId>     the reminder a conversation created
@@ -45,6 +46,8 @@ export interface TypeKeys {
   events: string;
   meta: string;
   marker: string;
+  /** BullMQ's job counter: its add increments it, so it counts the type's tasks created. */
+  id: string;
   expiry: string;
   retrying: string;
   deadLetterCounts: string;
@@ -76,6 +79,7 @@ export function typeKeys(prefix: string, type: string): TypeKeys {
     events: bullmq('events'),
     meta: bullmq('meta'),
     marker: bullmq('marker'),
+    id: bullmq('id'),
     expiry: `${base}expiry`,
     retrying: `${base}retrying`,
     deadLetterCounts: `${base}dead-letter-counts`,

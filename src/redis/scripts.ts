@@ -25,7 +25,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Command, type Cluster, type Redis } from 'ioredis';
-import { BULLMQ_ADD_SCRIPTS, bullmqScript, type BullmqAddScript } from './bullmq-compat.js';
+import { BULLMQ_ADD_SCRIPTS, embeddedAdd, type BullmqAddScript } from './bullmq-compat.js';
 import type { TypeKeys } from './keys.js';
 import type { StoredAttempt } from './attempt-history.js';
 
@@ -223,7 +223,7 @@ export function scriptSource(name: ScriptName): string {
         `${spec.file} embeds ${found.join(', ') || 'nothing'} at --- @bullmq-add, scripts.ts lists ${wanted}`,
       );
     body = body.replace(BULLMQ_ADD, (_line, name: BullmqAddScript) => {
-      const add = bullmqScript(name);
+      const add = embeddedAdd(name);
       return `local ${name} = { keys = ${add.keys}, run = function(KEYS, ARGV)\n${add.content}\nend }`;
     });
   }

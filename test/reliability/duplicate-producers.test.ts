@@ -100,7 +100,7 @@ describe('reliability: duplicate producers', () => {
     // one job per task in Redis: the producers' creation counters add up to the tasks
     let counted = 0;
     for (const type of new Set([...accepted.values()].map((task) => task.type))) {
-      counted += Number(await client.hget(typeKeys(prefix, type).stats, 'created'));
+      counted += Number(await client.get(typeKeys(prefix, type).id));
     }
     expect(counted).toBe(accepted.size);
 

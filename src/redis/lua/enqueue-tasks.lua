@@ -4,14 +4,16 @@
   Each task is enqueued atomically: BullMQ's own add script, for the job's kind (standard or
   delayed; see src/redis/bullmq-compat.ts), plus what aftercall keeps beside the job, in
   the task type's slot:
-  - the expiry-index entry, and the type's `created` counter;
+  - the expiry-index entry (the type's tasks created are counted by BullMQ's job counter,
+    which its add increments: bullmq-compat.ts);
   - for the conversation's anchor task (its first; conversation-settlement.ts): the
     conversation counted by outcome and sentiment, and its follow-up countdown started;
   - for a task already expired when planned: the move into the dead-letter store with
     reason `expired`, before any worker can see it;
   - for a scoped task (a reminder): its booking's record (includes/claimScope.lua), which
     may replace or remove the booking's previous reminder, or find this one outdated.
-  A job whose id exists already (a repeated outcome) is left as it is.
+  A job whose id exists already (a repeated outcome) is left as it is: checked once, here
+  (EXISTS); the embedded add's own duplicate check is turned off (bullmq-compat.ts).
 
   One call for several tasks pays a script call's own cost (the dispatch of its keys, the
   set-up of its functions, the options' decode) once: measured on Redis 7.0, five tasks in
@@ -27,7 +29,7 @@
     KEYS[1..n]  BullMQ's add script's own (wait, meta, marker, ...), as BullMQ computes them
     KEYS[n+1]   the job (hash)
     KEYS[n+2]   expiry index
-    KEYS[n+3]   stats hash (the `created` counter; conversations and settled counts)
+    KEYS[n+3]   stats hash (conversations and settled counts)
     KEYS[n+4]   this conversation's follow-up countdown (used by the anchor task only)
     only for a task already expired or scoped:
     KEYS[n+5]   wait list
@@ -119,7 +121,6 @@ local function enqueueOne(KEYS, ARGV, o, add)
   local added = add.run(KEYS, ARGV)
   if type(added) == "number" and added < 0 then return { "error", added } end
   rcall("ZADD", k.expiry, o.expiresAt, o.jobId)
-  rcall("HINCRBY", k.stats, "created", 1)
   if o.settle then
     local s = o.settle
     rcall("HINCRBY", k.stats, "conversations:" .. s.outcome .. ":" .. s.sentiment, 1)
