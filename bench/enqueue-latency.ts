@@ -244,7 +244,7 @@ export function enqueueReasons(e: Entry<EnqueueLatency>): Claim[] {
   const loaded = e.loadAverage ? Math.max(...e.loadAverage) > cpus().length : true;
   return supported([
     claim(
-      `Redis spends ${fmt(redis)} times five bare adds' time per call. One script call carries the outcome's five tasks (${fmt(scripts, 1)} calls per outcome; on a Redis Cluster, one per type) and runs for each BullMQ's own add and, in the same atomic step, the dedupe check, the expiry index, the creation counter, the conversation's countdown and, for the reminder, the booking's claim.`,
+      `Redis spends ${fmt(redis)} times five bare adds' time per call. One script call carries the outcome's five tasks (${fmt(scripts, 1)} calls per outcome; on a Redis Cluster, one per type) and runs for each BullMQ's own add (whose job counter counts the tasks created) and, in the same atomic step, the dedupe check (the add's own is turned off), the expiry index, the conversation's countdown and, for the reminder, the booking's claim.`,
       redis > 1.05 && scripts < 1.5,
       `Redis time ratio ${fmt(redis)}, ${fmt(scripts, 1)} script calls per outcome`,
     ),

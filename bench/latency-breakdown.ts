@@ -21,6 +21,12 @@
  * A slot's cycle is their sum (its next job's fetch starts at this job's finishedOn), so
  * concurrency / mean cycle is the throughput the slots could reach; the means are given.
  * Script calls per job: EVALSHA and EVAL calls over the round (`INFO commandstats`) / jobs.
+ *
+ * The round's start, apart: a round begins with all its jobs waiting, and BullMQ's worker
+ * fetches as many as its concurrency one by one before it starts any (Worker.mainLoop), so its
+ * first wave (the jobs moved to active before any job finished) starts together. `phases`
+ * gives a slot's mean cycle (finishedOn - processedOn, the segments' sum) over the round's
+ * first START_WAVES waves, by processedOn, and over the jobs after them.
  */
 import type { Redis } from 'ioredis';
 import { decodeKeyPart } from '../src/tasks/job-id.js';
@@ -40,6 +46,40 @@ export interface LatencyBreakdown {
   cycle: number;
   /** EVALSHA + EVAL calls per job over the round. */
   scriptCallsPerJob: number;
+  /** The round's start and the rest (absent in results from before 1 Dec 2026, evening). */
+  phases?: Phases;
+}
+
+/** How many waves count as the round's start. */
+export const START_WAVES = 3;
+
+export interface Phases {
+  /** Jobs moved to active before the round's first job finished: its first wave. */
+  wave: number;
+  /** Jobs in the round's first START_WAVES waves, and their mean cycle (ms). */
+  startJobs: number;
+  startCycle: number;
+  /** The jobs after them, and their mean cycle (ms). */
+  restJobs: number;
+  restCycle: number;
+}
+
+/** A slot's mean cycle over the round's first START_WAVES waves and over the rest, from [processedOn, finishedOn] per job. */
+export function phasesOf(jobs: readonly (readonly [number, number])[]): Phases | undefined {
+  if (jobs.length === 0) return undefined;
+  const sorted = [...jobs].sort((a, b) => a[0] - b[0]);
+  const firstFinish = Math.min(...sorted.map(([, finishedOn]) => finishedOn));
+  const wave = sorted.filter(([processedOn]) => processedOn < firstFinish).length;
+  const startJobs = Math.min(sorted.length, START_WAVES * Math.max(1, wave));
+  const cycle = (part: (readonly [number, number])[]) =>
+    part.length ? mean(part.map(([processedOn, finishedOn]) => finishedOn - processedOn)) : Number.NaN;
+  return {
+    wave,
+    startJobs,
+    startCycle: cycle(sorted.slice(0, startJobs)),
+    restJobs: sorted.length - startJobs,
+    restCycle: cycle(sorted.slice(startJobs)),
+  };
 }
 
 /** Script calls Redis has run so far (`INFO commandstats`). */
@@ -85,11 +125,13 @@ export async function breakdown({
     Segment,
     number[]
   >;
+  const moved: [number, number][] = [];
   jobs.forEach(([jobId, start, end], i) => {
     const [error, fields] = hashes[i] ?? [];
     const request = requests.get(decodeKeyPart(jobId));
     const [processedOn, finishedOn] = ((error ? [] : fields) as (string | null)[]).map(Number);
     if (!request || !processedOn || !finishedOn) return;
+    moved.push([processedOn, finishedOn]);
     segments.fetch.push(start - processedOn);
     segments.toRequest.push(request.arrived - start);
     segments.receiver.push(request.replied - request.arrived);
@@ -97,6 +139,7 @@ export async function breakdown({
     segments.toFinish.push(finishedOn - end);
   });
   const n = segments.fetch.length;
+  const phases = phasesOf(moved);
   const means = Object.fromEntries(SEGMENTS.map((s) => [s, n ? mean(segments[s]) : Number.NaN])) as Record<
     Segment,
     number
@@ -107,6 +150,7 @@ export async function breakdown({
     p99: Object.fromEntries(SEGMENTS.map((s) => [s, n ? p99(segments[s]) : Number.NaN])) as Record<Segment, number>,
     cycle: SEGMENTS.reduce((sum, s) => sum + means[s], 0),
     scriptCallsPerJob: jobs.length ? scriptCallsDelta / jobs.length : Number.NaN,
+    ...(phases && { phases }),
   };
 }
 
@@ -119,7 +163,18 @@ export function medianBreakdown(rounds: LatencyBreakdown[]): LatencyBreakdown {
   };
   const pick = (get: (round: LatencyBreakdown) => number) => median(rounds.map(get));
   const meanBy = Object.fromEntries(SEGMENTS.map((s) => [s, pick((r) => r.mean[s])])) as Record<Segment, number>;
+  const phased = rounds.flatMap((round) => (round.phases ? [round.phases] : []));
+  const phase = (get: (phases: Phases) => number) => median(phased.map(get));
   return {
+    ...(phased.length && {
+      phases: {
+        wave: phase((p) => p.wave),
+        startJobs: phase((p) => p.startJobs),
+        startCycle: phase((p) => p.startCycle),
+        restJobs: phase((p) => p.restJobs),
+        restCycle: phase((p) => p.restCycle),
+      },
+    }),
     jobs: pick((r) => r.jobs),
     mean: meanBy,
     p99: Object.fromEntries(SEGMENTS.map((s) => [s, pick((r) => r.p99[s])])) as Record<Segment, number>,

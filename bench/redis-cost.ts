@@ -296,7 +296,7 @@ function report(c: Entry<RedisCost>): string[] {
     `Top-level calls by command: backlog aftercall ${byCommand('ours', 'backlog')}; raw ${byCommand('raw', 'backlog')}. Trickle aftercall`,
     `${byCommand('ours', 'trickle')}; raw ${byCommand('raw', 'trickle')}. Largest ratio ${fmt(c.worstRatio)} (${verdict(c.goal, 'goal ≤ 1.5')}).`,
     '',
-    "aftercall's enqueue is one script, like `Queue.add`, that also writes the expiry index and the `created` counter (the extra",
+    "aftercall's enqueue is one script, like `Queue.add`, that also writes the expiry index and the conversation's counts (the extra",
     'commands inside scripts); processing runs BullMQ\'s own scripts. "Destination policy on" delivers for real through the',
     'webhook router with a rate limit configured far above the load (`CRM_WEBHOOK_RATE_LIMIT=1000000/s`): each delivery asks',
     'its destination first (one script call), and successes are recorded in batches of up to 1 s per process (failures at once). In the',

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { BENCHMARKS } from '../bench/benchmarks.js';
 import { ioReasons, type IoConcurrency } from '../bench/io-concurrency.js';
+import { phasesOf, SEGMENTS, type LatencyBreakdown, type Phases } from '../bench/latency-breakdown.js';
 import type { Entry } from '../bench/lib.js';
 import { claim, ContradictedReasonError, reasonParagraph } from '../bench/reasons.js';
 import { renderReport, type Results } from '../bench/report.js';
@@ -55,6 +56,43 @@ describe('reasons follow from the figures', () => {
     expect(busy).toMatch(/ran short of CPU: busy 95 %/);
     expect(busy).toMatch(/The machine was full/);
     expect(busy).not.toMatch(/not the worker's CPU/);
+  });
+
+  it("tells a round's start from the pace after it: the first wave is the jobs fetched before any finished", () => {
+    // 4 slots: a first wave of 4 moved to active at 0..3 ms, each job 110 ms, then 100 ms cycles.
+    const jobs: [number, number][] = [];
+    for (let slot = 0; slot < 4; slot += 1) {
+      let at = slot;
+      for (let cycle = 0; cycle < 6; cycle += 1) {
+        const length = cycle < 3 ? 110 : 100;
+        jobs.push([at, at + length]);
+        at += length;
+      }
+    }
+    expect(phasesOf(jobs)).toEqual({ wave: 4, startJobs: 12, startCycle: 110, restJobs: 12, restCycle: 100 });
+    expect(phasesOf([])).toBeUndefined();
+  });
+
+  it("says the round's start made the difference only when the pace after it met 95 %", () => {
+    const breakdown = (phases: Phases): LatencyBreakdown => {
+      const mean = Object.fromEntries(
+        SEGMENTS.map((s) => [s, s === 'receiver' ? 100.5 : 2]),
+      ) as LatencyBreakdown['mean'];
+      return { jobs: 3000, mean, p99: mean, cycle: 108.5, scriptCallsPerJob: 1, phases };
+    };
+    const withPhases = (restCycle: number) => {
+      const io = ioResult(0.3, 0.4);
+      io.ours.breakdown = breakdown({ wave: 100, startJobs: 300, startCycle: 125, restJobs: 2700, restCycle });
+      io.raw.breakdown = breakdown({ wave: 100, startJobs: 300, startCycle: 140, restJobs: 2700, restCycle: 115 });
+      return reasonParagraph('Why missed.', ioReasons(io)).join(' ');
+    };
+    const fast = withPhases(104.2);
+    expect(fast).toMatch(/first 100 jobs one by one before it starts any/);
+    expect(fast).toMatch(/the round's start made the difference/);
+    expect(fast).not.toMatch(/not the whole of the gap/);
+    const slow = withPhases(107.9);
+    expect(slow).toMatch(/\(107\.9 ms\): the start is not the whole of the gap/);
+    expect(slow).not.toMatch(/made the difference/);
   });
 
   it('the committed results render into the committed docs/PERFORMANCE.md, reasons included', () => {
