@@ -21,7 +21,8 @@
  * A third side, "with the destination policy", is aftercall delivering for real through
  * the webhook router to a local receiver, with a rate limit configured far above the load
  * (CRM_WEBHOOK_RATE_LIMIT=1000000/s): every delivery asks its destination first (one script
- * call), and results are recorded in batches. It shows what the policy costs in Redis when
+ * call per process in flight, for the jobs that started while the previous one was out), and
+ * results are recorded in batches. It shows what the policy costs in Redis when
  * nothing has to wait.
  */
 import type { Redis } from 'ioredis';
@@ -299,7 +300,8 @@ function report(c: Entry<RedisCost>): string[] {
     "aftercall's enqueue is one script, like `Queue.add`, that also writes the expiry index and the conversation's counts (the extra",
     'commands inside scripts); processing runs BullMQ\'s own scripts. "Destination policy on" delivers for real through the',
     'webhook router with a rate limit configured far above the load (`CRM_WEBHOOK_RATE_LIMIT=1000000/s`): each delivery asks',
-    'its destination first (one script call), and successes are recorded in batches of up to 1 s per process (failures at once). In the',
+    'its destination first (one script call in flight per process: the jobs that start while it is out are asked for together in',
+    'the next), and successes are recorded in batches of up to 1 s per process (failures at once). In the',
     'trickle scenario the blocking waits for the',
     'next job (BZPOPMIN on the marker) and the fetch of an empty queue vary with timing on either side.',
     '',

@@ -8,7 +8,7 @@ import { Redis } from 'ioredis';
 import { Webhook } from 'standardwebhooks';
 import { createProducer, type Producer } from '../src/producer/producer.js';
 import { createDestinationPolicy } from '../src/delivery/destination-policy.js';
-import { createDestinationStore, type DestinationStore } from '../src/redis/destination-store.js';
+import { createDestinationStore, destinationKeys, type DestinationStore } from '../src/redis/destination-store.js';
 import { DeadLetterQueue } from '../src/redis/dead-letter-queue.js';
 import { conversationStatus } from '../src/ops/status.js';
 import { startWorker, type FleetWorker } from '../src/worker/worker.js';
@@ -492,6 +492,7 @@ describe('trusting a closed destination for a moment (trustClosedMs)', () => {
     cleanups.push(() => policy.close());
     const gate = () => policy.acquire('webhook:update_crm', `job-${Math.random()}`, now + HOUR);
     return {
+      prefix,
       store,
       policy,
       gate,
@@ -532,13 +533,13 @@ describe('trusting a closed destination for a moment (trustClosedMs)', () => {
 
   it('jobs starting while the question is in flight share its answer: one script call for a burst', async () => {
     const p = await trusting('trust-burst');
-    // The real store, counting the questions the policy asks it.
+    // The real store, counting the calls the policy makes to ask it.
     let asked = 0;
     const counting = {
       ...p.store,
-      acquire: (...args: Parameters<typeof p.store.acquire>) => {
+      acquireMany: (...args: Parameters<typeof p.store.acquireMany>) => {
         asked += 1;
-        return p.store.acquire(...args);
+        return p.store.acquireMany(...args);
       },
     };
     const policy = createDestinationPolicy({
@@ -553,13 +554,47 @@ describe('trusting a closed destination for a moment (trustClosedMs)', () => {
     );
     expect(gates.every((gate) => gate.go)).toBe(true);
     expect(asked).toBe(1);
-    // Without trust, each job asks.
+    // Without trust, each job is asked for: the first at once, those starting while its call is in flight in the next.
     const plain = createDestinationPolicy({ store: counting, defaultHoldMs: 1_000, deliveryTimeoutMs: 1_000 });
     asked = 0;
-    await Promise.all(
+    const plainGates = await Promise.all(
       Array.from({ length: 5 }, (_, i) => plain.acquire('webhook:update_crm', `job-${i}`, Date.now() + HOUR)),
     );
-    expect(asked).toBe(5);
+    expect(plainGates.every((gate) => gate.go)).toBe(true);
+    expect(asked).toBe(2);
+  });
+
+  it('asks for the jobs that start while its call is in flight in one call, each answered as by a call of its own', async () => {
+    // 100/s: at most 10 grants in any 100 ms (the spreading rule), so of 20 jobs at once 10 go and 10 wait their turns.
+    const limits = { 'webhook:update_crm': { limit: 100, periodMs: 1_000 } };
+    const calls: number[] = [];
+    const p = await trusting('batch-limit', limits, (real) => ({
+      ...real,
+      acquireMany: (...args: Parameters<typeof real.acquireMany>) => {
+        calls.push(args[2].length);
+        return real.acquireMany(...args);
+      },
+    }));
+    const together = await Promise.all(Array.from({ length: 20 }, () => p.gate()));
+    expect(calls).toEqual([1, 19]);
+    // The same 20 jobs asked one after another, a call each, at the same moment on a destination of their own.
+    const q = await trusting('batch-limit-alone', limits);
+    const alone = [];
+    for (let i = 0; i < 20; i += 1) alone.push(await q.gate());
+    const outcome = (gate: (typeof together)[number]) =>
+      gate.go ? 'go' : `${gate.reason} ${'waitMs' in gate ? gate.waitMs : 'expired'}`;
+    expect(together.map(outcome)).toEqual(alone.map(outcome));
+    expect(together.filter((gate) => gate.go)).toHaveLength(10);
+    for (const gate of together.filter((gate) => !gate.go))
+      expect(gate).toMatchObject({ reason: 'rate_limit', expire: false });
+    // Redis kept 10 grants and 10 turns, as the calls of their own left it.
+    for (const [prefix, other] of [[p.prefix, q.prefix]]) {
+      const [, grants, , queue] = destinationKeys(prefix!, 'webhook:update_crm');
+      const [, otherGrants, , otherQueue] = destinationKeys(other!, 'webhook:update_crm');
+      expect(await client.zcard(grants)).toBe(10);
+      expect(await client.zcard(otherGrants)).toBe(10);
+      expect(await client.zcard(queue)).toBe(await client.zcard(otherQueue));
+    }
   });
 
   /** A trusting policy over the real store, counting its questions (acquire) and renewals (reads). */
@@ -568,9 +603,9 @@ describe('trusting a closed destination for a moment (trustClosedMs)', () => {
     let renewed: Promise<boolean> = Promise.resolve(false);
     const p = await trusting(name, undefined, (real) => ({
       ...real,
-      acquire: (...args: Parameters<typeof real.acquire>) => {
+      acquireMany: (...args: Parameters<typeof real.acquireMany>) => {
         calls.acquire += 1;
-        return real.acquire(...args);
+        return real.acquireMany(...args);
       },
       closedUnlimited: (...args: Parameters<typeof real.closedUnlimited>) => {
         calls.renew += 1;

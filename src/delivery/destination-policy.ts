@@ -2,8 +2,11 @@
  * The destination policy: how the fleet protects a destination, and how a job waits
  * for one, using its time (its expiry), never its attempts.
  *
- * Before each delivery the job asks `acquire` (one Redis round trip, shared by every
- * worker process through the destination's keys):
+ * Before each delivery the job asks `acquire` (a Redis round trip; the destination's keys
+ * are shared by every worker process). A process keeps one call in flight per destination:
+ * the jobs that start meanwhile are asked for together in the next call, and Redis answers
+ * each in turn as it would a call of its own (a backlog's deliveries with a limit far above
+ * their rate: 1.02 top-level calls per task became 0.08, docs/PERFORMANCE.md "Redis cost"):
  *   - closed, under its rate limits: go;
  *   - closed, at a limit: a slot is reserved for the job at the next free time, and the
  *     job waits until then (BullMQ delays it: no attempt is used, and jobs of the same
@@ -45,7 +48,7 @@
  * behind it. The trust never rests on a read older than `trustClosedMs`.
  */
 import { formatDuration, toIso, type Clock } from '../contract/time.js';
-import type { AcquireReply, DestinationState, DestinationStore } from '../redis/destination-store.js';
+import type { AcquireJob, AcquireReply, DestinationState, DestinationStore } from '../redis/destination-store.js';
 import { formatRateLimit, type RateLimit } from './rate-limit.js';
 
 export interface CircuitSettings {
@@ -99,6 +102,21 @@ export interface DestinationPolicyOptions {
   random?: () => number;
   onTransition?: (destination: string, to: DestinationState) => void;
   onError?: (error: Error) => void;
+}
+
+/** A job's question, waiting for the destination's next call (the policy's `question`). */
+interface Waiting {
+  job: AcquireJob;
+  resolve: (answer: Answer) => void;
+  reject: (error: unknown) => void;
+}
+
+/** Redis' answer to one job, with the call's `now` and margin, and whether a limit applied. */
+interface Answer {
+  reply: AcquireReply;
+  now: number;
+  marginMs: number;
+  limited: boolean;
 }
 
 /** Grants a delivery may give back for being acted on too late, before it uses the next. */
@@ -164,6 +182,53 @@ export function createDestinationPolicy(options: DestinationPolicyOptions): Dest
         (error: unknown) => options.onError?.(error as Error),
       )
       .finally(() => renewing.delete(destination));
+  };
+  // Questions go one call at a time per destination and process: the jobs that ask while a
+  // call is in flight are asked for together in the next (acquireMany), each answered as by
+  // a call of its own. A busy process asks once per round trip rather than once per job; an
+  // idle one asks at once, as before. The shared options (`now`, limits, margin) are taken
+  // when the call is sent: a grant's time is when it was asked for, not when its job queued.
+  const waiting = new Map<string, Waiting[]>();
+  const calling = new Set<string>();
+  const question = (destination: string, job: AcquireJob) =>
+    new Promise<Answer>((resolve, reject) => {
+      const queued = waiting.get(destination);
+      if (queued) queued.push({ job, resolve, reject });
+      else waiting.set(destination, [{ job, resolve, reject }]);
+      if (!calling.has(destination)) void sendQuestions(destination);
+    });
+  const sendQuestions = async (destination: string) => {
+    const asked = waiting.get(destination);
+    if (!asked) return;
+    waiting.delete(destination);
+    calling.add(destination);
+    const now = clock();
+    const limits = limitsOf(destination);
+    const longest = Math.max(0, ...limits.map(([, periodMs]) => periodMs));
+    const marginMs = Math.max(30, Math.round(longest * 0.03));
+    const stated = learned.get(destination);
+    try {
+      const replies = await store.acquireMany(
+        destination,
+        {
+          now,
+          limits,
+          marginMs,
+          probeLeaseMs: options.deliveryTimeoutMs + 5_000,
+          pollMs,
+          ...(stated && { stated: [stated.limit, stated.periodMs] as [number, number] }),
+        },
+        asked.map((entry) => entry.job),
+      );
+      asked.forEach((entry, index) =>
+        entry.resolve({ reply: replies[index]!, now, marginMs, limited: limits.length > 0 }),
+      );
+    } catch (error) {
+      for (const entry of asked) entry.reject(error);
+    } finally {
+      calling.delete(destination);
+      if (waiting.has(destination)) void sendQuestions(destination);
+    }
   };
   const pending = new Map<string, { calls: number; failures: number }>();
   let timer: NodeJS.Timeout | undefined;
@@ -312,44 +377,28 @@ export function createDestinationPolicy(options: DestinationPolicyOptions): Dest
     }
     const shared = asking.get(destination);
     if (shared && (await shared)) return { go: true, probe: false };
-    const now = clock();
     const generation = distrusted.get(destination) ?? 0;
     const limits = limitsOf(destination);
-    const longest = Math.max(0, ...limits.map(([, periodMs]) => periodMs));
-    const marginMs = Math.max(30, Math.round(longest * 0.03));
-    const stated = learned.get(destination);
-    const asked = store.acquire(destination, {
-      now,
-      job: jobId,
-      limits,
-      marginMs,
-      deadline,
-      probeLeaseMs: options.deliveryTimeoutMs + 5_000,
-      pollMs,
-      ...(stated && { stated: [stated.limit, stated.periodMs] as [number, number] }),
-      ...(release !== undefined && { release }),
-    });
+    const asked = question(destination, { job: jobId, deadline, ...(release !== undefined && { release }) });
     // Closed and unlimited: go without asking, for a moment. A limit another process
     // learned from the destination (reply.stated) makes it limited for this one too.
     const unlimitedGo = (reply: AcquireReply) => reply.code === 0 && reply.state === 'closed' && !reply.stated;
     if (trustClosedMs > 0 && !limits.length && !asking.has(destination)) {
-      const closed = asked.then(unlimitedGo, () => false);
+      const closed = asked.then(
+        ({ reply }) => unlimitedGo(reply),
+        () => false,
+      );
       asking.set(destination, closed);
       void closed.then(() => {
         if (asking.get(destination) === closed) asking.delete(destination);
       });
     }
-    const reply = await asked;
+    const { reply, now, marginMs, limited } = await asked;
     void store.register(destination).catch((error) => options.onError?.(error as Error));
     transitioned(destination, reply.transition, reply.state);
     // The fleet's stated limit, learned by another process: adopted here too.
-    if (reply.stated && !stated) policy.learn(destination, reply.stated);
-    if (
-      unlimitedGo(reply) &&
-      !limits.length &&
-      trustClosedMs > 0 &&
-      (distrusted.get(destination) ?? 0) === generation
-    ) {
+    if (reply.stated && !learned.has(destination)) policy.learn(destination, reply.stated);
+    if (unlimitedGo(reply) && !limited && trustClosedMs > 0 && (distrusted.get(destination) ?? 0) === generation) {
       closedUntil.set(destination, now + trustClosedMs);
     }
     // A rate-limit grant acted on too late is not used. The reply waited for this process
@@ -357,7 +406,7 @@ export function createDestinationPolicy(options: DestinationPolicyOptions): Dest
     // destination more than the margin after its grant, in one window with requests
     // granted a window later (measured: 4 in one second of a 3/s limit, beside a CPU-bound
     // load). The grant is given back in the next question, at most twice per delivery.
-    if (reply.code === 0 && (limits.length > 0 || reply.stated) && late < MAX_LATE_GRANTS && clock() - now > marginMs) {
+    if (reply.code === 0 && (limited || reply.stated) && late < MAX_LATE_GRANTS && clock() - now > marginMs) {
       return ask(destination, jobId, deadline, now, late + 1);
     }
     switch (reply.code) {

@@ -83,6 +83,16 @@ export interface AcquireOptions {
   release?: number;
 }
 
+/** One job of a batched question (acquireMany): its own part of AcquireOptions. */
+export interface AcquireJob {
+  job: string;
+  deadline: number;
+  release?: number;
+}
+
+/** What the jobs of one batched question share: every option but the job's own. */
+export type AcquireShared = Omit<AcquireOptions, keyof AcquireJob>;
+
 export interface RecordOptions {
   now: number;
   calls: number;
@@ -129,6 +139,11 @@ function call<T>(client: RedisClient, command: Command, keys: string[], options:
 
 export interface DestinationStore {
   acquire(destination: string, options: AcquireOptions): Promise<AcquireReply>;
+  /**
+   * The question for several jobs in one call: Redis answers each in turn, in order, exactly
+   * as separate calls at the same `now` would be answered (a grant counts for the next).
+   */
+  acquireMany(destination: string, shared: AcquireShared, jobs: readonly AcquireJob[]): Promise<AcquireReply[]>;
   record(destination: string, options: RecordOptions): Promise<{ state: DestinationState; transition: string }>;
   set(destination: string, options: SetOptions): Promise<{ state: DestinationState; transition: string }>;
   /** Remembers the destination for `circuit list` (once per process and destination). */
@@ -146,11 +161,20 @@ export interface DestinationStore {
 export function createDestinationStore(client: RedisClient, prefix: string): DestinationStore {
   const registered = new Set<string>();
   return {
-    async acquire(destination, options) {
-      const [code, ms, state, since, until, reason, transition, stated] = await call<
-        [number, number, string, string, string, string, string, string]
-      >(client, 'aftercall_destinationAcquire', destinationKeys(prefix, destination), options);
-      return {
+    async acquire(destination, { job, deadline, release, ...shared }) {
+      const [reply] = await this.acquireMany(destination, shared, [
+        { job, deadline, ...(release !== undefined && { release }) },
+      ]);
+      return reply!;
+    },
+    async acquireMany(destination, shared, jobs) {
+      const replies = await call<[number, number, string, string, string, string, string, string][]>(
+        client,
+        'aftercall_destinationAcquire',
+        destinationKeys(prefix, destination),
+        { ...shared, jobs },
+      );
+      return replies.map(([code, ms, state, since, until, reason, transition, stated]) => ({
         code: code as AcquireCode,
         ms,
         state: state as DestinationState,
@@ -159,7 +183,7 @@ export function createDestinationStore(client: RedisClient, prefix: string): Des
         reason,
         transition: transition as DestinationState | '',
         stated: parseStated(stated),
-      };
+      }));
     },
     async record(destination, options) {
       const [state, transition] = await call<[string, string]>(
