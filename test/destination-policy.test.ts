@@ -595,6 +595,26 @@ describe('trusting a closed destination for a moment (trustClosedMs)', () => {
       expect(await client.zcard(otherGrants)).toBe(10);
       expect(await client.zcard(queue)).toBe(await client.zcard(otherQueue));
     }
+    // Saturated (jobs were told to wait): for a period, each job is asked for on its own, so a
+    // granted job's request is not held up behind the waits answered with it.
+    calls.length = 0;
+    await Promise.all(Array.from({ length: 4 }, () => p.gate()));
+    expect(calls).toEqual([1, 1, 1, 1]);
+    p.advance(1_100);
+    calls.length = 0;
+    await Promise.all(Array.from({ length: 4 }, () => p.gate()));
+    expect(calls).toEqual([1, 3]);
+    // A limit under 100 per period is always asked for job by job.
+    const low: number[] = [];
+    const r = await trusting('batch-low', { 'webhook:update_crm': { limit: 99, periodMs: 1_000 } }, (real) => ({
+      ...real,
+      acquireMany: (...args: Parameters<typeof real.acquireMany>) => {
+        low.push(args[2].length);
+        return real.acquireMany(...args);
+      },
+    }));
+    await Promise.all(Array.from({ length: 3 }, () => r.gate()));
+    expect(low).toEqual([1, 1, 1]);
   });
 
   /** A trusting policy over the real store, counting its questions (acquire) and renewals (reads). */
