@@ -244,9 +244,9 @@ export function createDestinationPolicy(options: DestinationPolicyOptions): Dest
         asked.map((entry) => entry.job),
       );
       if (replies.some((reply) => reply.code === 2 || reply.code === 4)) saturatedUntil.set(destination, now + longest);
-      asked.forEach((entry, index) =>
-        entry.resolve({ reply: replies[index]!, now, marginMs, limited: limits.length > 0 }),
-      );
+      for (const [index, entry] of asked.entries()) {
+        entry.resolve({ reply: replies[index]!, now, marginMs, limited: limits.length > 0 });
+      }
     } catch (error) {
       for (const entry of asked) entry.reject(error);
     } finally {
