@@ -138,9 +138,8 @@ function call<T>(client: RedisClient, command: Command, keys: string[], options:
 }
 
 export interface DestinationStore {
-  acquire(destination: string, options: AcquireOptions): Promise<AcquireReply>;
   /**
-   * The question for several jobs in one call: Redis answers each in turn, in order, exactly
+   * The question for one job or several in one call: Redis answers each in turn, in order, exactly
    * as separate calls at the same `now` would be answered (a grant counts for the next).
    */
   acquireMany(destination: string, shared: AcquireShared, jobs: readonly AcquireJob[]): Promise<AcquireReply[]>;
@@ -161,12 +160,6 @@ export interface DestinationStore {
 export function createDestinationStore(client: RedisClient, prefix: string): DestinationStore {
   const registered = new Set<string>();
   return {
-    async acquire(destination, { job, deadline, release, ...shared }) {
-      const [reply] = await this.acquireMany(destination, shared, [
-        { job, deadline, ...(release !== undefined && { release }) },
-      ]);
-      return reply!;
-    },
     async acquireMany(destination, shared, jobs) {
       const replies = await call<[number, number, string, string, string, string, string, string][]>(
         client,
